@@ -1,0 +1,247 @@
+//! Owned packet buffers and fixed-size batches of them.
+//!
+//! An [`Mbuf`] is one single-owner DPDK packet buffer: dropping it returns it to its pool, sending it
+//! hands it to the driver. Its data is a byte slice; header space is added in front (`prepend`) or
+//! removed (`adj`) without copying the packet.
+
+use std::ptr::NonNull;
+
+use crate::sys;
+
+/// The number of packets a worker receives and sends at a time.
+pub const BURST: usize = 32;
+
+/// One packet buffer, owned.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: an Mbuf is the only reference to its rte_mbuf (single owner), and freeing it to its
+// mempool is thread-safe, so it may move between threads.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Take ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `m` must point to a valid mbuf that nothing else owns or will free.
+    pub(crate) unsafe fn from_raw(m: NonNull<sys::rte_mbuf>) -> Mbuf {
+        Mbuf(m)
+    }
+
+    #[inline]
+    fn raw(&self) -> &sys::rte_mbuf {
+        // SAFETY: self owns a valid mbuf for as long as it lives.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The packet's bytes (first segment).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr + data_off is the start of data_len initialised bytes inside the mbuf's
+        // buffer, which self owns; the slice borrows self so it cannot outlive it.
+        unsafe { std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize) }
+    }
+
+    /// The packet's bytes (first segment), writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw();
+        let (addr, off, len) = (m.buf_addr as *mut u8, m.data_off as usize, m.data_len as usize);
+        // SAFETY: as in `data`; &mut self guarantees the only access.
+        unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
+    }
+
+    /// Bytes of data in the first segment.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.raw().data_len as usize
+    }
+
+    /// Whether the first segment holds no data.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of the whole packet, all segments.
+    #[inline]
+    pub fn pkt_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    /// Whether the packet is in one segment (the pipeline handles only those).
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        self.raw().nb_segs == 1
+    }
+
+    /// Free bytes in front of the data.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        self.raw().data_off as usize
+    }
+
+    /// Free bytes after the data.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        let m = self.raw();
+        m.buf_len as usize - m.data_off as usize - m.data_len as usize
+    }
+
+    /// The port the packet was received on.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// The RSS hash the NIC computed, 0 where none.
+    #[inline]
+    pub fn rss_hash(&self) -> u32 {
+        // SAFETY: `hash` is a union of plain integers; reading `rss` reads initialised bytes.
+        unsafe { self.raw().__bindgen_anon_2.hash.rss }
+    }
+
+    /// Grow the data by `n` bytes in front; false (and unchanged) if the headroom is too small.
+    #[inline]
+    pub fn prepend(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else { return false };
+        // SAFETY: self owns a valid mbuf; rte_pktmbuf_prepend checks the headroom itself.
+        !unsafe { sys::ag_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
+    }
+
+    /// Remove `n` bytes from the front; false (and unchanged) if the packet is shorter.
+    #[inline]
+    pub fn adj(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else { return false };
+        // SAFETY: self owns a valid mbuf; rte_pktmbuf_adj checks the length itself.
+        !unsafe { sys::ag_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+    }
+
+    /// Grow the data by `n` bytes at the end (uninitialised content is whatever the buffer held);
+    /// false (and unchanged) if the tailroom is too small.
+    #[inline]
+    pub fn append(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else { return false };
+        // SAFETY: self owns a valid mbuf; rte_pktmbuf_append checks the tailroom itself.
+        !unsafe { sys::ag_pktmbuf_append(self.0.as_ptr(), n) }.is_null()
+    }
+
+    /// Remove `n` bytes from the end; false (and unchanged) if the packet is shorter.
+    #[inline]
+    pub fn trim(&mut self, n: usize) -> bool {
+        let Ok(n) = u16::try_from(n) else { return false };
+        // SAFETY: self owns a valid mbuf; rte_pktmbuf_trim checks the length itself.
+        unsafe { sys::ag_pktmbuf_trim(self.0.as_ptr(), n) == 0 }
+    }
+
+    /// Give up ownership without freeing (the driver now owns it).
+    #[inline]
+    pub(crate) fn into_raw(self) -> *mut sys::rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: self is the only owner of a valid mbuf, freed exactly once here.
+        unsafe { sys::ag_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+/// Up to [`BURST`] mbufs, as DPDK's burst calls read and write them.
+#[derive(Debug)]
+pub struct MbufBatch {
+    // Option<Mbuf> has the layout of a nullable `*mut rte_mbuf` (Mbuf is a transparent NonNull),
+    // so this array is the `struct rte_mbuf **` of rx/tx burst.
+    slots: [Option<Mbuf>; BURST],
+    len: usize,
+}
+
+impl Default for MbufBatch {
+    fn default() -> Self {
+        MbufBatch::new()
+    }
+}
+
+impl MbufBatch {
+    /// An empty batch.
+    pub const fn new() -> MbufBatch {
+        MbufBatch { slots: [const { None }; BURST], len: 0 }
+    }
+
+    /// Mbufs in the batch.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch holds none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the batch holds [`BURST`].
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == BURST
+    }
+
+    /// Add an mbuf; gives it back when the batch is full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == BURST {
+            return Err(m);
+        }
+        self.slots[self.len] = Some(m);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Take the mbufs out in order, leaving the batch empty.
+    #[inline]
+    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        let len = std::mem::replace(&mut self.len, 0);
+        self.slots[..len].iter_mut().filter_map(Option::take)
+    }
+
+    /// The mbufs, in order.
+    #[inline]
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Mbuf> + '_ {
+        self.slots[..self.len].iter_mut().flatten()
+    }
+
+    /// Fill the empty batch from an rx queue; returns how many arrived.
+    #[inline]
+    pub(crate) fn fill_from(&mut self, receive: impl FnOnce(*mut *mut sys::rte_mbuf, u16) -> u16) -> usize {
+        debug_assert!(self.is_empty());
+        let free = (BURST - self.len) as u16;
+        let ptr = self.slots[self.len..].as_mut_ptr() as *mut *mut sys::rte_mbuf;
+        let n = receive(ptr, free) as usize;
+        self.len += n.min(free as usize);
+        n
+    }
+
+    /// Hand the batch to a tx queue; the driver takes the first `sent` it accepts, the rest stay in
+    /// the batch, moved to its front. Returns how many were sent.
+    #[inline]
+    pub(crate) fn send_with(&mut self, send: impl FnOnce(*mut *mut sys::rte_mbuf, u16) -> u16) -> usize {
+        let len = self.len;
+        let ptr = self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf;
+        let sent = (send(ptr, len as u16) as usize).min(len);
+        // The driver owns the first `sent` now: forget them without freeing.
+        for slot in &mut self.slots[..sent] {
+            if let Some(m) = slot.take() {
+                m.into_raw();
+            }
+        }
+        self.slots[..len].rotate_left(sent);
+        self.len = len - sent;
+        sent
+    }
+}

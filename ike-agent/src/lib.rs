@@ -1,0 +1,7 @@
+//! IKEv2 (RFC 7296) for anygate, as a library without I/O: the message codec, the crypto suites,
+//! the responder's state machine and an initiator for tests and load generation.
+//!
+//! Nothing here reads a clock or a socket: time and datagrams are arguments, and what is to be
+//! sent or installed is polled out. The responder is built in the IPsec issues; this crate holds
+//! its place in the workspace until then.
+#![forbid(unsafe_code)]

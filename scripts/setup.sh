@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what anygate needs to build, test and run its demo on Debian 12, and reserves hugepages.
+# Idempotent: a second run changes nothing. Needs root.
+set -euo pipefail
+
+packages=(
+  # DPDK 22.11 (the EAL, PMDs as plugins, testpmd) and what bindgen needs to read its headers
+  dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev
+  # independent packet reference and capture tools for the tests
+  python3-scapy tshark tcpdump
+  # network namespaces, ping and TCP for the demo and interop tests
+  iproute2 iputils-ping netcat-openbsd procps
+  # the demo's GRE customer router (Open vSwitch userspace datapath)
+  openvswitch-switch
+  # the IPsec customer router of the interop tests (userspace ESP through kernel-libipsec)
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins
+  libstrongswan-extra-plugins libstrongswan-standard-plugins
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # openvswitch-switch and strongSwan start services through invoke-rc.d; nothing here runs them as
+  # services (the scripts start their own daemons inside namespaces), so keep package installs from
+  # starting them.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+# cargo-fuzz needs a nightly toolchain only when the fuzz targets are built; the tests run them briefly.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install --quiet --locked cargo-fuzz
+fi
+
+# 2 MiB hugepages for the DPDK mempools (the EAL runs --in-memory, so nothing needs mounting).
+want=${ANYGATE_HUGEPAGES:-1024}
+have=$(cat /proc/sys/vm/nr_hugepages)
+if [ "$have" -lt "$want" ]; then
+  echo "$want" > /proc/sys/vm/nr_hugepages
+fi
+echo "setup: packages present, $(cat /proc/sys/vm/nr_hugepages) hugepages"
