@@ -25,26 +25,6 @@ void ag_pktmbuf_free(struct rte_mbuf *m)
 	rte_pktmbuf_free(m);
 }
 
-char *ag_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_prepend(m, len);
-}
-
-char *ag_pktmbuf_append(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_append(m, len);
-}
-
-char *ag_pktmbuf_adj(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_adj(m, len);
-}
-
-int ag_pktmbuf_trim(struct rte_mbuf *m, uint16_t len)
-{
-	return rte_pktmbuf_trim(m, len);
-}
-
 unsigned int ag_lcore_id(void)
 {
 	return rte_lcore_id();

@@ -21,10 +21,6 @@ uint16_t ag_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint
 struct rte_mbuf *ag_pktmbuf_alloc(struct rte_mempool *mp);
 int ag_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int n);
 void ag_pktmbuf_free(struct rte_mbuf *m);
-char *ag_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);
-char *ag_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
-char *ag_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
-int ag_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 unsigned int ag_lcore_id(void);
 uint64_t ag_rdtsc(void);
 int ag_errno(void);

@@ -103,37 +103,64 @@ impl Mbuf {
         unsafe { self.raw().__bindgen_anon_2.hash.rss }
     }
 
+    #[inline]
+    fn raw_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: self owns a valid mbuf; &mut self guarantees the only access.
+        unsafe { self.0.as_mut() }
+    }
+
+    // The four length operations below are DPDK's rte_pktmbuf_prepend/adj/append/trim for a
+    // single-segment mbuf, written here so that the fast path makes no call into C per packet.
+
     /// Grow the data by `n` bytes in front; false (and unchanged) if the headroom is too small.
     #[inline]
     pub fn prepend(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; rte_pktmbuf_prepend checks the headroom itself.
-        !unsafe { sys::ag_pktmbuf_prepend(self.0.as_ptr(), n) }.is_null()
+        let m = self.raw_mut();
+        if n > m.data_off as usize || m.nb_segs != 1 {
+            return false;
+        }
+        m.data_off -= n as u16;
+        m.data_len += n as u16;
+        m.pkt_len += n as u32;
+        true
     }
 
     /// Remove `n` bytes from the front; false (and unchanged) if the packet is shorter.
     #[inline]
     pub fn adj(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; rte_pktmbuf_adj checks the length itself.
-        !unsafe { sys::ag_pktmbuf_adj(self.0.as_ptr(), n) }.is_null()
+        let m = self.raw_mut();
+        if n > m.data_len as usize || m.nb_segs != 1 {
+            return false;
+        }
+        m.data_off += n as u16;
+        m.data_len -= n as u16;
+        m.pkt_len -= n as u32;
+        true
     }
 
-    /// Grow the data by `n` bytes at the end (uninitialised content is whatever the buffer held);
+    /// Grow the data by `n` bytes at the end (their content is whatever the buffer held);
     /// false (and unchanged) if the tailroom is too small.
     #[inline]
     pub fn append(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; rte_pktmbuf_append checks the tailroom itself.
-        !unsafe { sys::ag_pktmbuf_append(self.0.as_ptr(), n) }.is_null()
+        if n > self.tailroom() || !self.is_contiguous() {
+            return false;
+        }
+        let m = self.raw_mut();
+        m.data_len += n as u16;
+        m.pkt_len += n as u32;
+        true
     }
 
     /// Remove `n` bytes from the end; false (and unchanged) if the packet is shorter.
     #[inline]
     pub fn trim(&mut self, n: usize) -> bool {
-        let Ok(n) = u16::try_from(n) else { return false };
-        // SAFETY: self owns a valid mbuf; rte_pktmbuf_trim checks the length itself.
-        unsafe { sys::ag_pktmbuf_trim(self.0.as_ptr(), n) == 0 }
+        let m = self.raw_mut();
+        if n > m.data_len as usize || m.nb_segs != 1 {
+            return false;
+        }
+        m.data_len -= n as u16;
+        m.pkt_len -= n as u32;
+        true
     }
 
     /// Give up ownership without freeing (the driver now owns it).

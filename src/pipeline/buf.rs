@@ -1,0 +1,146 @@
+//! What the pipeline needs of a packet buffer: its bytes, and room to grow or shrink at either end
+//! without copying. DPDK's mbufs implement it in the worker; [`HeapPacket`] implements it for unit
+//! tests, fuzzing and micro-benchmarks, so the pipeline runs without EAL.
+
+/// A packet held in one contiguous buffer with headroom in front.
+pub trait PacketBuf {
+    /// The packet's bytes.
+    fn data(&self) -> &[u8];
+    /// The packet's bytes, writable.
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Grow the packet by `n` bytes in front; false (and unchanged) without the headroom.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Remove `n` bytes from the front; false (and unchanged) if the packet is shorter.
+    fn adj(&mut self, n: usize) -> bool;
+    /// Grow the packet by `n` bytes at the end; false (and unchanged) without the tailroom.
+    fn append(&mut self, n: usize) -> bool;
+    /// Remove `n` bytes from the end; false (and unchanged) if the packet is shorter.
+    fn trim(&mut self, n: usize) -> bool;
+
+    /// The packet's length.
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+
+    /// Whether the packet is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Shorten the packet to `len` bytes (no-op when it is not longer).
+    fn truncate(&mut self, len: usize) {
+        let have = self.len();
+        if have > len {
+            self.trim(have - len);
+        }
+    }
+}
+
+impl PacketBuf for dpdk_bindings::Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        dpdk_bindings::Mbuf::data(self)
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        dpdk_bindings::Mbuf::data_mut(self)
+    }
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        dpdk_bindings::Mbuf::prepend(self, n)
+    }
+    #[inline]
+    fn adj(&mut self, n: usize) -> bool {
+        dpdk_bindings::Mbuf::adj(self, n)
+    }
+    #[inline]
+    fn append(&mut self, n: usize) -> bool {
+        dpdk_bindings::Mbuf::append(self, n)
+    }
+    #[inline]
+    fn trim(&mut self, n: usize) -> bool {
+        dpdk_bindings::Mbuf::trim(self, n)
+    }
+}
+
+/// A packet in a heap buffer with DPDK's default headroom (128 bytes) and room up to 2048 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeapPacket {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl HeapPacket {
+    /// Headroom in front of a new packet, as an mbuf has.
+    pub const HEADROOM: usize = 128;
+    /// Buffer size, as an mbuf's data room.
+    pub const CAPACITY: usize = 2048 + Self::HEADROOM;
+
+    /// A packet holding a copy of `bytes`.
+    pub fn new(bytes: &[u8]) -> HeapPacket {
+        let mut buf = vec![0u8; Self::CAPACITY.max(Self::HEADROOM + bytes.len())];
+        buf[Self::HEADROOM..Self::HEADROOM + bytes.len()].copy_from_slice(bytes);
+        HeapPacket { buf, start: Self::HEADROOM, end: Self::HEADROOM + bytes.len() }
+    }
+}
+
+impl PacketBuf for HeapPacket {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        true
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.end - self.start {
+            return false;
+        }
+        self.start += n;
+        true
+    }
+    fn append(&mut self, n: usize) -> bool {
+        if n > self.buf.len() - self.end {
+            return false;
+        }
+        self.end += n;
+        true
+    }
+    fn trim(&mut self, n: usize) -> bool {
+        if n > self.end - self.start {
+            return false;
+        }
+        self.end -= n;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_packet_grows_and_shrinks_like_an_mbuf() {
+        let mut p = HeapPacket::new(&[1, 2, 3]);
+        assert!(p.prepend(2));
+        assert_eq!(p.len(), 5);
+        p.data_mut()[..2].copy_from_slice(&[8, 9]);
+        assert_eq!(p.data(), &[8, 9, 1, 2, 3]);
+        assert!(!p.prepend(HeapPacket::HEADROOM));
+        assert!(p.adj(4));
+        assert_eq!(p.data(), &[3]);
+        assert!(!p.adj(2));
+        assert!(p.append(2));
+        assert_eq!(p.len(), 3);
+        p.truncate(1);
+        assert_eq!(p.data(), &[3]);
+        assert!(!p.trim(2));
+    }
+}

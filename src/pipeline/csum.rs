@@ -1,0 +1,55 @@
+//! Incremental internet checksum updates (RFC 1624), for header fields rewritten in place.
+
+/// The checksum `hc` after a 16-bit word of the covered data changes from `old` to `new`
+/// (RFC 1624, equation 3: HC' = ~(~HC + ~m + m')).
+#[inline]
+pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
+    let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+/// The checksum `hc` after a 32-bit value of the covered data changes from `old` to `new`.
+#[inline]
+pub fn update32(hc: u16, old: u32, new: u32) -> u16 {
+    let hc = update16(hc, (old >> 16) as u16, (new >> 16) as u16);
+    update16(hc, old as u16, new as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::checksum;
+
+    #[test]
+    fn incremental_matches_full_recomputation() {
+        // An IPv4 header (RFC 1071-style full checksum), TTL 64 -> 63.
+        let mut h: [u8; 20] = [0x45, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 192, 0, 2, 1, 198, 51, 100, 10];
+        let full = !checksum::data(&h);
+        h[10..12].copy_from_slice(&full.to_be_bytes());
+        let old = u16::from_be_bytes([h[8], h[9]]);
+        h[8] -= 1;
+        let new = u16::from_be_bytes([h[8], h[9]]);
+        let inc = update16(full, old, new);
+        h[10..12].fill(0);
+        assert_eq!(inc, !checksum::data(&h));
+    }
+
+    #[test]
+    fn all_words_round_trip() {
+        for (old, new) in [(0u16, 0xffffu16), (0xffff, 0), (0x1234, 0x1234), (0x8000, 0x7fff)] {
+            let data = [0xde, 0xad, (old >> 8) as u8, old as u8];
+            let hc = !checksum::data(&data);
+            let data2 = [0xde, 0xad, (new >> 8) as u8, new as u8];
+            let want = !checksum::data(&data2);
+            let got = update16(hc, old, new);
+            // 0x0000 and 0xffff are the same value in one's complement.
+            assert!(got == want || (got ^ want) == 0xffff && (got == 0 || got == 0xffff), "{old:x}->{new:x}");
+        }
+        let data = [1u8, 2, 3, 4, 5, 6];
+        let hc = !checksum::data(&data);
+        let data2 = [1u8, 2, 9, 8, 7, 6];
+        assert_eq!(update32(hc, 0x0304_0506, 0x0908_0706), !checksum::data(&data2));
+    }
+}

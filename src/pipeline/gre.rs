@@ -1,0 +1,96 @@
+//! GRE tunnels: decapsulation of what customer routers send, encapsulation toward them.
+
+use super::{emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, Verdict};
+use crate::tables::TunnelId;
+use crate::wire::{checksum, gre};
+
+/// Outer IPv4 and GRE header bytes added by encapsulation.
+pub const OVERHEAD: usize = 20 + gre::BASE_HEADER_LEN;
+
+/// Decapsulate a GRE packet addressed to one of our anycast endpoints (outer IPv4 header `outer`
+/// at the start of `pkt`), and route the inner packet.
+pub(crate) fn decapsulate<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, cx: &mut Context<'_>) -> Verdict {
+    let Some(id) = cx.tables.gre_tunnel(outer.dst, outer.src) else {
+        return Verdict::Drop(DropReason::GreUnknownTunnel);
+    };
+    let slot = cx.tables.tunnel(id).slot;
+    let (header_len, protocol) = match check(&pkt.data()[outer.len..]) {
+        Ok(v) => v,
+        Err(reason) => {
+            cx.counters.tunnel(slot).drops += 1;
+            return Verdict::Drop(reason);
+        }
+    };
+    pkt.adj(outer.len + header_len);
+    let counters = cx.counters.tunnel(slot);
+    counters.ingress_packets += 1;
+    counters.ingress_bytes += pkt.len() as u64;
+    match protocol {
+        ipv4::ETHERTYPE => {
+            let inner = match ipv4::check(pkt.data(), DropReason::InnerMalformed) {
+                Ok(h) => h,
+                Err(r) => return Verdict::Drop(r),
+            };
+            pkt.truncate(inner.total);
+            ipv4::forward(pkt, &inner, Origin::Tunnel(id), cx)
+        }
+        _ => ipv6::from_tunnel(pkt, id, cx),
+    }
+}
+
+/// Check a GRE header: its length, version 0, no reserved bit, the checksum where present, no
+/// key (tunnels have none), an IPv4 or IPv6 payload. Gives the header length and protocol.
+#[inline]
+fn check(data: &[u8]) -> Result<(usize, u16), DropReason> {
+    let g = gre::Packet::new_checked(data).map_err(|_| DropReason::GreTruncated)?;
+    if g.version() != 0 || g.reserved_bits_set() {
+        return Err(DropReason::GreBadVersion);
+    }
+    if !g.verify_checksum() {
+        return Err(DropReason::GreBadChecksum);
+    }
+    if g.key_present() {
+        return Err(DropReason::GreKeyMismatch);
+    }
+    match g.protocol() {
+        p @ (ipv4::ETHERTYPE | ipv6::ETHERTYPE) => Ok((g.header_len(), p)),
+        _ => Err(DropReason::GreUnsupportedProtocol),
+    }
+}
+
+/// Encapsulate the IP packet `pkt` (of `ethertype`) into tunnel `id` and address it to the
+/// customer endpoint's next hop.
+#[inline]
+pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
+    let tunnel = cx.tables.tunnel(id);
+    let Some(egress) = tunnel.egress else {
+        return Verdict::Drop(DropReason::NoEgress);
+    };
+    let (slot, ttl, src, dst) = (tunnel.slot, tunnel.ttl, tunnel.anycast.octets(), tunnel.customer.octets());
+    let inner_len = pkt.len();
+    let total = inner_len + OVERHEAD;
+    if total > usize::from(u16::MAX) || !pkt.prepend(OVERHEAD) {
+        return Verdict::Drop(DropReason::NoBufferRoom);
+    }
+    let id_field = cx.next_ip_id();
+    let h = &mut pkt.data_mut()[..OVERHEAD];
+    h[0] = 0x45;
+    h[1] = 0;
+    h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&id_field.to_be_bytes());
+    // DF: the tunnel MTU keeps the outer packet within 1500 bytes; fragments are made inside.
+    h[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
+    h[8] = ttl;
+    h[9] = 47;
+    h[10..12].fill(0);
+    h[12..16].copy_from_slice(&src);
+    h[16..20].copy_from_slice(&dst);
+    let sum = !checksum::data(&h[..20]);
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
+    h[20..22].fill(0);
+    h[22..24].copy_from_slice(&ethertype.to_be_bytes());
+    let counters = cx.counters.tunnel(slot);
+    counters.egress_packets += 1;
+    counters.egress_bytes += inner_len as u64;
+    emit_l2(pkt, egress, ipv4::ETHERTYPE, cx)
+}

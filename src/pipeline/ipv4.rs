@@ -1,0 +1,199 @@
+//! IPv4: checks a received packet, answers what is for us, and routes the rest into a tunnel or
+//! out of a port (TTL, MSS clamping, tunnel MTU on the way).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{csum, emit_l2, flow_hash, gre, icmp, mss, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+use crate::tables::TunnelId;
+use crate::wire::{IpProtocol, Ipv4Packet};
+
+pub(crate) const ETHERTYPE: u16 = 0x0800;
+
+/// What the pipeline needs of a checked IPv4 header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header {
+    pub len: usize,
+    pub total: usize,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: IpProtocol,
+    pub dont_frag: bool,
+    /// A fragment (more to come, or not the first).
+    pub fragment: bool,
+    /// A later fragment (offset > 0): carries no transport header.
+    pub later_fragment: bool,
+}
+
+/// Check an IPv4 header at the start of `data`: lengths, version, checksum.
+#[inline]
+pub(crate) fn check(data: &[u8], malformed: DropReason) -> Result<Header, DropReason> {
+    let ip = Ipv4Packet::new_checked(data).map_err(|_| malformed)?;
+    if ip.version() != 4 {
+        return Err(malformed);
+    }
+    if !ip.verify_checksum() {
+        return Err(if malformed == DropReason::Ipv4Malformed { DropReason::Ipv4BadChecksum } else { malformed });
+    }
+    let offset = ip.frag_offset();
+    Ok(Header {
+        len: ip.header_len() as usize,
+        total: ip.total_len() as usize,
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        protocol: ip.next_header(),
+        dont_frag: ip.dont_frag(),
+        fragment: ip.more_frags() || offset != 0,
+        later_fragment: offset != 0,
+    })
+}
+
+fn martian(a: Ipv4Addr) -> bool {
+    a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast()
+}
+
+/// Handle an IPv4 packet received on a port (L2 header already removed).
+#[inline]
+pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
+    let h = match check(pkt.data(), DropReason::Ipv4Malformed) {
+        Ok(h) => h,
+        Err(r) => return Verdict::Drop(r),
+    };
+    // Ethernet pads short frames: the IP total length is the truth.
+    pkt.truncate(h.total);
+    if cx.tables.is_local_v4(h.dst) {
+        return local(pkt, &h, None, cx);
+    }
+    if martian(h.src) || martian(h.dst) || cx.tables.ports[port as usize].ipv4.is_some_and(|n| n.broadcast() == h.dst) {
+        return Verdict::Drop(DropReason::Martian);
+    }
+    forward(pkt, &h, Origin::Internet, cx)
+}
+
+/// A packet for one of our addresses: GRE to decapsulate, an echo request to answer, or the slow
+/// path's. `via` is the tunnel it came out of, if any.
+fn local<P: PacketBuf>(pkt: &mut P, h: &Header, via: Option<TunnelId>, cx: &mut Context<'_>) -> Verdict {
+    match h.protocol {
+        IpProtocol::Unknown(47) if via.is_none() => {
+            if h.fragment {
+                return Verdict::Drop(DropReason::GreFragment);
+            }
+            gre::decapsulate(pkt, h, cx)
+        }
+        IpProtocol::Icmp if !h.fragment && icmp::is_echo_request_v4(&pkt.data()[h.len..]) => {
+            icmp::echo_reply_v4(pkt, h.len);
+            match via {
+                // Through the tunnel it came from (health checks of our tunnel end).
+                Some(t) => gre::encapsulate(pkt, t, ETHERTYPE, cx),
+                None => {
+                    let Ok(reply) = check(pkt.data(), DropReason::Ipv4Malformed) else {
+                        return Verdict::Drop(DropReason::Ipv4Malformed);
+                    };
+                    forward(pkt, &reply, Origin::Local, cx)
+                }
+            }
+        }
+        _ => Verdict::Punt(PuntReason::HostBound, None),
+    }
+}
+
+/// Route an IPv4 packet (at the start of `pkt`, checked, trimmed to its length).
+pub(crate) fn forward<P: PacketBuf>(pkt: &mut P, h: &Header, origin: Origin, cx: &mut Context<'_>) -> Verdict {
+    if let Origin::Tunnel(t) = origin {
+        if cx.tables.interface_tunnel(h.dst) == Some(t) || cx.tables.is_local_v4(h.dst) {
+            return local(pkt, h, Some(t), cx);
+        }
+        if martian(h.dst) || martian(h.src) {
+            return Verdict::Drop(DropReason::Martian);
+        }
+    }
+    if let Some(hops) = cx.tables.routes.lookup_v4(h.dst) {
+        let tunnel = if hops.is_multipath() {
+            hops.pick(flow_hash(IpAddr::V4(h.src), IpAddr::V4(h.dst), ports(pkt.data(), h)))
+        } else {
+            hops.pick(0)
+        };
+        return to_tunnel(pkt, h, tunnel, origin, cx);
+    }
+    match origin {
+        Origin::Internet => Verdict::Drop(DropReason::NoRoute),
+        Origin::Tunnel(_) | Origin::Local => to_port(pkt, h, origin, cx),
+    }
+}
+
+/// The transport ports of a TCP or UDP packet, folded, for the flow hash.
+fn ports(data: &[u8], h: &Header) -> u32 {
+    match h.protocol {
+        IpProtocol::Tcp | IpProtocol::Udp if !h.later_fragment && data.len() >= h.len + 4 => {
+            u32::from_be_bytes([data[h.len], data[h.len + 1], data[h.len + 2], data[h.len + 3]])
+        }
+        _ => 0,
+    }
+}
+
+/// Decrement the TTL in place, updating the checksum; false when it runs out.
+#[inline]
+fn decrement_ttl(data: &mut [u8]) -> bool {
+    if data[8] <= 1 {
+        return false;
+    }
+    let old = u16::from_be_bytes([data[8], data[9]]);
+    data[8] -= 1;
+    let new = u16::from_be_bytes([data[8], data[9]]);
+    let sum = csum::update16(u16::from_be_bytes([data[10], data[11]]), old, new);
+    data[10..12].copy_from_slice(&sum.to_be_bytes());
+    true
+}
+
+fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin, cx: &mut Context<'_>) -> Verdict {
+    let tunnel = cx.tables.tunnel(id);
+    let (mtu, mss_limit, slot, anycast) = (tunnel.mtu as usize, tunnel.mss, tunnel.slot, tunnel.anycast);
+    if origin != Origin::Local && !decrement_ttl(pkt.data_mut()) {
+        cx.counters.tunnel(slot).drops += 1;
+        return icmp::error_v4(pkt, h, icmp::Error::TimeExceeded, error_source(origin, anycast, cx), origin, cx);
+    }
+    if mss_limit != 0 && h.protocol == IpProtocol::Tcp && !h.later_fragment {
+        mss::clamp(&mut pkt.data_mut()[h.len..], mss_limit);
+    }
+    if h.total > mtu {
+        if h.dont_frag {
+            cx.counters.tunnel(slot).drops += 1;
+            return icmp::error_v4(pkt, h, icmp::Error::FragmentationNeeded(mtu as u16), anycast, origin, cx);
+        }
+        return Verdict::Fragment(id);
+    }
+    gre::encapsulate(pkt, id, ETHERTYPE, cx)
+}
+
+fn to_port<P: PacketBuf>(pkt: &mut P, h: &Header, origin: Origin, cx: &mut Context<'_>) -> Verdict {
+    if origin != Origin::Local && !decrement_ttl(pkt.data_mut()) {
+        let from = match origin {
+            Origin::Tunnel(t) => {
+                let tunnel = cx.tables.tunnel(t);
+                tunnel.interface_v4.map(|n| n.addr()).unwrap_or(tunnel.anycast)
+            }
+            _ => return Verdict::Drop(DropReason::TtlExceeded),
+        };
+        return icmp::error_v4(pkt, h, icmp::Error::TimeExceeded, from, origin, cx);
+    }
+    if let Origin::Tunnel(t) = origin {
+        let limit = cx.tables.tunnel(t).mss;
+        if limit != 0 && h.protocol == IpProtocol::Tcp && !h.later_fragment {
+            mss::clamp(&mut pkt.data_mut()[h.len..], limit);
+        }
+    }
+    let Some(egress) = cx.tables.egress(IpAddr::V4(h.dst)) else {
+        return Verdict::Drop(DropReason::NoEgress);
+    };
+    emit_l2(pkt, egress, ETHERTYPE, cx)
+}
+
+/// The source address of an ICMP error about a packet from `origin`.
+fn error_source(origin: Origin, anycast: Ipv4Addr, cx: &Context<'_>) -> Ipv4Addr {
+    match origin {
+        Origin::Tunnel(t) => {
+            let tunnel = cx.tables.tunnel(t);
+            tunnel.interface_v4.map(|n| n.addr()).unwrap_or(tunnel.anycast)
+        }
+        _ => anycast,
+    }
+}

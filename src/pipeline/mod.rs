@@ -1,0 +1,164 @@
+//! The packet pipeline: pure functions over one packet's bytes that decide what becomes of it.
+//!
+//! A packet enters with its Ethernet header ([`process`]); the L2 header is removed, the IP packet
+//! is checked, decapsulated, routed, clamped, encapsulated, and a new L2 header is put in front.
+//! Every packet leaves with a [`Verdict`]: sent out of a port, dropped for a [`DropReason`], handed
+//! to the slow path for a [`PuntReason`], or split into fragments. Headers are rewritten in place;
+//! the packet is never copied. Nothing here allocates, logs or reads a clock: the caller passes
+//! the time (TSC) in the [`Context`].
+
+pub mod buf;
+pub mod counters;
+pub mod csum;
+pub mod drop;
+pub mod fragment;
+pub mod gre;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod l2;
+pub mod mss;
+
+use std::net::IpAddr;
+
+pub use buf::{HeapPacket, PacketBuf};
+pub use counters::{Counters, TunnelCounters};
+pub use drop::{DropReason, PuntReason};
+
+use crate::tables::{Egress, Neighbors, Tables, TunnelId};
+
+/// What becomes of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Complete with its L2 header: send it out of this port (an index into the tables' ports).
+    Forward(u16),
+    /// Drop it, counted under this reason.
+    Drop(DropReason),
+    /// Hand it to the slow path; with `Resolve`, the packet is complete but for the next hop's MAC.
+    Punt(PuntReason, Option<Egress>),
+    /// An IPv4 packet (no L2 header) too big for the tunnel, DF clear: split it with
+    /// [`fragment::fragment_v4`] and encapsulate each fragment with [`gre::encapsulate`].
+    Fragment(TunnelId),
+}
+
+/// Where a packet being routed came from: its rules differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Received on a port, not from a tunnel: only customer routes apply.
+    Internet,
+    /// Decapsulated from a tunnel: customer routes, then the ports' own routes.
+    Tunnel(TunnelId),
+    /// Made by this server (an ICMP error): never answered with another error.
+    Local,
+}
+
+/// A token bucket limiting the ICMP errors a worker sends.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    tokens: u64,
+    burst: u64,
+    ticks_per_token: u64,
+    last: u64,
+}
+
+impl RateLimiter {
+    /// Allow `per_second` on average and bursts of as many (at least one), at `hz` ticks per second.
+    pub fn new(per_second: u32, hz: u64) -> RateLimiter {
+        let per_second = u64::from(per_second.max(1));
+        RateLimiter { tokens: per_second, burst: per_second, ticks_per_token: (hz / per_second).max(1), last: 0 }
+    }
+
+    /// Take a token at time `now`; false when none is left.
+    pub fn allow(&mut self, now: u64) -> bool {
+        let earned = now.saturating_sub(self.last) / self.ticks_per_token;
+        if earned > 0 {
+            self.tokens = (self.tokens + earned).min(self.burst);
+            self.last += earned * self.ticks_per_token;
+        }
+        if now < self.last {
+            self.last = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+/// What the pipeline reads and updates besides the packet: the worker's tables, neighbors,
+/// counters, ICMP rate limit and the time.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub tables: &'a Tables,
+    pub neighbors: &'a Neighbors,
+    pub counters: &'a mut Counters,
+    pub icmp_limit: &'a mut RateLimiter,
+    /// The time, in TSC ticks.
+    pub now: u64,
+    /// The next IPv4 identification for headers this worker writes.
+    pub ip_id: &'a mut u16,
+}
+
+impl Context<'_> {
+    #[inline]
+    fn next_ip_id(&mut self) -> u16 {
+        *self.ip_id = self.ip_id.wrapping_add(1);
+        *self.ip_id
+    }
+}
+
+/// Run one received frame (Ethernet header first) through the pipeline.
+#[inline]
+pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
+    let verdict = l2::input(pkt, port, cx);
+    cx.counters.count(&verdict);
+    verdict
+}
+
+/// Put the L2 header for `egress` in front of the IP packet `pkt` (ethertype given), or punt it
+/// for neighbor resolution when the next hop's MAC is not known.
+#[inline]
+pub fn emit_l2<P: PacketBuf>(pkt: &mut P, egress: Egress, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
+    let port = &cx.tables.ports[egress.port as usize];
+    let header_len = if port.vlan.is_some() { 18 } else { 14 };
+    if !pkt.prepend(header_len) {
+        return Verdict::Drop(DropReason::NoBufferRoom);
+    }
+    let data = pkt.data_mut();
+    data[6..12].copy_from_slice(&port.mac);
+    match port.vlan {
+        Some(vlan) => {
+            data[12..14].copy_from_slice(&crate::wire::ETHERTYPE_VLAN.to_be_bytes());
+            data[14..16].copy_from_slice(&vlan.to_be_bytes());
+            data[16..18].copy_from_slice(&ethertype.to_be_bytes());
+        }
+        None => data[12..14].copy_from_slice(&ethertype.to_be_bytes()),
+    }
+    match cx.neighbors.get(egress.port, egress.next_hop) {
+        Some(mac) => {
+            pkt.data_mut()[0..6].copy_from_slice(&mac);
+            Verdict::Forward(egress.port)
+        }
+        None => Verdict::Punt(PuntReason::Resolve, Some(egress)),
+    }
+}
+
+/// A hash of a flow's addresses and ports, to spread flows over equal-cost tunnels.
+#[inline]
+pub fn flow_hash(src: IpAddr, dst: IpAddr, ports: u32) -> u32 {
+    let fold = |a: IpAddr| -> u32 {
+        match a {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => {
+                let o = a.octets();
+                (0..4).fold(0u32, |h, i| h ^ u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]))
+            }
+        }
+    };
+    let h = (u64::from(fold(src)) << 32 | u64::from(fold(dst) ^ ports)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 32) as u32
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! The tables a worker holds: ports, tunnels, customer routes, its own addresses. Built whole by
+//! the control thread from the configuration and handed to every worker as one immutable snapshot;
+//! a reload builds a new snapshot and swaps it in between bursts.
+
+pub mod neighbors;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::config::Config;
+pub use neighbors::Neighbors;
+pub use routes::{RouteTable, TunnelId};
+
+/// A port as the pipeline sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    pub name: String,
+    pub mac: [u8; 6],
+    pub vlan: Option<u16>,
+    pub ipv4: Option<Ipv4Net>,
+    pub gateway4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+/// Where a packet leaves: a port index and the neighbor it is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Egress {
+    pub port: u16,
+    pub next_hop: IpAddr,
+}
+
+/// A GRE tunnel compiled for the fast path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GreTunnel {
+    pub name: String,
+    /// Index of the tunnel's counters (stable across reloads).
+    pub slot: u32,
+    pub customer: Ipv4Addr,
+    pub anycast: Ipv4Addr,
+    pub interface_v4: Option<Ipv4Net>,
+    pub ttl: u8,
+    pub mtu: u16,
+    pub mss: u16,
+    /// How the customer endpoint is reached; None when no port can reach it.
+    pub egress: Option<Egress>,
+}
+
+/// The whole snapshot.
+#[derive(Debug)]
+pub struct Tables {
+    pub ports: Vec<PortInfo>,
+    pub tunnels: Vec<GreTunnel>,
+    /// GRE tunnels by (anycast endpoint, customer endpoint).
+    gre_by_endpoints: FxHashMap<(Ipv4Addr, Ipv4Addr), TunnelId>,
+    /// Every IPv4 address of this server (port addresses and anycast endpoints).
+    local_v4: FxHashSet<Ipv4Addr>,
+    /// The tunnels' own inside addresses (the tunnel's /31 or /30 end on our side).
+    interface_v4: FxHashMap<Ipv4Addr, TunnelId>,
+    local_v6: FxHashSet<Ipv6Addr>,
+    pub routes: RouteTable,
+    /// Neighbors configured with a static MAC.
+    pub static_neighbors: Vec<(u16, IpAddr, [u8; 6])>,
+}
+
+/// Assigns each tunnel name a counter slot that stays the same across reloads.
+#[derive(Debug, Default, Clone)]
+pub struct SlotMap {
+    slots: HashMap<String, u32>,
+    next: u32,
+}
+
+impl SlotMap {
+    /// The slot for a tunnel name, assigning a new one the first time.
+    pub fn slot(&mut self, name: &str) -> u32 {
+        if let Some(s) = self.slots.get(name) {
+            return *s;
+        }
+        let s = self.next;
+        self.next += 1;
+        self.slots.insert(name.to_string(), s);
+        s
+    }
+
+    /// The number of slots handed out.
+    pub fn len(&self) -> usize {
+        self.next as usize
+    }
+
+    /// Whether no slot was handed out.
+    pub fn is_empty(&self) -> bool {
+        self.next == 0
+    }
+
+    /// Tunnel names by slot.
+    pub fn names(&self) -> Vec<(u32, String)> {
+        let mut v: Vec<_> = self.slots.iter().map(|(n, s)| (*s, n.clone())).collect();
+        v.sort();
+        v
+    }
+}
+
+impl Tables {
+    /// Compile a configuration; `macs` are the ports' MAC addresses, in configuration order.
+    pub fn build(config: &Config, macs: &[[u8; 6]], slots: &mut SlotMap) -> Tables {
+        let ports: Vec<PortInfo> = config
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortInfo {
+                name: p.name.clone(),
+                mac: macs.get(i).copied().unwrap_or_default(),
+                vlan: p.vlan,
+                ipv4: p.address,
+                gateway4: p.gateway,
+                ipv6: p.address6,
+                gateway6: p.gateway6,
+            })
+            .collect();
+        let mut tables = Tables {
+            ports,
+            tunnels: Vec::new(),
+            gre_by_endpoints: FxHashMap::default(),
+            local_v4: config.local_v4().into_iter().collect(),
+            interface_v4: FxHashMap::default(),
+            local_v6: config.ports.iter().filter_map(|p| p.address6.map(|a| a.addr())).collect(),
+            routes: RouteTable::default(),
+            static_neighbors: Vec::new(),
+        };
+        let mut by_name = HashMap::new();
+        for t in &config.gre_tunnels {
+            let id = TunnelId(tables.tunnels.len() as u32);
+            by_name.insert(t.name.clone(), id);
+            tables.gre_by_endpoints.insert((t.anycast_endpoint, t.customer_endpoint), id);
+            if let Some(net) = t.interface_address {
+                tables.interface_v4.insert(net.addr(), id);
+            }
+            let egress = tables.egress(IpAddr::V4(t.customer_endpoint));
+            tables.tunnels.push(GreTunnel {
+                name: t.name.clone(),
+                slot: slots.slot(&t.name),
+                customer: t.customer_endpoint,
+                anycast: t.anycast_endpoint,
+                interface_v4: t.interface_address,
+                ttl: t.ttl,
+                mtu: t.mtu,
+                mss: t.mss,
+                egress,
+            });
+        }
+        tables.routes = RouteTable::build(
+            config
+                .routes
+                .iter()
+                .filter_map(|r| by_name.get(&r.nexthop).map(|id| (r.prefix, *id, r.priority, r.weight))),
+        );
+        for (i, p) in config.ports.iter().enumerate() {
+            if let (Some(gw), Some(mac)) = (p.gateway, p.gateway_mac) {
+                tables.static_neighbors.push((i as u16, IpAddr::V4(gw), mac));
+            }
+            if let (Some(gw), Some(mac)) = (p.gateway6, p.gateway6_mac) {
+                tables.static_neighbors.push((i as u16, IpAddr::V6(gw), mac));
+            }
+        }
+        tables
+    }
+
+    /// The GRE tunnel joining this anycast endpoint and customer endpoint.
+    #[inline]
+    pub fn gre_tunnel(&self, anycast: Ipv4Addr, customer: Ipv4Addr) -> Option<TunnelId> {
+        self.gre_by_endpoints.get(&(anycast, customer)).copied()
+    }
+
+    /// A tunnel by id.
+    #[inline]
+    pub fn tunnel(&self, id: TunnelId) -> &GreTunnel {
+        &self.tunnels[id.0 as usize]
+    }
+
+    /// Whether the address is one of this server's (a port address or an anycast endpoint).
+    #[inline]
+    pub fn is_local_v4(&self, addr: Ipv4Addr) -> bool {
+        self.local_v4.contains(&addr)
+    }
+
+    /// Whether the address is one of this server's IPv6 addresses.
+    #[inline]
+    pub fn is_local_v6(&self, addr: Ipv6Addr) -> bool {
+        self.local_v6.contains(&addr)
+    }
+
+    /// The tunnel whose inside address (our end) this is.
+    #[inline]
+    pub fn interface_tunnel(&self, addr: Ipv4Addr) -> Option<TunnelId> {
+        self.interface_v4.get(&addr).copied()
+    }
+
+    /// How to reach an address directly through a port: on a port's subnet it is its own next
+    /// hop, otherwise it goes to the first port's gateway that has one.
+    pub fn egress(&self, dst: IpAddr) -> Option<Egress> {
+        match dst {
+            IpAddr::V4(d) => {
+                if let Some(i) = self.ports.iter().position(|p| p.ipv4.is_some_and(|n| n.contains(&d))) {
+                    return Some(Egress { port: i as u16, next_hop: dst });
+                }
+                self.ports
+                    .iter()
+                    .position(|p| p.gateway4.is_some())
+                    .map(|i| Egress { port: i as u16, next_hop: IpAddr::V4(self.ports[i].gateway4.unwrap_or(d)) })
+            }
+            IpAddr::V6(d) => {
+                if let Some(i) = self.ports.iter().position(|p| p.ipv6.is_some_and(|n| n.contains(&d))) {
+                    return Some(Egress { port: i as u16, next_hop: dst });
+                }
+                self.ports
+                    .iter()
+                    .position(|p| p.gateway6.is_some())
+                    .map(|i| Egress { port: i as u16, next_hop: IpAddr::V6(self.ports[i].gateway6.unwrap_or(d)) })
+            }
+        }
+    }
+
+    /// The source address for packets this server originates out of a port (ICMP errors).
+    pub fn port_v4(&self, port: u16) -> Option<Ipv4Addr> {
+        self.ports.get(port as usize).and_then(|p| p.ipv4.map(|n| n.addr()))
+    }
+
+    /// The IPv6 source address for packets this server originates out of a port.
+    pub fn port_v6(&self, port: u16) -> Option<Ipv6Addr> {
+        self.ports.get(port as usize).and_then(|p| p.ipv6.map(|n| n.addr()))
+    }
+}
