@@ -5,6 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod dataplane;
 pub mod pipeline;
+pub mod report;
+pub mod slowpath;
 pub mod tables;
 pub mod wire;
+pub mod worker;

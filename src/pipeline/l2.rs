@@ -83,7 +83,11 @@ fn arp<P: PacketBuf>(pkt: &mut P, port: u16, l2_len: usize, cx: &mut Context<'_>
             reply.set_source_protocol_addr(&target.octets());
             Verdict::Forward(port)
         }
-        ArpOperation::Reply if for_us => Verdict::Punt(PuntReason::Neighbor, None),
+        ArpOperation::Reply if for_us => {
+            // Punted packets start at their L3 header.
+            pkt.adj(l2_len);
+            Verdict::Punt(PuntReason::Neighbor, None)
+        }
         ArpOperation::Request | ArpOperation::Reply => Verdict::Drop(DropReason::ArpNotForUs),
         _ => Verdict::Drop(DropReason::ArpMalformed),
     }

@@ -1,0 +1,91 @@
+//! Bringing the dataplane up: EAL arguments from the configuration, the packet pool, and the
+//! ports with one RX queue per worker and one TX queue per worker plus the slow path's.
+
+use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
+
+use crate::config::Config;
+
+/// The started DPDK side.
+#[derive(Debug)]
+pub struct Dataplane {
+    pub eal: &'static Eal,
+    pub pool: Mempool,
+    /// In configuration order.
+    pub ports: Vec<Port>,
+    pub macs: Vec<[u8; 6]>,
+    pub workers: u16,
+}
+
+/// Whether a device string names a PCI device (`0000:01:00.0`) rather than a virtual one.
+fn is_pci(device: &str) -> bool {
+    let name = device.split(',').next().unwrap_or(device);
+    name.contains(':') && name.contains('.')
+}
+
+/// The EAL arguments for a configuration: the cores, the devices, then the configured extras.
+pub fn eal_args(config: &Config, lcores: &str, devices: &[String]) -> Vec<String> {
+    let mut args =
+        vec!["-l".to_string(), lcores.to_string(), "--main-lcore".into(), config.dataplane.main_core.to_string()];
+    if !devices.iter().any(|d| is_pci(d)) {
+        args.push("--no-pci".into());
+    }
+    for d in devices {
+        args.push(if is_pci(d) { "-a" } else { "--vdev" }.into());
+        args.push(d.clone());
+    }
+    args.push("--log-level=lib.eal:error".into());
+    args.extend(config.dataplane.eal_args.iter().cloned());
+    args
+}
+
+impl Dataplane {
+    /// Initialise the EAL and start the ports (`devices` in configuration order) with an RX queue
+    /// for each of `workers` workers and `tx_queues` TX queues (one per worker, and the slow
+    /// path's unless it shares a worker's thread).
+    pub fn start(
+        config: &Config,
+        lcores: &str,
+        devices: &[String],
+        workers: u16,
+        tx_queues: u16,
+    ) -> Result<Dataplane, String> {
+        let args = eal_args(config, lcores, devices);
+        let eal = Eal::init(&args).map_err(|e| format!("{e} (EAL arguments: {})", args.join(" ")))?;
+        let pool = Mempool::new(eal, "anygate_pkts", config.dataplane.mbufs, 256, 2048 + 128)
+            .map_err(|e| format!("{e} (are hugepages reserved? scripts/setup.sh does it)"))?;
+        let mut ports = Vec::new();
+        let mut macs = Vec::new();
+        for (cfg, device) in config.ports.iter().zip(devices) {
+            let name = device.split(',').next().unwrap_or(device);
+            let port = Port::by_name(eal, name).map_err(|e| format!("port {}: {e}", cfg.name))?;
+            let queues = PortConfig {
+                rx_queues: workers,
+                tx_queues,
+                rx_descriptors: config.dataplane.rx_descriptors,
+                tx_descriptors: config.dataplane.tx_descriptors,
+            };
+            port.configure(&queues, &pool).map_err(|e| format!("port {}: {e}", cfg.name))?;
+            // The pipeline writes and checks MACs itself, so a configured MAC holds even where the
+            // driver cannot take it (net_pcap, net_null).
+            let mac = match cfg.mac {
+                Some(mac) => {
+                    let _ = port.set_mac(mac);
+                    mac
+                }
+                None => port.mac(),
+            };
+            port.set_promiscuous(true).map_err(|e| format!("port {}: {e}", cfg.name))?;
+            port.start().map_err(|e| format!("port {}: {e}", cfg.name))?;
+            macs.push(mac);
+            ports.push(port);
+        }
+        Ok(Dataplane { eal, pool, ports, macs, workers })
+    }
+
+    /// Stop and close the ports (pcap devices write out their files here).
+    pub fn close(&self) {
+        for p in &self.ports {
+            let _ = p.close();
+        }
+    }
+}

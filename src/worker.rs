@@ -1,0 +1,271 @@
+//! A poll-mode worker: polls its own RX queue of every port, runs each burst through the pipeline,
+//! and sends on its own TX queue of each port. It owns its tables, neighbors and counters; the
+//! control thread changes them only through the worker's update ring, which the worker drains
+//! between bursts, so the fast path takes no lock and shares no cache line it writes.
+
+use std::sync::Arc;
+
+use dpdk_bindings::{Mbuf, MbufBatch, Mempool, Port};
+
+use crate::pipeline::{self, Context, Counters, DropReason, PuntReason, RateLimiter, Verdict};
+use crate::tables::{Egress, Neighbors, Tables};
+
+/// A change for a worker, sent through its update ring.
+#[derive(Debug)]
+pub enum Update {
+    /// New tables (a reload): swapped in whole between two bursts.
+    Tables(Arc<Tables>),
+    /// A neighbor's MAC address learned or changed.
+    Neighbor { port: u16, addr: std::net::IpAddr, mac: [u8; 6] },
+}
+
+/// A packet handed to the slow path. It starts at its L3 header, but for `Resolve`, where it is
+/// complete with its L2 header save the destination MAC.
+#[derive(Debug)]
+pub struct Punted {
+    pub mbuf: Mbuf,
+    pub reason: PuntReason,
+    pub port: u16,
+    pub egress: Option<Egress>,
+}
+
+/// The rings a worker is joined to the control thread and slow path by.
+#[derive(Debug)]
+pub struct WorkerLinks {
+    pub updates: rtrb::Consumer<Update>,
+    pub punts: rtrb::Producer<Punted>,
+    pub counters: triple_buffer::Input<Counters>,
+}
+
+/// The control thread's ends of a worker's rings.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    pub updates: rtrb::Producer<Update>,
+    pub punts: rtrb::Consumer<Punted>,
+    pub counters: triple_buffer::Output<Counters>,
+}
+
+/// Make the rings joining one worker to the control thread.
+pub fn links(slots: usize) -> (WorkerLinks, WorkerHandle) {
+    let (up_tx, up_rx) = rtrb::RingBuffer::new(1024);
+    let (punt_tx, punt_rx) = rtrb::RingBuffer::new(1024);
+    let (c_in, c_out) = triple_buffer::triple_buffer(&Counters::new(slots));
+    (
+        WorkerLinks { updates: up_rx, punts: punt_tx, counters: c_in },
+        WorkerHandle { updates: up_tx, punts: punt_rx, counters: c_out },
+    )
+}
+
+/// One worker's state.
+#[derive(Debug)]
+pub struct Worker {
+    /// The worker's RX and TX queue index on every port.
+    queue: u16,
+    ports: Vec<Port>,
+    pool: Mempool,
+    tables: Arc<Tables>,
+    neighbors: Neighbors,
+    counters: Counters,
+    limiter: RateLimiter,
+    ip_id: u16,
+    links: WorkerLinks,
+    rx: MbufBatch,
+    tx: Vec<MbufBatch>,
+    polls: u64,
+}
+
+/// How often (in polls) a worker publishes its counters.
+const PUBLISH_EVERY: u64 = 1024;
+
+impl Worker {
+    /// A worker on queue `queue` of every port.
+    pub fn new(
+        queue: u16,
+        ports: Vec<Port>,
+        pool: Mempool,
+        tables: Arc<Tables>,
+        icmp_per_second: u32,
+        links: WorkerLinks,
+    ) -> Worker {
+        let mut neighbors = Neighbors::default();
+        for (port, addr, mac) in &tables.static_neighbors {
+            neighbors.set(*port, *addr, *mac);
+        }
+        let tx = ports.iter().map(|_| MbufBatch::new()).collect();
+        Worker {
+            queue,
+            counters: Counters::new(tables.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0)),
+            ports,
+            pool,
+            tables,
+            neighbors,
+            limiter: RateLimiter::new(icmp_per_second, dpdk_bindings::tsc_hz()),
+            ip_id: (queue << 12).wrapping_mul(7),
+            links,
+            rx: MbufBatch::new(),
+            tx,
+            polls: 0,
+        }
+    }
+
+    /// Poll every port once: receive a burst from each, process, send. Returns packets received.
+    #[inline]
+    pub fn poll(&mut self) -> usize {
+        let now = dpdk_bindings::tsc();
+        let mut received = 0;
+        for p in 0..self.ports.len() {
+            let n = self.ports[p].rx_burst(self.queue, &mut self.rx);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            let mut rx = std::mem::take(&mut self.rx);
+            for mbuf in rx.drain() {
+                self.counters.rx_packets += 1;
+                self.counters.rx_bytes += mbuf.len() as u64;
+                self.handle(mbuf, p as u16, now);
+            }
+            self.rx = rx;
+        }
+        self.flush();
+        self.apply_updates();
+        self.polls += 1;
+        if self.polls % PUBLISH_EVERY == 0 {
+            self.publish();
+        }
+        received
+    }
+
+    #[inline]
+    fn handle(&mut self, mut mbuf: Mbuf, port: u16, now: u64) {
+        if !mbuf.is_contiguous() {
+            self.counters.drops[DropReason::MultiSegment.index()] += 1;
+            return;
+        }
+        let mut cx = Context {
+            tables: &self.tables,
+            neighbors: &self.neighbors,
+            counters: &mut self.counters,
+            icmp_limit: &mut self.limiter,
+            now,
+            ip_id: &mut self.ip_id,
+        };
+        let verdict = pipeline::process(&mut mbuf, port, &mut cx);
+        self.dispatch(mbuf, port, verdict, now);
+    }
+
+    fn dispatch(&mut self, mbuf: Mbuf, port: u16, verdict: Verdict, now: u64) {
+        match verdict {
+            Verdict::Forward(out) => self.send(mbuf, out),
+            Verdict::Drop(_) => {}
+            Verdict::Punt(reason, egress) => {
+                if let Err(rtrb::PushError::Full(p)) = self.links.punts.push(Punted { mbuf, reason, port, egress }) {
+                    drop(p);
+                    self.counters.drops[DropReason::SlowPathFull.index()] += 1;
+                }
+            }
+            Verdict::Fragment(tunnel) => {
+                let mtu = usize::from(self.tables.tunnel(tunnel).mtu);
+                let pool = self.pool;
+                let mut fragments: [Option<Mbuf>; 8] = Default::default();
+                let mut n = 0;
+                let made = pipeline::fragment::fragment_v4(
+                    &mbuf,
+                    mtu,
+                    || pool.alloc(),
+                    |f| {
+                        if n < fragments.len() {
+                            fragments[n] = Some(f);
+                            n += 1;
+                        }
+                    },
+                );
+                drop(mbuf);
+                match made {
+                    Ok(count) if count <= fragments.len() => {
+                        self.counters.fragments += count as u64;
+                        for mut f in fragments.into_iter().flatten() {
+                            let mut cx = Context {
+                                tables: &self.tables,
+                                neighbors: &self.neighbors,
+                                counters: &mut self.counters,
+                                icmp_limit: &mut self.limiter,
+                                now,
+                                ip_id: &mut self.ip_id,
+                            };
+                            let v = pipeline::gre::encapsulate(&mut f, tunnel, 0x0800, &mut cx);
+                            self.counters.count(&v);
+                            self.dispatch(f, port, v, now);
+                        }
+                    }
+                    Ok(_) => self.counters.drops[DropReason::TooBig.index()] += 1,
+                    Err(reason) => self.counters.drops[reason.index()] += 1,
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn send(&mut self, mbuf: Mbuf, port: u16) {
+        let p = port as usize;
+        if self.tx[p].is_full() {
+            self.flush_port(p);
+        }
+        self.counters.tx_packets += 1;
+        self.counters.tx_bytes += mbuf.len() as u64;
+        if let Err(m) = self.tx[p].push(mbuf) {
+            drop(m);
+            self.counters.drops[DropReason::TxFull.index()] += 1;
+        }
+    }
+
+    #[inline]
+    fn flush_port(&mut self, p: usize) {
+        if self.tx[p].is_empty() {
+            return;
+        }
+        self.ports[p].tx_burst(self.queue, &mut self.tx[p]);
+        // What the queue refused is dropped: holding it would stall the whole worker.
+        let refused = self.tx[p].len() as u64;
+        if refused > 0 {
+            self.counters.tx_packets -= refused;
+            self.counters.drops[DropReason::TxFull.index()] += refused;
+            self.tx[p].drain().for_each(drop);
+        }
+    }
+
+    fn flush(&mut self) {
+        for p in 0..self.tx.len() {
+            self.flush_port(p);
+        }
+    }
+
+    /// Apply what the control thread sent (between bursts).
+    fn apply_updates(&mut self) {
+        while let Ok(update) = self.links.updates.pop() {
+            match update {
+                Update::Tables(tables) => {
+                    for (port, addr, mac) in &tables.static_neighbors {
+                        self.neighbors.set(*port, *addr, *mac);
+                    }
+                    self.counters.ensure_slots(tables.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0));
+                    self.tables = tables;
+                }
+                Update::Neighbor { port, addr, mac } => self.neighbors.set(port, addr, mac),
+            }
+        }
+    }
+
+    /// Make the counters visible to the control thread.
+    pub fn publish(&mut self) {
+        self.links.counters.input_buffer_mut().clone_from(&self.counters);
+        self.links.counters.publish();
+    }
+
+    /// Send what is pending and publish the counters (before stopping).
+    pub fn finish(&mut self) {
+        self.flush();
+        self.apply_updates();
+        self.publish();
+    }
+}
