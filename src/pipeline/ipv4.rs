@@ -28,7 +28,8 @@ pub(crate) struct Header {
 #[inline]
 pub(crate) fn check(data: &[u8], malformed: DropReason) -> Result<Header, DropReason> {
     let ip = Ipv4Packet::new_checked(data).map_err(|_| malformed)?;
-    if ip.version() != 4 {
+    // smoltcp's check_len does not hold the header to its 20-byte minimum (IHL >= 5).
+    if ip.version() != 4 || ip.header_len() < 20 {
         return Err(malformed);
     }
     if !ip.verify_checksum() {
