@@ -56,15 +56,28 @@ fuzz_target!(|data: &[u8]| {
     let mut counters = Counters::new(1);
     let mut limiter = RateLimiter::new(1000, 1000);
     let mut ip_id = 0;
-    let mut cx = Context { tables, neighbors, counters: &mut counters, icmp_limit: &mut limiter, now: 1, ip_id: &mut ip_id };
+    let mut cx =
+        Context { tables, neighbors, counters: &mut counters, icmp_limit: &mut limiter, now: 1, ip_id: &mut ip_id };
     let verdict = pipeline::process(&mut pkt, 0, &mut cx);
     if let Verdict::Fragment(t) = verdict {
         let mtu = usize::from(tables.tunnel(t).mtu);
-        let _ = pipeline::fragment::fragment_v4(&pkt, mtu, || Some(HeapPacket::new(&[])), |mut f| {
-            let mut cx = Context { tables, neighbors, counters: &mut counters, icmp_limit: &mut limiter, now: 1, ip_id: &mut ip_id };
-            let _ = pipeline::gre::encapsulate(&mut f, t, 0x0800, &mut cx);
-            assert!(f.len() <= mtu + 24 + 18);
-        });
+        let _ = pipeline::fragment::fragment_v4(
+            &pkt,
+            mtu,
+            || Some(HeapPacket::new(&[])),
+            |mut f| {
+                let mut cx = Context {
+                    tables,
+                    neighbors,
+                    counters: &mut counters,
+                    icmp_limit: &mut limiter,
+                    now: 1,
+                    ip_id: &mut ip_id,
+                };
+                let _ = pipeline::gre::encapsulate(&mut f, t, 0x0800, &mut cx);
+                assert!(f.len() <= mtu + 24 + 18);
+            },
+        );
     }
     assert!(pkt.len() <= HeapPacket::CAPACITY);
 });

@@ -356,12 +356,15 @@ fn every_malformed_input_is_a_counted_drop() {
         (ether(0x0800, &ipv4([203, 0, 113, 9], [224, 0, 0, 5], 17, 64, false, &udp(4))), DropReason::Martian),
         (ether(0x86dd, &[0x60, 0, 0]), DropReason::Ipv6Malformed),
         // IHL 0 with a total length of 1 (found by fuzzing: smoltcp accepts the header length).
-        ({
-            let mut f = good.clone();
-            f[14] = 0x40;
-            f[16..18].copy_from_slice(&1u16.to_be_bytes());
-            f
-        }, DropReason::Ipv4Malformed),
+        (
+            {
+                let mut f = good.clone();
+                f[14] = 0x40;
+                f[16..18].copy_from_slice(&1u16.to_be_bytes());
+                f
+            },
+            DropReason::Ipv4Malformed,
+        ),
     ];
     for (frame, reason) in cases {
         let before = h.drops(reason);
