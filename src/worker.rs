@@ -108,6 +108,19 @@ impl Worker {
         }
     }
 
+    /// The pipeline's view of this worker's state at time `now`.
+    #[inline]
+    fn context(&mut self, now: u64) -> Context<'_> {
+        Context {
+            tables: &self.tables,
+            neighbors: &self.neighbors,
+            counters: &mut self.counters,
+            icmp_limit: &mut self.limiter,
+            now,
+            ip_id: &mut self.ip_id,
+        }
+    }
+
     /// Poll every port once: receive a burst from each, process, send. Returns packets received.
     #[inline]
     pub fn poll(&mut self) -> usize {
@@ -142,15 +155,7 @@ impl Worker {
             self.counters.drops[DropReason::MultiSegment.index()] += 1;
             return;
         }
-        let mut cx = Context {
-            tables: &self.tables,
-            neighbors: &self.neighbors,
-            counters: &mut self.counters,
-            icmp_limit: &mut self.limiter,
-            now,
-            ip_id: &mut self.ip_id,
-        };
-        let verdict = pipeline::process(&mut mbuf, port, &mut cx);
+        let verdict = pipeline::process(&mut mbuf, port, &mut self.context(now));
         self.dispatch(mbuf, port, verdict, now);
     }
 
@@ -185,15 +190,7 @@ impl Worker {
                     Ok(count) if count <= fragments.len() => {
                         self.counters.fragments += count as u64;
                         for mut f in fragments.into_iter().flatten() {
-                            let mut cx = Context {
-                                tables: &self.tables,
-                                neighbors: &self.neighbors,
-                                counters: &mut self.counters,
-                                icmp_limit: &mut self.limiter,
-                                now,
-                                ip_id: &mut self.ip_id,
-                            };
-                            let v = pipeline::gre::encapsulate(&mut f, tunnel, 0x0800, &mut cx);
+                            let v = pipeline::gre::encapsulate(&mut f, tunnel, 0x0800, &mut self.context(now));
                             self.counters.count(&v);
                             self.dispatch(f, port, v, now);
                         }
