@@ -9,7 +9,7 @@ packages=(
   # independent packet reference and capture tools for the tests
   python3-scapy tshark tcpdump
   # network namespaces, ping and TCP for the demo and interop tests
-  iproute2 iputils-ping netcat-openbsd procps
+  iproute2 iputils-ping netcat-openbsd procps ethtool
   # the demo's GRE customer router (Open vSwitch userspace datapath)
   openvswitch-switch
   # the IPsec customer router of the interop tests (userspace ESP through kernel-libipsec)

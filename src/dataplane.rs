@@ -4,6 +4,7 @@
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 
 use crate::config::Config;
+use crate::slowpath::SlowTx;
 
 /// The started DPDK side.
 #[derive(Debug)]
@@ -14,6 +15,8 @@ pub struct Dataplane {
     pub ports: Vec<Port>,
     pub macs: Vec<[u8; 6]>,
     pub workers: u16,
+    /// How the slow path sends.
+    pub slow_tx: SlowTx,
 }
 
 /// Whether a device string names a PCI device (`0000:01:00.0`) rather than a virtual one.
@@ -39,25 +42,37 @@ pub fn eal_args(config: &Config, lcores: &str, devices: &[String]) -> Vec<String
 }
 
 impl Dataplane {
-    /// Initialise the EAL and start the ports (`devices` in configuration order) with an RX queue
-    /// for each of `workers` workers and `tx_queues` TX queues (one per worker, and the slow
-    /// path's unless it shares a worker's thread).
+    /// Initialise the EAL and start the ports (`devices` in configuration order) with an RX and a
+    /// TX queue for each of `workers` workers. A slow path on a thread of its own
+    /// (`slow_path_thread`) gets one more TX queue where every port has one to spare, and sends
+    /// through the first worker otherwise; one sharing the worker's thread shares its queue 0.
     pub fn start(
         config: &Config,
         lcores: &str,
         devices: &[String],
         workers: u16,
-        tx_queues: u16,
+        slow_path_thread: bool,
     ) -> Result<Dataplane, String> {
         let args = eal_args(config, lcores, devices);
         let eal = Eal::init(&args).map_err(|e| format!("{e} (EAL arguments: {})", args.join(" ")))?;
         let pool = Mempool::new(eal, "anygate_pkts", config.dataplane.mbufs, 256, 2048 + 128)
             .map_err(|e| format!("{e} (are hugepages reserved? scripts/setup.sh does it)"))?;
-        let mut ports = Vec::new();
-        let mut macs = Vec::new();
+        let mut found = Vec::new();
         for (cfg, device) in config.ports.iter().zip(devices) {
             let name = device.split(',').next().unwrap_or(device);
             let port = Port::by_name(eal, name).map_err(|e| format!("port {}: {e}", cfg.name))?;
+            let (_, max_tx) = port.max_queues().map_err(|e| format!("port {}: {e}", cfg.name))?;
+            found.push((cfg, port, max_tx));
+        }
+        let spare = found.iter().all(|(_, _, max_tx)| *max_tx > workers);
+        let (tx_queues, slow_tx) = match (slow_path_thread, spare) {
+            (false, _) => (workers, SlowTx::Queue(0)),
+            (true, true) => (workers + 1, SlowTx::Queue(workers)),
+            (true, false) => (workers, SlowTx::ViaWorker),
+        };
+        let mut ports = Vec::new();
+        let mut macs = Vec::new();
+        for (cfg, port, _) in found {
             let queues = PortConfig {
                 rx_queues: workers,
                 tx_queues,
@@ -79,7 +94,7 @@ impl Dataplane {
             macs.push(mac);
             ports.push(port);
         }
-        Ok(Dataplane { eal, pool, ports, macs, workers })
+        Ok(Dataplane { eal, pool, ports, macs, workers, slow_tx })
     }
 
     /// Stop and close the ports (pcap devices write out their files here).

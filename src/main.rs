@@ -104,7 +104,7 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
     lcores.extend(&cores);
     let lcores = lcores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
     let devices: Vec<String> = config.ports.iter().map(|p| p.device.clone()).collect();
-    let dp = Dataplane::start(&config, &lcores, &devices, cores.len() as u16, cores.len() as u16 + 1)?;
+    let dp = Dataplane::start(&config, &lcores, &devices, cores.len() as u16, true)?;
     let mut slots = SlotMap::default();
     let tables = Arc::new(Tables::build(&config, &dp.macs, &mut slots));
 
@@ -132,7 +132,7 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
             })
             .map_err(|e| e.to_string())?;
     }
-    let mut slow = SlowPath::new(dp.pool, dp.ports.clone(), cores.len() as u16, tables.clone());
+    let mut slow = SlowPath::new(dp.pool, dp.ports.clone(), dp.slow_tx, tables.clone());
     slow.prime(dpdk_bindings::tsc());
 
     let terminate = Arc::new(AtomicBool::new(false));
@@ -256,14 +256,14 @@ fn pcap(path: &Path, input: &Path, output: &Path) -> Result<(), String> {
         .collect();
     let lcores = config.dataplane.main_core.to_string();
     // One thread runs the worker and the slow path: they share TX queue 0.
-    let dp = Dataplane::start(&config, &lcores, &devices, 1, 1)?;
+    let dp = Dataplane::start(&config, &lcores, &devices, 1, false)?;
     let mut slots = SlotMap::default();
     let tables = Arc::new(Tables::build(&config, &dp.macs, &mut slots));
     let (links, handle) = worker::links(slots.len());
     let mut handles = vec![handle];
     let mut w =
         Worker::new(0, dp.ports.clone(), dp.pool, tables.clone(), config.dataplane.icmp_errors_per_second, links);
-    let mut slow = SlowPath::new(dp.pool, dp.ports.clone(), 0, tables);
+    let mut slow = SlowPath::new(dp.pool, dp.ports.clone(), dp.slow_tx, tables);
     slow.prime(dpdk_bindings::tsc());
 
     let deadline = Instant::now() + Duration::from_secs(60);

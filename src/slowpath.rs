@@ -34,6 +34,18 @@ pub struct SlowPathCounters {
     pub held_dropped: u64,
     /// ARP and neighbor discovery packets that could not be read.
     pub malformed: u64,
+    /// Frames the slow path could not hand to a TX queue or to the worker sending for it.
+    pub tx_dropped: u64,
+}
+
+/// How the slow path's frames leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowTx {
+    /// Through its own TX queue of every port (or one it shares on the same thread).
+    Queue(u16),
+    /// Handed to the first worker, which sends them on its queue: for ports with no TX queue to
+    /// spare.
+    ViaWorker,
 }
 
 #[derive(Debug)]
@@ -48,7 +60,9 @@ struct Pending {
 pub struct SlowPath {
     pool: Mempool,
     ports: Vec<Port>,
-    tx_queue: u16,
+    tx: SlowTx,
+    /// Frames to send at the end of this poll.
+    outbox: Vec<(u16, Mbuf)>,
     tables: Arc<Tables>,
     neighbors: HashMap<(u16, IpAddr), [u8; 6]>,
     pending: HashMap<(u16, IpAddr), Pending>,
@@ -58,8 +72,8 @@ pub struct SlowPath {
 }
 
 impl SlowPath {
-    /// A slow path sending on `tx_queue` of every port.
-    pub fn new(pool: Mempool, ports: Vec<Port>, tx_queue: u16, tables: Arc<Tables>) -> SlowPath {
+    /// A slow path sending its frames as `tx` says.
+    pub fn new(pool: Mempool, ports: Vec<Port>, tx: SlowTx, tables: Arc<Tables>) -> SlowPath {
         let mut neighbors = HashMap::new();
         for (port, addr, mac) in &tables.static_neighbors {
             neighbors.insert((*port, *addr), *mac);
@@ -67,7 +81,8 @@ impl SlowPath {
         SlowPath {
             pool,
             ports,
-            tx_queue,
+            tx,
+            outbox: Vec::new(),
             tables,
             neighbors,
             pending: HashMap::new(),
@@ -118,6 +133,7 @@ impl SlowPath {
         }
         self.punted = punted;
         self.retry(now);
+        self.flush(workers);
         n
     }
 
@@ -203,10 +219,29 @@ impl SlowPath {
     }
 
     fn transmit(&mut self, mbuf: Mbuf, port: u16) {
-        let Some(p) = self.ports.get(port as usize) else { return };
-        let mut batch = MbufBatch::new();
-        if batch.push(mbuf).is_ok() {
-            p.tx_burst(self.tx_queue, &mut batch);
+        self.outbox.push((port, mbuf));
+    }
+
+    /// Send what this poll produced.
+    fn flush(&mut self, workers: &mut [WorkerHandle]) {
+        for (port, mbuf) in self.outbox.drain(..) {
+            match self.tx {
+                SlowTx::Queue(queue) => {
+                    let Some(p) = self.ports.get(port as usize) else { continue };
+                    let mut batch = MbufBatch::new();
+                    if batch.push(mbuf).is_ok() {
+                        p.tx_burst(queue, &mut batch);
+                        self.counters.tx_dropped += batch.len() as u64;
+                    }
+                }
+                SlowTx::ViaWorker => {
+                    let sent =
+                        workers.first_mut().is_some_and(|w| w.updates.push(Update::Transmit { port, mbuf }).is_ok());
+                    if !sent {
+                        self.counters.tx_dropped += 1;
+                    }
+                }
+            }
         }
     }
 

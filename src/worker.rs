@@ -17,6 +17,9 @@ pub enum Update {
     Tables(Arc<Tables>),
     /// A neighbor's MAC address learned or changed.
     Neighbor { port: u16, addr: std::net::IpAddr, mac: [u8; 6] },
+    /// A frame the slow path sends through this worker's TX queue, on ports that have no TX queue
+    /// to spare for the slow path (net_af_packet has one per RX queue).
+    Transmit { port: u16, mbuf: Mbuf },
 }
 
 /// A packet handed to the slow path. It starts at its L3 header, but for `Resolve`, where it is
@@ -140,8 +143,8 @@ impl Worker {
             }
             self.rx = rx;
         }
-        self.flush();
         self.apply_updates();
+        self.flush();
         self.polls += 1;
         if self.polls % PUBLISH_EVERY == 0 {
             self.publish();
@@ -249,6 +252,8 @@ impl Worker {
                     self.tables = tables;
                 }
                 Update::Neighbor { port, addr, mac } => self.neighbors.set(port, addr, mac),
+                Update::Transmit { port, mbuf } if usize::from(port) < self.tx.len() => self.send(mbuf, port),
+                Update::Transmit { .. } => {}
             }
         }
     }
@@ -261,8 +266,8 @@ impl Worker {
 
     /// Send what is pending and publish the counters (before stopping).
     pub fn finish(&mut self) {
-        self.flush();
         self.apply_updates();
+        self.flush();
         self.publish();
     }
 }

@@ -105,6 +105,17 @@ impl Port {
         self.id
     }
 
+    /// The most RX and TX queues the device takes.
+    pub fn max_queues(&self) -> Result<(u16, u16), Error> {
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: the port id is valid (from by_name/probe); info is a valid out pointer.
+        let rc = unsafe { sys::rte_eth_dev_info_get(self.id, &mut info) };
+        if rc != 0 {
+            return Err(Error::new(format!("device info of port {}", self.id), rc));
+        }
+        Ok((info.max_rx_queues, info.max_tx_queues))
+    }
+
     /// Configure the queues (RSS across the RX queues when there are several) and set the RX
     /// queues to take their mbufs from `pool`. The port must be stopped.
     pub fn configure(&self, cfg: &PortConfig, pool: &Mempool) -> Result<(), Error> {

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# The demo: anygate on DPDK ports (net_af_packet) in a network namespace, between an internet client
+# and a customer site whose edge router is Open vSwitch's userspace GRE. Ping and TCP go from the client
+# to a host behind the customer router and back, and the other way, IPv4 and IPv6, through the GRE
+# tunnel; then steady traffic runs while anygate shows its live per-tunnel figures.
+#
+#   internet client            anygate (DPDK)                          customer site
+#   agd-client                 agd-gw                                  agd-site
+#   198.51.100.10 ----------- 198.51.100.1   [internet]
+#   2001:db8:100::10          2001:db8:100::1
+#                              192.0.2.1     [transit] ------------- 192.0.2.2 OVS br-phy
+#                              anycast 203.0.113.1 <== GRE tunnel ==> 192.0.2.2
+#                                                                      10.10.0.1, 2001:db8:10::1 behind it
+#
+# usage: scripts/demo.sh [--duration SECONDS] [--check]
+#   --duration  how long the steady traffic and live figures run (default 30; 0: until Ctrl-C)
+#   --check     the test: assert every check, reload the configuration under traffic (no packet may
+#               be lost), and compare anygate's per-tunnel counters with the GRE router's
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+duration=30 check=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --duration) duration=$2; shift 2 ;;
+    --check) check=1; shift ;;
+    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces, hugepages)" >&2; exit 1; }
+
+scripts/setup.sh >/dev/null
+if [ $check = 1 ]; then
+  cargo build --quiet --bin anygate
+  anygate=$root/target/debug/anygate
+else
+  echo "demo: building anygate (release)"
+  cargo build --quiet --release --bin anygate
+  anygate=$root/target/release/anygate
+fi
+
+client=agd-client gw=agd-gw site=agd-site
+work=$(mktemp -d /tmp/anygate-demo.XXXXXX)
+anygate_pid= tcpdump_pid= traffic_pids=()
+failures=0
+
+cleanup() {
+  set +e
+  stop_traffic
+  [ -z "$tcpdump_pid" ] || kill "$tcpdump_pid" 2>/dev/null
+  if [ -n "$anygate_pid" ] && kill -0 "$anygate_pid" 2>/dev/null; then
+    kill -TERM "$anygate_pid"
+    wait "$anygate_pid" 2>/dev/null
+  fi
+  scripts/lib/ovs-gre-router.sh down $site
+  for ns in $client $gw $site; do
+    ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
+    ip netns del $ns 2>/dev/null
+  done
+  if [ -n "${ANYGATE_DEMO_KEEP:-}" ]; then echo "demo: files kept in $work"; else rm -rf "$work"; fi
+}
+# Background traffic runs in subshells: stop their children with them.
+stop_traffic() {
+  local p
+  for p in "${traffic_pids[@]}"; do
+    pkill -P "$p" 2>/dev/null
+    kill "$p" 2>/dev/null
+  done
+  traffic_pids=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '\n== %s\n' "$*"; }
+in_client() { ip netns exec $client "$@"; }
+in_gw() { ip netns exec $gw "$@"; }
+in_site() { ip netns exec $site "$@"; }
+pass() { echo "  ok    $*"; }
+fail() { echo "  FAIL  $*"; failures=$((failures + 1)); }
+
+# --- the three namespaces, joined by two veth pairs --------------------------------------------------
+for ns in $client $gw $site; do
+  ip netns del $ns 2>/dev/null || true
+  ip netns add $ns
+  ip -n $ns link set lo up
+done
+ip link add agc-eth netns $client type veth peer name agd-inet netns $gw
+ip link add agd-transit netns $gw type veth peer name ags-ul netns $site
+# Stable MACs, so the GRE router's next hop can be pinned before the first packet.
+ip -n $gw link set agd-inet address 02:a9:00:00:00:01
+ip -n $gw link set agd-transit address 02:a9:00:00:00:02
+# The kernel leaves TCP/UDP checksums and segmentation to the NIC on a veth; af_packet would then
+# hand DPDK half-made packets. A real NIC's peer sends finished frames: turn the offloads off.
+for dev in "$client agc-eth" "$gw agd-inet" "$gw agd-transit" "$site ags-ul"; do
+  set -- $dev
+  ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+done
+# anygate owns agd-gw's ports through DPDK: its kernel must stay quiet on them.
+in_gw sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ip -n $gw link set agd-inet up
+ip -n $gw link set agd-transit up
+
+in_client ip addr add 198.51.100.10/24 dev agc-eth
+in_client ip -6 addr add 2001:db8:100::10/64 dev agc-eth nodad
+in_client ip link set agc-eth up
+in_client ip route add default via 198.51.100.1
+in_client ip -6 route add default via 2001:db8:100::1
+in_site sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+
+# --- anygate ----------------------------------------------------------------------------------------
+write_config() { # $1: file, $2: extra TOML appended (a second tunnel for the reload)
+  cat >"$1" <<EOF
+[dataplane]
+cores = [1]
+main_core = 0
+eal_args = ["--in-memory", "--no-telemetry"]
+
+[[ports]]
+name = "internet"
+device = "net_af_packet0,iface=agd-inet"
+address = "198.51.100.1/24"
+address6 = "2001:db8:100::1/64"
+
+[[ports]]
+name = "transit"
+device = "net_af_packet1,iface=agd-transit"
+address = "192.0.2.1/24"
+
+[[gre_tunnels]]
+name = "site1"
+customer_gre_endpoint = "192.0.2.2"
+cloudflare_gre_endpoint = "203.0.113.1"
+interface_address = "10.212.0.0/31"
+ttl = ${ttl:-64}
+
+[[routes]]
+prefix = "10.10.0.0/24"
+nexthop = "site1"
+
+[[routes]]
+prefix = "2001:db8:10::/64"
+nexthop = "site1"
+${2:-}
+EOF
+}
+write_config "$work/anygate.toml"
+say "anygate on DPDK net_af_packet ports in $gw"
+$anygate check --config "$work/anygate.toml" >/dev/null
+# Started directly (not through a shell function) so that the pid is anygate's own.
+ip netns exec $gw "$anygate" run --config "$work/anygate.toml" --counters "$work/counters.json" \
+  >"$work/anygate.out" 2>"$work/anygate.err" &
+anygate_pid=$!
+for _ in $(seq 100); do
+  grep -q "running" "$work/anygate.err" 2>/dev/null && break
+  kill -0 $anygate_pid 2>/dev/null || { cat "$work/anygate.err" >&2; exit 1; }
+  sleep 0.1
+done
+grep "running" "$work/anygate.err"
+
+# Every GRE packet on the wire between anygate and the customer router, for the count at the end.
+ip -n $site link set ags-ul up
+ip netns exec $site tcpdump -i ags-ul -s 128 -B 32768 --immediate-mode -U -w "$work/gre.pcap" 'ip proto 47' 2>"$work/tcpdump.err" &
+tcpdump_pid=$!
+for _ in $(seq 50); do grep -q "listening" "$work/tcpdump.err" && break; sleep 0.1; done
+grep -q "listening" "$work/tcpdump.err" || { cat "$work/tcpdump.err" >&2; exit 1; }
+
+say "customer site: Open vSwitch userspace GRE router in $site"
+scripts/lib/ovs-gre-router.sh up $site ags-ul 192.0.2.2/24 192.0.2.1 02:a9:00:00:00:02 203.0.113.1 \
+  10.10.0.1/24 2001:db8:10::1/64 198.51.100.0/24 2001:db8:100::/64
+echo "  GRE 192.0.2.2 <-> 203.0.113.1, behind it 10.10.0.1 and 2001:db8:10::1"
+
+# --- checks -----------------------------------------------------------------------------------------
+pings=0
+ping_check() { # NS FROM-NAME DST
+  local ns=$1 what=$2 dst=$3 out
+  if out=$(ip netns exec "$ns" ping -c 5 -i 0.2 -W 2 "$dst" 2>&1) && grep -q " 0% packet loss" <<<"$out"; then
+    pass "ping $what -> $dst: 5/5, $(grep -o 'rtt.*' <<<"$out" | cut -d' ' -f4 | cut -d/ -f2) ms avg"
+  else
+    fail "ping $what -> $dst: $(grep -o '[0-9]*% packet loss' <<<"$out" || echo "$out")"
+  fi
+  pings=$((pings + 5))
+}
+tcp_check() { # NS FROM-NAME DST
+  local out
+  if out=$(ip netns exec "$1" /usr/bin/python3 scripts/lib/tcp_echo.py send "$3" 5001 1000000 2>&1); then
+    pass "$2: $out"
+  else
+    fail "$2: $out"
+  fi
+}
+# The first packets wait for neighbour resolution; one ping each way warms the path.
+in_client ping -c 1 -W 3 10.10.0.1 >/dev/null 2>&1 || true
+in_client ping -c 1 -W 3 2001:db8:10::1 >/dev/null 2>&1 || true
+
+say "ping through the GRE tunnel"
+ping_check $client client 10.10.0.1
+ping_check $client client 2001:db8:10::1
+ping_check $site site 198.51.100.10
+ping_check $site site 2001:db8:100::10
+ping_check $site "site (underlay)" 203.0.113.1
+
+say "TCP through the GRE tunnel (1 MB echoed each way, MSS clamped)"
+for ns in $client $site; do
+  for a in 0.0.0.0 ::; do
+    ip netns exec $ns /usr/bin/python3 scripts/lib/tcp_echo.py serve $a 5001 &
+    traffic_pids+=($!)
+  done
+done
+sleep 0.5
+tcp_check $client "client -> site  " 10.10.0.1
+tcp_check $client "client -> site  " 2001:db8:10::1
+tcp_check $site "site   -> client" 198.51.100.10
+tcp_check $site "site   -> client" 2001:db8:100::10
+
+if [ $check = 1 ]; then
+  say "configuration reload under traffic (SIGHUP): no packet lost"
+  in_client ping -q -c 600 -i 0.005 -W 2 10.10.0.1 >"$work/reload-ping.txt" 2>&1 &
+  flood=$!
+  sleep 0.5
+  ttl=63 write_config "$work/anygate.toml" '
+[[gre_tunnels]]
+name = "site2"
+customer_endpoint = "192.0.2.3"
+anycast_endpoint = "203.0.113.1"
+
+[[routes]]
+prefix = "10.20.0.0/16"
+nexthop = "site2"'
+  kill -HUP $anygate_pid
+  sleep 0.5
+  echo 'this is not TOML' >"$work/anygate.toml"
+  kill -HUP $anygate_pid
+  sleep 0.5
+  write_config "$work/anygate.toml"
+  kill -HUP $anygate_pid
+  wait $flood || true
+  loss=$(grep -o '[0-9.]*% packet loss' "$work/reload-ping.txt" || echo "no result")
+  reloads=$(grep -c "anygate: reloaded" "$work/anygate.err" || true)
+  refused=$(grep -c "reload refused" "$work/anygate.err" || true)
+  if [ "$loss" = "0% packet loss" ] && [ "$reloads" = 2 ] && [ "$refused" = 1 ]; then
+    pass "600 pings at 200/s across 3 reloads (2 applied, 1 refused): $loss"
+  else
+    fail "reload: $loss, $reloads applied, $refused refused"
+    cat "$work/reload-ping.txt" "$work/anygate.err"
+  fi
+  pings=$((pings + 600))
+  ping_check $client "client (after reload)" 10.10.0.1
+fi
+
+if [ $check = 0 ]; then
+  say "steady traffic through the tunnel; anygate's live figures (Ctrl-C stops)"
+  (while true; do in_client /usr/bin/python3 scripts/lib/tcp_echo.py send 10.10.0.1 5001 4000000 >/dev/null 2>&1; sleep 0.3; done) &
+  traffic_pids+=($!)
+  in_client ping -q -i 0.01 10.10.0.1 >/dev/null 2>&1 &
+  traffic_pids+=($!)
+  in_site ping -q -i 0.02 2001:db8:100::10 >/dev/null 2>&1 &
+  traffic_pids+=($!)
+  tail -n 0 -f "$work/anygate.out" &
+  traffic_pids+=($!)
+  if [ "$duration" = 0 ]; then
+    wait $anygate_pid
+  else
+    sleep "$duration"
+  fi
+fi
+
+# --- stop, then compare what anygate counted with the GRE packets seen on the wire -----------------------
+stop_traffic || true
+sleep 1
+kill -TERM $anygate_pid
+wait $anygate_pid || fail "anygate exited with an error"
+anygate_pid=
+grep -q "anygate: stopped" "$work/anygate.err" && pass "anygate stopped cleanly on SIGTERM" \
+  || fail "anygate did not report a clean stop"
+
+kill -INT $tcpdump_pid 2>/dev/null || { echo "tcpdump ended early:"; cat "$work/tcpdump.err"; }
+wait $tcpdump_pid || true
+tcpdump_pid=
+
+say "per-tunnel counters beside the GRE packets captured between anygate and the router"
+echo "  capture: $(grep -h 'captured\|dropped by kernel' "$work/tcpdump.err" | paste -sd, -)"
+/usr/bin/python3 - "$work/counters.json" "$work/gre.pcap" "$pings" <<'EOF' || failures=$((failures + 1))
+import json, sys
+from scapy.all import GRE, IP, rdpcap
+c = json.load(open(sys.argv[1]))
+pings = int(sys.argv[3])
+wire = {"in": [0, 0], "out": [0, 0]}
+for p in rdpcap(sys.argv[2]):
+    ip = p[IP]
+    # Inner bytes: the outer IPv4 length less its header and the GRE header (with its options).
+    inner = ip.len - 4 * ip.ihl - len(p[GRE]) + len(p[GRE].payload)
+    if (ip.src, ip.dst) == ("192.0.2.2", "203.0.113.1"):
+        wire["in"][0] += 1
+        wire["in"][1] += inner
+    elif (ip.src, ip.dst) == ("203.0.113.1", "192.0.2.2"):
+        wire["out"][0] += 1
+        wire["out"][1] += inner
+t = c["tunnels"]["site1"]
+print(f"  anygate site1: in {t['ingress_packets']} pkts {t['ingress_bytes']} B, "
+      f"out {t['egress_packets']} pkts {t['egress_bytes']} B, drops {t['drops']}")
+print(f"  on the wire:   in {wire['in'][0]} pkts {wire['in'][1]} B, out {wire['out'][0]} pkts {wire['out'][1]} B")
+drops = {k: v for k, v in c["drops"].items() if v}
+punts = {k: v for k, v in c["punts"].items() if v}
+print(f"  anygate drops: {drops or 'none'}; punts: {punts or 'none'}")
+ok = True
+def expect(cond, what):
+    global ok
+    print(("  ok    " if cond else "  FAIL  ") + what)
+    ok = ok and cond
+expect((t["ingress_packets"], t["ingress_bytes"]) == tuple(wire["in"]),
+       "ingress: every GRE packet the router sent was decapsulated and counted, bytes too")
+expect((t["egress_packets"], t["egress_bytes"]) == tuple(wire["out"]),
+       "egress: every packet anygate counted into the tunnel is on the wire, bytes too")
+expect(t["ingress_packets"] > pings and t["egress_packets"] > pings,
+       f"more than the {pings} echo packets each way (TCP too)")
+sys.exit(0 if ok else 1)
+EOF
+
+if [ $failures -gt 0 ]; then
+  echo
+  echo "demo: $failures check(s) failed"
+  echo "--- anygate stderr"; cat "$work/anygate.err"
+  exit 1
+fi
+echo
+echo "demo: all checks passed"
