@@ -2,7 +2,7 @@
 
 use super::{emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, Verdict};
 use crate::tables::TunnelId;
-use crate::wire::{checksum, gre};
+use crate::wire::gre;
 
 /// Outer IPv4 and GRE header bytes added by encapsulation.
 pub const OVERHEAD: usize = 20 + gre::BASE_HEADER_LEN;
@@ -85,7 +85,7 @@ pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: 
     h[10..12].fill(0);
     h[12..16].copy_from_slice(&src);
     h[16..20].copy_from_slice(&dst);
-    let sum = !checksum::data(&h[..20]);
+    let sum = !super::csum::sum(&h[..20]);
     h[10..12].copy_from_slice(&sum.to_be_bytes());
     h[20..22].fill(0);
     h[22..24].copy_from_slice(&ethertype.to_be_bytes());

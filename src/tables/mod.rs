@@ -55,16 +55,26 @@ pub struct GreTunnel {
 pub struct Tables {
     pub ports: Vec<PortInfo>,
     pub tunnels: Vec<GreTunnel>,
-    /// GRE tunnels by (anycast endpoint, customer endpoint).
-    gre_by_endpoints: FxHashMap<(Ipv4Addr, Ipv4Addr), TunnelId>,
+    /// GRE tunnels by (anycast endpoint, customer endpoint), as one integer (a cheaper hash key).
+    gre_by_endpoints: FxHashMap<u64, TunnelId>,
     /// Every IPv4 address of this server (port addresses and anycast endpoints).
-    local_v4: FxHashSet<Ipv4Addr>,
+    local_v4: FxHashSet<u32>,
     /// The tunnels' own inside addresses (the tunnel's /31 or /30 end on our side).
-    interface_v4: FxHashMap<Ipv4Addr, TunnelId>,
+    interface_v4: FxHashMap<u32, TunnelId>,
     local_v6: FxHashSet<Ipv6Addr>,
+    /// The ports' IPv4 subnets (network, mask, port), for packets routed out of a port.
+    connected_v4: Vec<(u32, u32, u16)>,
+    /// Where IPv4 off every subnet goes: the first port with a gateway.
+    default_v4: Option<Egress>,
     pub routes: RouteTable,
     /// Neighbors configured with a static MAC.
     pub static_neighbors: Vec<(u16, IpAddr, [u8; 6])>,
+}
+
+/// The GRE tunnel map's key for a pair of endpoints.
+#[inline]
+fn endpoints_key(anycast: Ipv4Addr, customer: Ipv4Addr) -> u64 {
+    u64::from(u32::from(anycast)) << 32 | u64::from(u32::from(customer))
 }
 
 /// Assigns each tunnel name a counter slot that stays the same across reloads.
@@ -125,19 +135,31 @@ impl Tables {
             ports,
             tunnels: Vec::new(),
             gre_by_endpoints: FxHashMap::default(),
-            local_v4: config.local_v4().into_iter().collect(),
+            local_v4: config.local_v4().into_iter().map(u32::from).collect(),
             interface_v4: FxHashMap::default(),
             local_v6: config.ports.iter().filter_map(|p| p.address6.map(|a| a.addr())).collect(),
+            connected_v4: Vec::new(),
+            default_v4: None,
             routes: RouteTable::default(),
             static_neighbors: Vec::new(),
         };
+        for (i, p) in tables.ports.iter().enumerate() {
+            if let Some(net) = p.ipv4 {
+                tables.connected_v4.push((u32::from(net.network()), u32::from(net.netmask()), i as u16));
+            }
+        }
+        tables.default_v4 = tables
+            .ports
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| p.gateway4.map(|g| Egress { port: i as u16, next_hop: IpAddr::V4(g) }));
         let mut by_name = HashMap::new();
         for t in &config.gre_tunnels {
             let id = TunnelId(tables.tunnels.len() as u32);
             by_name.insert(t.name.clone(), id);
-            tables.gre_by_endpoints.insert((t.anycast_endpoint, t.customer_endpoint), id);
+            tables.gre_by_endpoints.insert(endpoints_key(t.anycast_endpoint, t.customer_endpoint), id);
             if let Some(net) = t.interface_address {
-                tables.interface_v4.insert(net.addr(), id);
+                tables.interface_v4.insert(u32::from(net.addr()), id);
             }
             let egress = tables.egress(IpAddr::V4(t.customer_endpoint));
             tables.tunnels.push(GreTunnel {
@@ -172,7 +194,7 @@ impl Tables {
     /// The GRE tunnel joining this anycast endpoint and customer endpoint.
     #[inline]
     pub fn gre_tunnel(&self, anycast: Ipv4Addr, customer: Ipv4Addr) -> Option<TunnelId> {
-        self.gre_by_endpoints.get(&(anycast, customer)).copied()
+        self.gre_by_endpoints.get(&endpoints_key(anycast, customer)).copied()
     }
 
     /// A tunnel by id.
@@ -184,7 +206,7 @@ impl Tables {
     /// Whether the address is one of this server's (a port address or an anycast endpoint).
     #[inline]
     pub fn is_local_v4(&self, addr: Ipv4Addr) -> bool {
-        self.local_v4.contains(&addr)
+        self.local_v4.contains(&u32::from(addr))
     }
 
     /// Whether the address is one of this server's IPv6 addresses.
@@ -196,21 +218,22 @@ impl Tables {
     /// The tunnel whose inside address (our end) this is.
     #[inline]
     pub fn interface_tunnel(&self, addr: Ipv4Addr) -> Option<TunnelId> {
-        self.interface_v4.get(&addr).copied()
+        self.interface_v4.get(&u32::from(addr)).copied()
     }
 
     /// How to reach an address directly through a port: on a port's subnet it is its own next
     /// hop, otherwise it goes to the first port's gateway that has one.
+    #[inline]
     pub fn egress(&self, dst: IpAddr) -> Option<Egress> {
         match dst {
             IpAddr::V4(d) => {
-                if let Some(i) = self.ports.iter().position(|p| p.ipv4.is_some_and(|n| n.contains(&d))) {
-                    return Some(Egress { port: i as u16, next_hop: dst });
+                let a = u32::from(d);
+                for &(network, mask, port) in &self.connected_v4 {
+                    if a & mask == network {
+                        return Some(Egress { port, next_hop: dst });
+                    }
                 }
-                self.ports
-                    .iter()
-                    .position(|p| p.gateway4.is_some())
-                    .map(|i| Egress { port: i as u16, next_hop: IpAddr::V4(self.ports[i].gateway4.unwrap_or(d)) })
+                self.default_v4
             }
             IpAddr::V6(d) => {
                 if let Some(i) = self.ports.iter().position(|p| p.ipv6.is_some_and(|n| n.contains(&d))) {

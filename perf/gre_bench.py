@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""GRE throughput on one worker core, beside dpdk-testpmd io on the same captures and core.
+
+usage: gre_bench.py [--reps N] [--warmup S] [--window S] [--cases a,b] [--pcaps DIR] [--perf-bin DIR]
+
+Every case feeds one capture through a net_pcap source with infinite_rx=1 (it replays the
+capture from memory, copying each packet into a fresh mbuf on the polling core, for testpmd and
+anygate alike) into a net_null sink. Per repetition and case: testpmd --forward-mode=io on lcore
+1, then anygate's worker on lcore 1 (perf/src/bin/gre-rate.rs, the real Worker and pipeline).
+Figures are the sink's TX packets over a window after a warm-up; the table gives min / median /
+max over the repetitions and the ratio of the medians. OVS-DPDK's ratio to testpmd io on the
+same captures, measured on this machine (see the README), is printed beside it.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# (direction, capture, label, OVS-DPDK / testpmd io ratio recorded with the same captures)
+CASES = [
+    ("decap", "gre_small", "84 B", 0.126),
+    ("decap", "gre_512", "512 B", 0.203),
+    ("decap", "gre_1400", "1400 B", 0.320),
+    ("decap", "gre_imix", "IMIX", None),
+    ("decap", "gre_many", "84 B, 100k flows", 0.137),
+    ("encap", "plain_small", "60 B", 0.197),
+    ("encap", "plain_512", "512 B", 0.323),
+    ("encap", "plain_1400", "1400 B", 0.489),
+    ("encap", "plain_imix", "IMIX", None),
+    ("encap", "plain_many", "60 B, 100k flows", 0.172),
+]
+
+CONFIG = """
+[dataplane]
+cores = [1]
+main_core = 0
+mbufs = 262143
+eal_args = ["--in-memory", "--no-telemetry"]
+
+[[ports]]
+name = "src"
+device = "net_pcap0,rx_pcap={pcap},infinite_rx=1"
+mac = "02:00:00:00:01:01"
+address = "192.0.2.1/24"
+
+[[ports]]
+name = "sink"
+device = "net_null0,no-rx=1"
+address = "203.0.113.1/24"
+gateway = "203.0.113.254"
+gateway_mac = "02:00:00:00:02:02"
+
+[[gre_tunnels]]
+name = "bench"
+customer_endpoint = "198.51.100.10"
+anycast_endpoint = "192.0.2.1"
+"""
+
+# Encapsulation sends the customer prefix into the tunnel; decapsulated packets (to the same
+# inner addresses) leave through the sink's gateway, so the decap configuration has no route.
+ROUTE = """
+[[routes]]
+prefix = "10.20.0.0/16"
+nexthop = "bench"
+"""
+
+
+def testpmd(pcap, warmup, window):
+    cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--in-memory", "--no-telemetry",
+           "--log-level=lib.eal:error", "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1",
+           "--vdev", "net_null0,no-rx=1", "--", "--forward-mode=io", "--nb-cores=1",
+           "--stats-period", "1", "--total-num-mbufs=262144"]
+    seconds = int(warmup + window + 2)
+    out = subprocess.run(["timeout", "-s", "INT", str(seconds)] + cmd, capture_output=True, text=True).stdout
+    # Per period, one block per port; port 1's Tx-pps is the forwarded rate.
+    rates = []
+    for block in re.split(r"NIC statistics for port ", out)[1:]:
+        if block.startswith("1 "):
+            m = re.search(r"Tx-pps:\s+(\d+)", block)
+            if m:
+                rates.append(int(m.group(1)) / 1e6)
+    rates = [r for r in rates[int(warmup):] if r > 0]
+    if not rates:
+        raise RuntimeError(f"testpmd gave no rate for {pcap}:\n{out[-2000:]}")
+    return statistics.median(rates)
+
+
+def anygate(perf_bin, config, warmup, window):
+    out = subprocess.run([os.path.join(perf_bin, "gre-rate"), "--config", config, "--core", "1",
+                          "--warmup", str(warmup), "--window", str(window)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"gre-rate failed: {out.stderr}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["drops"] or result["punts"]:
+        raise RuntimeError(f"gre-rate dropped or punted packets: {result}")
+    return result["mpps"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--window", type=float, default=3.0)
+    ap.add_argument("--cases", default="")
+    ap.add_argument("--pcaps", default="/tmp/anygate-bench/pcap")
+    ap.add_argument("--perf-bin", default=os.path.join(HERE, "..", "target", "release"))
+    args = ap.parse_args()
+    cases = [c for c in CASES if not args.cases or c[1] in args.cases.split(",")]
+
+    if not os.path.exists(os.path.join(args.pcaps, "plain_many.pcap")):
+        subprocess.run([sys.executable, os.path.join(HERE, "gen_pcaps.py"), args.pcaps], check=True)
+    work = tempfile.mkdtemp(prefix="anygate-bench.")
+    results = {c[1]: {"anygate": [], "testpmd": []} for c in cases}
+    for rep in range(args.reps):
+        for direction, name, label, _ in cases:
+            pcap = os.path.join(args.pcaps, f"{name}.pcap")
+            config = os.path.join(work, f"{name}.toml")
+            with open(config, "w") as f:
+                f.write(CONFIG.format(pcap=pcap) + (ROUTE if direction == "encap" else ""))
+            t = testpmd(pcap, args.warmup, args.window)
+            a = anygate(args.perf_bin, config, args.warmup, args.window)
+            results[name]["testpmd"].append(t)
+            results[name]["anygate"].append(a)
+            print(f"rep {rep + 1}: {direction} {label:<18} testpmd io {t:7.2f} Mpps   anygate {a:6.2f} Mpps"
+                  f"   ratio {a / t:.3f}", flush=True)
+
+    print()
+    print("| direction | frames | anygate Mpps min / med / max | testpmd io Mpps (med) | "
+          "anygate / testpmd | OVS-DPDK / testpmd (recorded) |")
+    print("|---|---|---|---|---|---|")
+    for direction, name, label, ovs in cases:
+        a, t = results[name]["anygate"], results[name]["testpmd"]
+        am, tm = statistics.median(a), statistics.median(t)
+        print(f"| {direction} | {label} | {min(a):.2f} / {am:.2f} / {max(a):.2f} | {tm:.2f} | "
+              f"{am / tm:.3f} | {f'{ovs:.3f}' if ovs else '-'} |")
+    for direction, few, many in (("decap", "gre_small", "gre_many"), ("encap", "plain_small", "plain_many")):
+        if few in results and many in results:
+            f, m = statistics.median(results[few]["anygate"]), statistics.median(results[many]["anygate"])
+            print(f"{direction}: 100 000 flows against 8: {100 * (m / f - 1):+.1f}% (anygate medians)")
+
+
+if __name__ == "__main__":
+    main()
