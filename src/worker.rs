@@ -152,7 +152,7 @@ impl Worker {
         received
     }
 
-    #[inline]
+    #[inline(always)]
     fn handle(&mut self, mut mbuf: Mbuf, port: u16, now: u64) {
         if !mbuf.is_contiguous() {
             self.counters.drops[DropReason::MultiSegment.index()] += 1;
@@ -205,7 +205,7 @@ impl Worker {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, mbuf: Mbuf, port: u16) {
         let p = port as usize;
         if self.tx[p].is_full() {

@@ -3,9 +3,16 @@
 /// The one's complement sum of `data` (RFC 1071), folded to 16 bits, not inverted: a header
 /// whose checksum is right sums to 0xffff. Adds 32-bit words (a sum of big-endian 32-bit words
 /// folds to the same 16-bit sum), which is what makes it faster than a 16-bit loop.
-#[inline]
+#[inline(always)]
 pub fn sum(data: &[u8]) -> u16 {
     let mut acc: u64 = 0;
+    // An IPv4 header without options, the usual case: five loads, no loop.
+    if let Ok(h) = <&[u8; 20]>::try_from(data) {
+        for i in 0..5 {
+            acc += u64::from(u32::from_be_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]]));
+        }
+        return fold(acc);
+    }
     let mut words = data.chunks_exact(4);
     for w in &mut words {
         acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
@@ -14,6 +21,12 @@ pub fn sum(data: &[u8]) -> u16 {
     let mut tail = [0u8; 4];
     tail[..rest.len()].copy_from_slice(rest);
     acc += u64::from(u32::from_be_bytes(tail));
+    fold(acc)
+}
+
+/// Fold a sum of 32-bit words to 16 bits, end-around carries included.
+#[inline(always)]
+fn fold(mut acc: u64) -> u16 {
     acc = (acc & 0xffff_ffff) + (acc >> 32);
     acc = (acc & 0xffff_ffff) + (acc >> 32);
     let mut folded = (acc & 0xffff) + (acc >> 16);

@@ -7,12 +7,15 @@ use crate::wire::gre;
 /// Outer IPv4 and GRE header bytes added by encapsulation.
 pub const OVERHEAD: usize = 20 + gre::BASE_HEADER_LEN;
 
-/// Decapsulate a GRE packet addressed to one of our anycast endpoints (outer IPv4 header `outer`
-/// at the start of `pkt`), and route the inner packet.
-pub(crate) fn decapsulate<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, cx: &mut Context<'_>) -> Verdict {
-    let Some(id) = cx.tables.gre_tunnel(outer.dst, outer.src) else {
-        return Verdict::Drop(DropReason::GreUnknownTunnel);
-    };
+/// Decapsulate a GRE packet of tunnel `id` (outer IPv4 header `outer` at the start of `pkt`),
+/// and route the inner packet.
+#[inline(always)]
+pub(crate) fn decapsulate<P: PacketBuf>(
+    pkt: &mut P,
+    outer: &ipv4::Header,
+    id: TunnelId,
+    cx: &mut Context<'_>,
+) -> Verdict {
     let slot = cx.tables.tunnel(id).slot;
     let (header_len, protocol) = match check(&pkt.data()[outer.len..]) {
         Ok(v) => v,
@@ -40,7 +43,7 @@ pub(crate) fn decapsulate<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, cx: &
 
 /// Check a GRE header: its length, version 0, no reserved bit, the checksum where present, no
 /// key (tunnels have none), an IPv4 or IPv6 payload. Gives the header length and protocol.
-#[inline]
+#[inline(always)]
 fn check(data: &[u8]) -> Result<(usize, u16), DropReason> {
     let g = gre::Packet::new_checked(data).map_err(|_| DropReason::GreTruncated)?;
     if g.version() != 0 || g.reserved_bits_set() {
@@ -60,34 +63,29 @@ fn check(data: &[u8]) -> Result<(usize, u16), DropReason> {
 
 /// Encapsulate the IP packet `pkt` (of `ethertype`) into tunnel `id` and address it to the
 /// customer endpoint's next hop.
-#[inline]
+#[inline(always)]
 pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
     let tunnel = cx.tables.tunnel(id);
     let Some(egress) = tunnel.egress else {
         return Verdict::Drop(DropReason::NoEgress);
     };
-    let (slot, ttl, src, dst) = (tunnel.slot, tunnel.ttl, tunnel.anycast.octets(), tunnel.customer.octets());
+    let (slot, template, template_sum) = (tunnel.slot, tunnel.outer_template, tunnel.outer_sum);
     let inner_len = pkt.len();
     let total = inner_len + OVERHEAD;
     if total > usize::from(u16::MAX) || !pkt.prepend(OVERHEAD) {
         return Verdict::Drop(DropReason::NoBufferRoom);
     }
     let id_field = cx.next_ip_id();
+    // The checksum from values in registers: reading back the bytes just written would stall on
+    // store forwarding.
+    let mut sum = template_sum + total as u32 + u32::from(id_field);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
     let h = &mut pkt.data_mut()[..OVERHEAD];
-    h[0] = 0x45;
-    h[1] = 0;
+    h.copy_from_slice(&template);
     h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
     h[4..6].copy_from_slice(&id_field.to_be_bytes());
-    // DF: the tunnel MTU keeps the outer packet within 1500 bytes; fragments are made inside.
-    h[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
-    h[8] = ttl;
-    h[9] = 47;
-    h[10..12].fill(0);
-    h[12..16].copy_from_slice(&src);
-    h[16..20].copy_from_slice(&dst);
-    let sum = !super::csum::sum(&h[..20]);
-    h[10..12].copy_from_slice(&sum.to_be_bytes());
-    h[20..22].fill(0);
+    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
     h[22..24].copy_from_slice(&ethertype.to_be_bytes());
     let counters = cx.counters.tunnel(slot);
     counters.egress_packets += 1;

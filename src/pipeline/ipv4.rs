@@ -25,7 +25,7 @@ pub(crate) struct Header {
 }
 
 /// Check an IPv4 header at the start of `data`: lengths, version, checksum.
-#[inline]
+#[inline(always)]
 pub(crate) fn check(data: &[u8], malformed: DropReason) -> Result<Header, DropReason> {
     let ip = Ipv4Packet::new_checked(data).map_err(|_| malformed)?;
     // smoltcp's check_len does not hold the header to its 20-byte minimum (IHL >= 5).
@@ -53,7 +53,7 @@ fn martian(a: Ipv4Addr) -> bool {
 }
 
 /// Handle an IPv4 packet received on a port (L2 header already removed).
-#[inline]
+#[inline(always)]
 pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
     let h = match check(pkt.data(), DropReason::Ipv4Malformed) {
         Ok(h) => h,
@@ -61,7 +61,14 @@ pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verd
     };
     // Ethernet pads short frames: the IP total length is the truth.
     pkt.truncate(h.total);
-    if cx.tables.is_local_v4(h.dst) {
+    // GRE from a customer endpoint to its tunnel's anycast endpoint: the bulk of what arrives,
+    // found with one lookup.
+    if h.protocol == IpProtocol::Unknown(47) && !h.fragment {
+        if let Some(id) = cx.tables.gre_tunnel(h.dst, h.src) {
+            return gre::decapsulate(pkt, &h, id, cx);
+        }
+    }
+    if cx.tables.may_be_ours_v4(h.dst) && cx.tables.is_local_v4(h.dst) {
         return local(pkt, &h, None, cx);
     }
     if martian(h.src) || martian(h.dst) || cx.tables.ports[port as usize].ipv4.is_some_and(|n| n.broadcast() == h.dst) {
@@ -72,13 +79,17 @@ pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verd
 
 /// A packet for one of our addresses: GRE to decapsulate, an echo request to answer, or the slow
 /// path's. `via` is the tunnel it came out of, if any.
+#[inline(always)]
 fn local<P: PacketBuf>(pkt: &mut P, h: &Header, via: Option<TunnelId>, cx: &mut Context<'_>) -> Verdict {
     match h.protocol {
         IpProtocol::Unknown(47) if via.is_none() => {
             if h.fragment {
                 return Verdict::Drop(DropReason::GreFragment);
             }
-            gre::decapsulate(pkt, h, cx)
+            match cx.tables.gre_tunnel(h.dst, h.src) {
+                Some(id) => gre::decapsulate(pkt, h, id, cx),
+                None => Verdict::Drop(DropReason::GreUnknownTunnel),
+            }
         }
         IpProtocol::Icmp if !h.fragment && icmp::is_echo_request_v4(&pkt.data()[h.len..]) => {
             icmp::echo_reply_v4(pkt, h.len);
@@ -98,9 +109,12 @@ fn local<P: PacketBuf>(pkt: &mut P, h: &Header, via: Option<TunnelId>, cx: &mut 
 }
 
 /// Route an IPv4 packet (at the start of `pkt`, checked, trimmed to its length).
+#[inline(always)]
 pub(crate) fn forward<P: PacketBuf>(pkt: &mut P, h: &Header, origin: Origin, cx: &mut Context<'_>) -> Verdict {
     if let Origin::Tunnel(t) = origin {
-        if cx.tables.interface_tunnel(h.dst) == Some(t) || cx.tables.is_local_v4(h.dst) {
+        if cx.tables.may_be_ours_v4(h.dst)
+            && (cx.tables.interface_tunnel(h.dst) == Some(t) || cx.tables.is_local_v4(h.dst))
+        {
             return local(pkt, h, Some(t), cx);
         }
         if martian(h.dst) || martian(h.src) {
@@ -132,19 +146,19 @@ fn ports(data: &[u8], h: &Header) -> u32 {
 }
 
 /// Decrement the TTL in place, updating the checksum; false when it runs out.
-#[inline]
+#[inline(always)]
 fn decrement_ttl(data: &mut [u8]) -> bool {
-    if data[8] <= 1 {
+    let (ttl, protocol, check) = (data[8], data[9], u16::from_be_bytes([data[10], data[11]]));
+    if ttl <= 1 {
         return false;
     }
-    let old = u16::from_be_bytes([data[8], data[9]]);
-    data[8] -= 1;
-    let new = u16::from_be_bytes([data[8], data[9]]);
-    let sum = csum::update16(u16::from_be_bytes([data[10], data[11]]), old, new);
+    let sum = csum::update16(check, u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl - 1, protocol]));
+    data[8] = ttl - 1;
     data[10..12].copy_from_slice(&sum.to_be_bytes());
     true
 }
 
+#[inline(always)]
 fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin, cx: &mut Context<'_>) -> Verdict {
     let tunnel = cx.tables.tunnel(id);
     let (mtu, mss_limit, slot, anycast) = (tunnel.mtu as usize, tunnel.mss, tunnel.slot, tunnel.anycast);
@@ -165,6 +179,7 @@ fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin
     gre::encapsulate(pkt, id, ETHERTYPE, cx)
 }
 
+#[inline(always)]
 fn to_port<P: PacketBuf>(pkt: &mut P, h: &Header, origin: Origin, cx: &mut Context<'_>) -> Verdict {
     if origin != Origin::Local && !decrement_ttl(pkt.data_mut()) {
         let from = match origin {

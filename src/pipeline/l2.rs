@@ -11,7 +11,7 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// Handle a received frame.
-#[inline]
+#[inline(always)]
 pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
     let info = &cx.tables.ports[port as usize];
     let data = pkt.data();

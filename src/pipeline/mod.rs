@@ -109,7 +109,7 @@ impl Context<'_> {
 }
 
 /// Run one received frame (Ethernet header first) through the pipeline.
-#[inline]
+#[inline(always)]
 pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
     let verdict = l2::input(pkt, port, cx);
     cx.counters.count(&verdict);
@@ -118,7 +118,7 @@ pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Ve
 
 /// Put the L2 header for `egress` in front of the IP packet `pkt` (ethertype given), or punt it
 /// for neighbor resolution when the next hop's MAC is not known.
-#[inline]
+#[inline(always)]
 pub fn emit_l2<P: PacketBuf>(pkt: &mut P, egress: Egress, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
     let port = &cx.tables.ports[egress.port as usize];
     let header_len = if port.vlan.is_some() { 18 } else { 14 };

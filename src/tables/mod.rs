@@ -48,6 +48,27 @@ pub struct GreTunnel {
     pub mss: u16,
     /// How the customer endpoint is reached; None when no port can reach it.
     pub egress: Option<Egress>,
+    /// The outer IPv4 and GRE header (protocol left 0), with total length, identification and
+    /// checksum 0: encapsulation copies it and fills those three in.
+    pub outer_template: [u8; 24],
+    /// The one's complement sum (unfolded) of the template's IPv4 header, to which encapsulation
+    /// adds the total length and identification: the checksum without reading the header back.
+    pub outer_sum: u32,
+}
+
+impl GreTunnel {
+    fn outer_header(ttl: u8, anycast: Ipv4Addr, customer: Ipv4Addr) -> ([u8; 24], u32) {
+        let mut h = [0u8; 24];
+        h[0] = 0x45;
+        // DF: the tunnel MTU keeps the outer packet within 1500 bytes; fragments are made inside.
+        h[6] = 0x40;
+        h[8] = ttl;
+        h[9] = 47;
+        h[12..16].copy_from_slice(&anycast.octets());
+        h[16..20].copy_from_slice(&customer.octets());
+        let sum = h[..20].chunks_exact(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        (h, sum)
+    }
 }
 
 /// The whole snapshot.
@@ -62,6 +83,10 @@ pub struct Tables {
     /// The tunnels' own inside addresses (the tunnel's /31 or /30 end on our side).
     interface_v4: FxHashMap<u32, TunnelId>,
     local_v6: FxHashSet<Ipv6Addr>,
+    /// A bitmap of hashed IPv4 addresses of ours (local and tunnel inside addresses): a clear bit
+    /// proves an address is not ours without a map lookup, which is the common case for
+    /// routed packets.
+    ours_v4_filter: [u64; FILTER_WORDS],
     /// The ports' IPv4 subnets (network, mask, port), for packets routed out of a port.
     connected_v4: Vec<(u32, u32, u16)>,
     /// Where IPv4 off every subnet goes: the first port with a gateway.
@@ -71,8 +96,17 @@ pub struct Tables {
     pub static_neighbors: Vec<(u16, IpAddr, [u8; 6])>,
 }
 
+const FILTER_WORDS: usize = 16;
+
+/// Where an address falls in the filter of our addresses: a word and a bit (1024 bits).
+#[inline(always)]
+fn filter_position(addr: u32) -> (usize, u32) {
+    let h = (u64::from(addr).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as u32;
+    ((h >> 6) as usize, h & 63)
+}
+
 /// The GRE tunnel map's key for a pair of endpoints.
-#[inline]
+#[inline(always)]
 fn endpoints_key(anycast: Ipv4Addr, customer: Ipv4Addr) -> u64 {
     u64::from(u32::from(anycast)) << 32 | u64::from(u32::from(customer))
 }
@@ -138,6 +172,7 @@ impl Tables {
             local_v4: config.local_v4().into_iter().map(u32::from).collect(),
             interface_v4: FxHashMap::default(),
             local_v6: config.ports.iter().filter_map(|p| p.address6.map(|a| a.addr())).collect(),
+            ours_v4_filter: [0; FILTER_WORDS],
             connected_v4: Vec::new(),
             default_v4: None,
             routes: RouteTable::default(),
@@ -162,6 +197,7 @@ impl Tables {
                 tables.interface_v4.insert(u32::from(net.addr()), id);
             }
             let egress = tables.egress(IpAddr::V4(t.customer_endpoint));
+            let (outer_template, outer_sum) = GreTunnel::outer_header(t.ttl, t.anycast_endpoint, t.customer_endpoint);
             tables.tunnels.push(GreTunnel {
                 name: t.name.clone(),
                 slot: slots.slot(&t.name),
@@ -172,7 +208,14 @@ impl Tables {
                 mtu: t.mtu,
                 mss: t.mss,
                 egress,
+                outer_template,
+                outer_sum,
             });
+        }
+        let ours: Vec<u32> = tables.local_v4.iter().chain(tables.interface_v4.keys()).copied().collect();
+        for a in ours {
+            let (word, bit) = filter_position(a);
+            tables.ours_v4_filter[word] |= 1 << bit;
         }
         tables.routes = RouteTable::build(
             config
@@ -192,19 +235,28 @@ impl Tables {
     }
 
     /// The GRE tunnel joining this anycast endpoint and customer endpoint.
-    #[inline]
+    #[inline(always)]
     pub fn gre_tunnel(&self, anycast: Ipv4Addr, customer: Ipv4Addr) -> Option<TunnelId> {
         self.gre_by_endpoints.get(&endpoints_key(anycast, customer)).copied()
     }
 
     /// A tunnel by id.
-    #[inline]
+    #[inline(always)]
     pub fn tunnel(&self, id: TunnelId) -> &GreTunnel {
         &self.tunnels[id.0 as usize]
     }
 
+    /// False when the address is certainly neither one of this server's nor a tunnel's inside
+    /// address; true when it may be (then ask [`Tables::is_local_v4`] and
+    /// [`Tables::interface_tunnel`]).
+    #[inline(always)]
+    pub fn may_be_ours_v4(&self, addr: Ipv4Addr) -> bool {
+        let (word, bit) = filter_position(u32::from(addr));
+        self.ours_v4_filter[word] & (1 << bit) != 0
+    }
+
     /// Whether the address is one of this server's (a port address or an anycast endpoint).
-    #[inline]
+    #[inline(always)]
     pub fn is_local_v4(&self, addr: Ipv4Addr) -> bool {
         self.local_v4.contains(&u32::from(addr))
     }
@@ -216,14 +268,14 @@ impl Tables {
     }
 
     /// The tunnel whose inside address (our end) this is.
-    #[inline]
+    #[inline(always)]
     pub fn interface_tunnel(&self, addr: Ipv4Addr) -> Option<TunnelId> {
         self.interface_v4.get(&u32::from(addr)).copied()
     }
 
     /// How to reach an address directly through a port: on a port's subnet it is its own next
     /// hop, otherwise it goes to the first port's gateway that has one.
-    #[inline]
+    #[inline(always)]
     pub fn egress(&self, dst: IpAddr) -> Option<Egress> {
         match dst {
             IpAddr::V4(d) => {

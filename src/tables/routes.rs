@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
+use rustc_hash::FxHashMap;
 
 /// Index of a tunnel in the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,7 +19,7 @@ pub struct NextHops {
 
 impl NextHops {
     /// The tunnel for a flow.
-    #[inline]
+    #[inline(always)]
     pub fn pick(&self, flow_hash: u32) -> TunnelId {
         if self.buckets.len() == 1 {
             return self.buckets[0];
@@ -44,9 +45,57 @@ impl NextHops {
 /// Customer prefixes, IPv4 and IPv6.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    v4: PrefixMap<Ipv4Net, NextHops>,
+    v4: Ipv4Lpm,
     v6: PrefixMap<Ipv6Net, NextHops>,
     len: usize,
+}
+
+/// IPv4 longest-prefix match for the fast path: one hash map per prefix length present, tried
+/// from the longest, behind a bitmap of the /16 blocks any prefix touches, so that an address
+/// outside every customer prefix (most decapsulated traffic) costs one load. It replaced a
+/// prefix-trie walk that took an eighth of the encapsulation path's time.
+#[derive(Debug, Default)]
+struct Ipv4Lpm {
+    /// (prefix length, mask), longest first.
+    lengths: Vec<(u8, u32)>,
+    /// (length << 32 | network) -> next hops.
+    prefixes: FxHashMap<u64, NextHops>,
+    /// One bit per /16 block: set where some prefix covers part of it.
+    blocks: Vec<u64>,
+}
+
+impl Ipv4Lpm {
+    fn insert(&mut self, net: Ipv4Net, hops: NextHops) {
+        if self.blocks.is_empty() {
+            self.blocks = vec![0; 1 << 10];
+        }
+        let (len, mask) = (net.prefix_len(), u32::from(net.netmask()));
+        let network = u32::from(net.network());
+        if !self.lengths.iter().any(|(l, _)| *l == len) {
+            self.lengths.push((len, mask));
+            self.lengths.sort_unstable_by_key(|l| std::cmp::Reverse(l.0));
+        }
+        self.prefixes.insert(u64::from(len) << 32 | u64::from(network), hops);
+        let first = network >> 16;
+        let count = if len >= 16 { 1 } else { 1u32 << (16 - len) };
+        for block in first..first + count {
+            self.blocks[(block >> 6) as usize] |= 1 << (block & 63);
+        }
+    }
+
+    #[inline(always)]
+    fn lookup(&self, addr: Ipv4Addr) -> Option<&NextHops> {
+        let a = u32::from(addr);
+        let block = a >> 16;
+        if self.blocks.get((block >> 6) as usize).is_none_or(|w| w & (1 << (block & 63)) == 0) {
+            return None;
+        }
+        self.lengths.iter().find_map(|&(len, mask)| self.prefixes.get(&(u64::from(len) << 32 | u64::from(a & mask))))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.prefixes.is_empty()
+    }
 }
 
 impl RouteTable {
@@ -66,9 +115,7 @@ impl RouteTable {
             }
             let hops = NextHops { buckets: buckets.into_boxed_slice() };
             match prefix {
-                IpNet::V4(p) => {
-                    table.v4.insert(p, hops);
-                }
+                IpNet::V4(p) => table.v4.insert(p.trunc(), hops),
                 IpNet::V6(p) => {
                     table.v6.insert(p, hops);
                 }
@@ -79,12 +126,12 @@ impl RouteTable {
     }
 
     /// The next hops of the longest prefix holding an IPv4 address.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_v4(&self, addr: Ipv4Addr) -> Option<&NextHops> {
         if self.v4.is_empty() {
             return None;
         }
-        self.v4.get_lpm(&Ipv4Net::from(addr)).map(|(_, h)| h)
+        self.v4.lookup(addr)
     }
 
     /// The next hops of the longest prefix holding an IPv6 address.
@@ -111,6 +158,52 @@ impl RouteTable {
 mod tests {
     use super::*;
 
+    /// The longest matching prefix by brute force: the reference for the fast table.
+    fn reference(routes: &[(Ipv4Net, u32)], a: Ipv4Addr) -> Option<u32> {
+        routes.iter().filter(|(n, _)| n.contains(&a)).max_by_key(|(n, _)| n.prefix_len()).map(|r| r.1)
+    }
+
+    #[test]
+    fn ipv4_matches_brute_force_on_nested_prefixes() {
+        let nets = [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "10.20.0.0/16",
+            "10.20.30.0/24",
+            "10.20.30.40/32",
+            "10.128.0.0/9",
+            "192.0.2.0/25",
+            "192.0.2.128/26",
+            "198.51.100.7/31",
+            "203.0.113.0/24",
+        ];
+        let routes: Vec<(Ipv4Net, u32)> =
+            nets.iter().enumerate().map(|(i, n)| (n.parse().unwrap(), i as u32)).collect();
+        let t = RouteTable::build(routes.iter().map(|(n, i)| (IpNet::V4(*n), TunnelId(*i), 1, 1)));
+        let mut x = 0x1234_5678u32;
+        let mut probes: Vec<u32> = routes
+            .iter()
+            .flat_map(|(n, _)| {
+                let (lo, hi) = (u32::from(n.network()), u32::from(n.broadcast()));
+                [lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)]
+            })
+            .collect();
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            probes.push(x);
+            probes.push(0x0a14_0000 | (x & 0xffff));
+        }
+        for p in probes {
+            let a = Ipv4Addr::from(p);
+            assert_eq!(t.lookup_v4(a).map(|h| h.pick(0).0), reference(&routes, a), "{a}");
+        }
+        let without_default = RouteTable::build(routes[1..].iter().map(|(n, i)| (IpNet::V4(*n), TunnelId(*i), 1, 1)));
+        assert!(without_default.lookup_v4("11.1.1.1".parse().unwrap()).is_none());
+        assert_eq!(without_default.lookup_v4("10.20.30.41".parse().unwrap()).unwrap().pick(0), TunnelId(3));
+    }
+
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
     }
@@ -132,6 +225,8 @@ mod tests {
         let picks: Vec<_> = (0..4).map(|h| hops.pick(h)).collect();
         assert_eq!(picks.iter().filter(|t| **t == TunnelId(2)).count(), 3, "weight 3 against 1");
         assert!(t.lookup_v4("11.0.0.1".parse().unwrap()).is_none());
+        assert!(t.lookup_v4("10.255.255.255".parse().unwrap()).is_some(), "the /8's last address");
+        assert!(t.lookup_v4("9.255.255.255".parse().unwrap()).is_none());
         assert_eq!(t.lookup_v6("2001:db8::1".parse().unwrap()).unwrap().pick(0), TunnelId(4));
         assert!(t.lookup_v6("2001:db9::1".parse().unwrap()).is_none());
     }
