@@ -11,6 +11,13 @@ else
   toolchain=()
   export RUSTC_BOOTSTRAP=1
 fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for target in wire_views pipeline; do
-  cargo "${toolchain[@]}" fuzz run -O "$target" -- -max_total_time="$seconds" -max_len=2048 2>&1 | tail -n 3
+  if ! cargo "${toolchain[@]}" fuzz run -O "$target" -- -max_total_time="$seconds" -max_len=2048 >"$log" 2>&1; then
+    # A build error or a crash: show what happened, not only the last lines.
+    grep -v -E '^#[0-9]+|^INFO|^ +Compiling' "$log" | tail -n 60
+    exit 1
+  fi
+  tail -n 2 "$log"
 done

@@ -2,28 +2,16 @@
 //! static entries and from what the slow path learns (ARP, neighbor discovery), applied between
 //! bursts.
 
-use std::cell::Cell;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
 /// Neighbors' MAC addresses by (port, IP address). IPv4 neighbors are keyed by one integer
-/// (port and address), and the last few looked up are remembered in a small direct-mapped cache:
-/// the lookup is on every packet's path, and most packets go to a handful of next hops (gateways,
-/// customer endpoints' next hops).
+/// (port and address), which hashes in one multiplication: the lookup is on every packet's path.
 #[derive(Debug, Default, Clone)]
 pub struct Neighbors {
     v4: FxHashMap<u64, [u8; 6]>,
     v6: FxHashMap<(u16, u128), [u8; 6]>,
-    /// (key, MAC) of recent IPv4 hits; key 0 (port 0, 0.0.0.0) is never a neighbor: empty.
-    recent_v4: [Cell<(u64, [u8; 6])>; RECENT],
-}
-
-const RECENT: usize = 4;
-
-#[inline(always)]
-fn recent_slot(key: u64) -> usize {
-    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 62) as usize
 }
 
 #[inline(always)]
@@ -36,24 +24,13 @@ impl Neighbors {
     #[inline(always)]
     pub fn get(&self, port: u16, addr: IpAddr) -> Option<[u8; 6]> {
         match addr {
-            IpAddr::V4(a) => {
-                let key = v4_key(port, a);
-                let recent = &self.recent_v4[recent_slot(key)];
-                let (k, mac) = recent.get();
-                if k == key && key != 0 {
-                    return Some(mac);
-                }
-                let mac = self.v4.get(&key).copied()?;
-                recent.set((key, mac));
-                Some(mac)
-            }
+            IpAddr::V4(a) => self.v4.get(&v4_key(port, a)).copied(),
             IpAddr::V6(a) => self.v6.get(&(port, u128::from(a))).copied(),
         }
     }
 
     /// Learn or change a neighbor's MAC address.
     pub fn set(&mut self, port: u16, addr: IpAddr, mac: [u8; 6]) {
-        self.forget_recent();
         match addr {
             IpAddr::V4(a) => self.v4.insert(v4_key(port, a), mac),
             IpAddr::V6(a) => self.v6.insert((port, u128::from(a)), mac),
@@ -62,17 +39,10 @@ impl Neighbors {
 
     /// Forget a neighbor.
     pub fn remove(&mut self, port: u16, addr: IpAddr) {
-        self.forget_recent();
         match addr {
             IpAddr::V4(a) => self.v4.remove(&v4_key(port, a)),
             IpAddr::V6(a) => self.v6.remove(&(port, u128::from(a))),
         };
-    }
-
-    fn forget_recent(&mut self) {
-        for r in &self.recent_v4 {
-            r.set((0, [0; 6]));
-        }
     }
 
     /// The number of known neighbors.
@@ -91,19 +61,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembered_entries_follow_changes_and_removals() {
+    fn entries_follow_changes_and_removals() {
         let mut n = Neighbors::default();
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(n.get(0, a), None);
         n.set(0, a, [1; 6]);
         assert_eq!(n.get(0, a), Some([1; 6]));
-        assert_eq!(n.get(0, a), Some([1; 6]), "served from the recent entries");
         assert_eq!(n.get(1, a), None, "another port");
         n.set(0, a, [2; 6]);
         assert_eq!(n.get(0, a), Some([2; 6]));
         n.remove(0, a);
         assert_eq!(n.get(0, a), None);
-        // More neighbors than recent slots all stay reachable.
         for i in 0..20u8 {
             n.set(0, IpAddr::from([10, 0, 0, i]), [i; 6]);
         }

@@ -10,7 +10,9 @@ import tempfile
 import unittest
 
 from scapy.all import (ARP, GRE, ICMP, IP, TCP, UDP, Ether, ICMPv6EchoReply, ICMPv6EchoRequest,
-                       ICMPv6PacketTooBig, IPv6, Raw, defragment, rdpcap, wrpcap)
+                       ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr,
+                       ICMPv6PacketTooBig, IPv6, Raw, defragment, in6_getnsma, in6_getnsmac,
+                       inet_pton, rdpcap, socket, wrpcap)
 
 ANYGATE = os.environ.get("ANYGATE", os.path.join(os.path.dirname(__file__), "../../target/debug/anygate"))
 PORT_MAC = "02:00:00:00:01:01"
@@ -263,6 +265,42 @@ class HostAddresses(unittest.TestCase):
         self.assertEqual((p[IP].src, p[IP].dst), (ANYCAST, CUSTOMER))
         inner = p[GRE][IP]
         self.assertEqual((inner.src, inner.dst, inner[ICMP].type), ("10.212.0.0", "10.212.0.1", 0))
+
+    def test_neighbor_solicitation_for_our_address_is_advertised(self):
+        ns = (Ether(src=GW_MAC, dst="33:33:ff:00:00:01") /
+              IPv6(src="2001:db8::fe", dst="ff02::1:ff00:1", hlim=255) /
+              ICMPv6ND_NS(tgt="2001:db8::1") / ICMPv6NDOptSrcLLAddr(lladdr=GW_MAC))
+        out, _ = run([ns])
+        self.assertEqual(len(out), 1)
+        p = out[0]
+        self.assertEqual((p[Ether].src, p[Ether].dst), (PORT_MAC, GW_MAC))
+        self.assertEqual((p[IPv6].src, p[IPv6].dst, p[IPv6].hlim), ("2001:db8::1", "2001:db8::fe", 255))
+        na = p[ICMPv6ND_NA]
+        self.assertEqual((na.tgt, na.S, na.R), ("2001:db8::1", 1, 0))
+        self.assertEqual(p[ICMPv6NDOptDstLLAddr].lladdr, PORT_MAC)
+        fresh = p[IPv6].copy()
+        del fresh[ICMPv6ND_NA].cksum
+        self.assertEqual(IPv6(bytes(fresh))[ICMPv6ND_NA].cksum, na.cksum, "ICMPv6 checksum")
+
+    def test_ipv6_next_hop_is_resolved_by_neighbor_discovery(self):
+        # Decapsulated IPv6 for a host on the port's own subnet: its MAC is asked for first.
+        packet = gre_in(IPv6(src="2001:db8:20::1", dst="2001:db8::77") / UDP(dport=53), proto=0x86DD)
+        host_mac = "02:00:00:00:00:77"
+        na = (Ether(src=host_mac, dst=PORT_MAC) / IPv6(src="2001:db8::77", dst="2001:db8::1", hlim=255) /
+              ICMPv6ND_NA(tgt="2001:db8::77", S=1, R=0, O=1) / ICMPv6NDOptDstLLAddr(lladdr=host_mac))
+        out, c = run([packet, na])
+        solicitations = [p for p in out if ICMPv6ND_NS in p]
+        self.assertGreaterEqual(len(solicitations), 1)
+        ns = solicitations[0]
+        group = socket.inet_ntop(socket.AF_INET6, in6_getnsma(inet_pton(socket.AF_INET6, "2001:db8::77")))
+        self.assertEqual((ns[Ether].dst, ns[IPv6].dst, ns[IPv6].hlim, ns[ICMPv6ND_NS].tgt),
+                         (in6_getnsmac(inet_pton(socket.AF_INET6, group)), group, 255, "2001:db8::77"))
+        self.assertEqual(ns[ICMPv6NDOptSrcLLAddr].lladdr, PORT_MAC)
+        sent = [p for p in out if UDP in p and IPv6 in p and p[IPv6].dst == "2001:db8::77"]
+        self.assertEqual(len(sent), 1, "the held packet goes once the host answers")
+        self.assertEqual((sent[0][Ether].dst, sent[0][IPv6].hlim), (host_mac, 63))
+        self.assertEqual(c["punts"]["resolve"], 1)
+        self.assertEqual(c["slow_path"]["neighbors_learned"], 1)
 
     def test_ipv6_echo_is_answered(self):
         out, _ = run([from_gw(IPv6(src="2001:db9::5", dst="2001:db8::1") / ICMPv6EchoRequest(id=2, seq=4))])
