@@ -12,18 +12,22 @@
 #                              anycast 203.0.113.1 <== GRE tunnel ==> 192.0.2.2
 #                                                                      10.10.0.1, 2001:db8:10::1 behind it
 #
-# usage: scripts/demo.sh [--duration SECONDS] [--check]
+# usage: scripts/demo.sh [--duration SECONDS] [--workers N] [--check]
 #   --duration  how long the steady traffic and live figures run (default 30; 0: until Ctrl-C)
+#   --workers   poll-mode workers (default 1), each with its own queue pair of both ports; the
+#               kernel spreads flows over the queues (PACKET_FANOUT hash). With more workers than
+#               spare CPUs they share CPU 1 (EAL --lcores), which is for testing, not speed.
 #   --check     the test: assert every check, reload the configuration under traffic (no packet may
 #               be lost), and compare anygate's per-tunnel counters with the GRE router's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-duration=30 check=0
+duration=30 check=0 workers=1
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) duration=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
     --check) check=1; shift ;;
     *) sed -n '2,20p' "$0" >&2; exit 2 ;;
   esac
@@ -109,22 +113,28 @@ in_client ip -6 route add default via 2001:db8:100::1
 in_site sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
 
 # --- anygate ----------------------------------------------------------------------------------------
+# Workers are lcores 1..N; with more than one, EAL's --lcores puts them all on CPU 1.
+cores=$(seq -s, 1 "$workers")
+lcore_map=
+if [ "$workers" -gt 1 ]; then
+  lcore_map=", \"--lcores=0@0,$(seq -s, -f '%g@1' 1 "$workers")\""
+fi
 write_config() { # $1: file, $2: extra TOML appended (a second tunnel for the reload)
   cat >"$1" <<EOF
 [dataplane]
-cores = [1]
+cores = [$cores]
 main_core = 0
-eal_args = ["--in-memory", "--no-telemetry"]
+eal_args = ["--in-memory", "--no-telemetry"$lcore_map]
 
 [[ports]]
 name = "internet"
-device = "net_af_packet0,iface=agd-inet"
+device = "net_af_packet0,iface=agd-inet,qpairs=$workers"
 address = "198.51.100.1/24"
 address6 = "2001:db8:100::1/64"
 
 [[ports]]
 name = "transit"
-device = "net_af_packet1,iface=agd-transit"
+device = "net_af_packet1,iface=agd-transit,qpairs=$workers"
 address = "192.0.2.1/24"
 
 [[gre_tunnels]]
@@ -314,6 +324,10 @@ expect((t["egress_packets"], t["egress_bytes"]) == tuple(wire["out"]),
        "egress: every packet anygate counted into the tunnel is on the wire, bytes too")
 expect(t["ingress_packets"] > pings and t["egress_packets"] > pings,
        f"more than the {pings} echo packets each way (TCP too)")
+workers = c.get("workers", [])
+print(f"  per worker:    rx {[w['rx_packets'] for w in workers]} tx {[w['tx_packets'] for w in workers]}")
+if len(workers) > 1:
+    expect(all(w["rx_packets"] > 0 for w in workers), f"all {len(workers)} workers received traffic")
 sys.exit(0 if ok else 1)
 EOF
 

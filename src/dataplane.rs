@@ -26,9 +26,14 @@ fn is_pci(device: &str) -> bool {
 }
 
 /// The EAL arguments for a configuration: the cores, the devices, then the configured extras.
+/// Where the extras map lcores to CPUs themselves (`--lcores`, e.g. `0@0,1@1,2@1` to put two
+/// workers on one CPU), the cores are lcore ids and no `-l` list is given.
 pub fn eal_args(config: &Config, lcores: &str, devices: &[String]) -> Vec<String> {
-    let mut args =
-        vec!["-l".to_string(), lcores.to_string(), "--main-lcore".into(), config.dataplane.main_core.to_string()];
+    let mut args = Vec::new();
+    if !config.dataplane.eal_args.iter().any(|a| a.starts_with("--lcores")) {
+        args.extend(["-l".to_string(), lcores.to_string()]);
+    }
+    args.extend(["--main-lcore".to_string(), config.dataplane.main_core.to_string()]);
     if !devices.iter().any(|d| is_pci(d)) {
         args.push("--no-pci".into());
     }
@@ -102,5 +107,31 @@ impl Dataplane {
         for p in &self.ports {
             let _ = p.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(eal_args: &str) -> Config {
+        Config::parse(&format!(
+            "[dataplane]\ncores = [1, 2]\neal_args = {eal_args}\n\n[[ports]]\nname = \"wan\"\ndevice = \"net_null0\"\n"
+        ))
+        .expect("configuration")
+    }
+
+    #[test]
+    fn cores_go_to_eal_as_a_list_unless_lcores_map_them() {
+        let devices = vec!["net_null0".to_string(), "0000:3b:00.0".to_string()];
+        let args = eal_args(&config(r#"["--in-memory"]"#), "0,1,2", &devices);
+        assert_eq!(args[..4], ["-l", "0,1,2", "--main-lcore", "0"]);
+        assert!(args.windows(2).any(|w| w == ["--vdev", "net_null0"]));
+        assert!(args.windows(2).any(|w| w == ["-a", "0000:3b:00.0"]));
+        assert!(!args.contains(&"--no-pci".to_string()), "a PCI device is named");
+
+        let args = eal_args(&config(r#"["--lcores=0@0,1@1,2@1"]"#), "0,1,2", &devices[..1]);
+        assert!(!args.contains(&"-l".to_string()));
+        assert!(args.contains(&"--lcores=0@0,1@1,2@1".to_string()) && args.contains(&"--no-pci".to_string()));
     }
 }

@@ -91,6 +91,11 @@ fn collect(handles: &mut [WorkerHandle]) -> Counters {
     total
 }
 
+/// The latest counters of each worker.
+fn per_worker(handles: &mut [WorkerHandle]) -> Vec<Counters> {
+    handles.iter_mut().map(|h| h.counters.read().clone()).collect()
+}
+
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
@@ -188,7 +193,8 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
                 println!("{}", report::live_view(&now, &before, elapsed.as_secs_f64(), &names));
             }
             if let Some(f) = counters_file {
-                let json = report::counters_json(&now, &names, &slow.counters);
+                let mut json = report::counters_json(&now, &names, &slow.counters);
+                json["workers"] = report::workers_json(&per_worker(&mut handles));
                 if let Err(e) = write_atomically(f, &json.to_string()) {
                     eprintln!("anygate: cannot write {}: {e}", f.display());
                 }
@@ -202,7 +208,8 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
         dp.eal.wait(*lcore);
     }
     let total = collect(&mut handles);
-    let json = report::counters_json(&total, &slots.names(), &slow.counters);
+    let mut json = report::counters_json(&total, &slots.names(), &slow.counters);
+    json["workers"] = report::workers_json(&per_worker(&mut handles));
     if let Some(f) = counters_file {
         let _ = write_atomically(f, &json.to_string());
     }

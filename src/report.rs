@@ -5,6 +5,11 @@ use serde_json::{json, Map, Value};
 use crate::pipeline::{Counters, DropReason, PuntReason};
 use crate::slowpath::SlowPathCounters;
 
+/// Each worker's share of the traffic, for the JSON counters (how evenly RSS spreads the load).
+pub fn workers_json(workers: &[Counters]) -> Value {
+    json!(workers.iter().map(|w| json!({"rx_packets": w.rx_packets, "tx_packets": w.tx_packets})).collect::<Vec<_>>())
+}
+
 /// All counters as one JSON object: totals, drops and punts by reason, per tunnel by name.
 pub fn counters_json(c: &Counters, tunnel_names: &[(u32, String)], slow: &SlowPathCounters) -> Value {
     let drops: Map<String, Value> =
