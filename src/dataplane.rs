@@ -3,8 +3,12 @@
 
 use dpdk_bindings::{Eal, Mempool, Port, PortConfig};
 
+use std::sync::Arc;
+
 use crate::config::Config;
-use crate::slowpath::SlowTx;
+use crate::slowpath::{SlowPath, SlowTx};
+use crate::tables::{SlotMap, Tables};
+use crate::worker::{self, Worker, WorkerHandle};
 
 /// The started DPDK side.
 #[derive(Debug)]
@@ -17,6 +21,18 @@ pub struct Dataplane {
     pub workers: u16,
     /// How the slow path sends.
     pub slow_tx: SlowTx,
+}
+
+/// What runs on the started ports: the tables, the workers (to be launched on their lcores), the
+/// control thread's handles to them, and the slow path.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Counter slots of the tunnels, kept across reloads.
+    pub slots: SlotMap,
+    pub tables: Arc<Tables>,
+    pub workers: Vec<Worker>,
+    pub handles: Vec<WorkerHandle>,
+    pub slow: SlowPath,
 }
 
 /// Whether a device string names a PCI device (`0000:01:00.0`) rather than a virtual one.
@@ -100,6 +116,30 @@ impl Dataplane {
             ports.push(port);
         }
         Ok(Dataplane { eal, pool, ports, macs, workers, slow_tx })
+    }
+
+    /// Compile the configuration into tables and make one worker per RX queue, each with the
+    /// handle the control thread keeps, and the slow path that serves them.
+    pub fn pipeline(&self, config: &Config) -> Pipeline {
+        let mut slots = SlotMap::default();
+        let tables = Arc::new(Tables::build(config, &self.macs, &mut slots));
+        let (workers, handles) = (0..self.workers)
+            .map(|queue| {
+                let (links, handle) = worker::links(slots.len());
+                let w = Worker::new(
+                    queue,
+                    self.ports.clone(),
+                    self.pool,
+                    tables.clone(),
+                    config.dataplane.icmp_errors_per_second,
+                    links,
+                );
+                (w, handle)
+            })
+            .unzip();
+        let mut slow = SlowPath::new(self.pool, self.ports.clone(), self.slow_tx, tables.clone());
+        slow.prime(dpdk_bindings::tsc());
+        Pipeline { slots, tables, workers, handles, slow }
     }
 
     /// Stop and close the ports (pcap devices write out their files here).

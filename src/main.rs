@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anygate::config::Config;
-use anygate::dataplane::Dataplane;
+use anygate::dataplane::{Dataplane, Pipeline};
 use anygate::pipeline::Counters;
 use anygate::report;
-use anygate::slowpath::SlowPath;
-use anygate::tables::{SlotMap, Tables};
-use anygate::worker::{self, Update, Worker, WorkerHandle};
+use anygate::tables::Tables;
+use anygate::worker::{Update, WorkerHandle};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -110,22 +109,10 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
     let lcores = lcores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
     let devices: Vec<String> = config.ports.iter().map(|p| p.device.clone()).collect();
     let dp = Dataplane::start(&config, &lcores, &devices, cores.len() as u16, true)?;
-    let mut slots = SlotMap::default();
-    let tables = Arc::new(Tables::build(&config, &dp.macs, &mut slots));
+    let Pipeline { mut slots, workers, mut handles, mut slow, .. } = dp.pipeline(&config);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::new();
-    for (queue, lcore) in cores.iter().enumerate() {
-        let (links, handle) = worker::links(slots.len());
-        handles.push(handle);
-        let mut w = Worker::new(
-            queue as u16,
-            dp.ports.clone(),
-            dp.pool,
-            tables.clone(),
-            config.dataplane.icmp_errors_per_second,
-            links,
-        );
+    for (mut w, lcore) in workers.into_iter().zip(&cores) {
         let stop = stop.clone();
         dp.eal
             .launch(*lcore, move || {
@@ -137,8 +124,6 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
             })
             .map_err(|e| e.to_string())?;
     }
-    let mut slow = SlowPath::new(dp.pool, dp.ports.clone(), dp.slow_tx, tables.clone());
-    slow.prime(dpdk_bindings::tsc());
 
     let terminate = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
@@ -264,14 +249,8 @@ fn pcap(path: &Path, input: &Path, output: &Path) -> Result<(), String> {
     let lcores = config.dataplane.main_core.to_string();
     // One thread runs the worker and the slow path: they share TX queue 0.
     let dp = Dataplane::start(&config, &lcores, &devices, 1, false)?;
-    let mut slots = SlotMap::default();
-    let tables = Arc::new(Tables::build(&config, &dp.macs, &mut slots));
-    let (links, handle) = worker::links(slots.len());
-    let mut handles = vec![handle];
-    let mut w =
-        Worker::new(0, dp.ports.clone(), dp.pool, tables.clone(), config.dataplane.icmp_errors_per_second, links);
-    let mut slow = SlowPath::new(dp.pool, dp.ports.clone(), dp.slow_tx, tables);
-    slow.prime(dpdk_bindings::tsc());
+    let Pipeline { slots, mut workers, mut handles, mut slow, .. } = dp.pipeline(&config);
+    let w = &mut workers[0];
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut settle = 0;

@@ -12,10 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anygate::config::Config;
-use anygate::dataplane::Dataplane;
+use anygate::dataplane::{Dataplane, Pipeline};
 use anygate::slowpath::SlowPath;
-use anygate::tables::{SlotMap, Tables};
-use anygate::worker::{self, Worker};
 use clap::Parser;
 use serde_json::json;
 
@@ -38,12 +36,8 @@ fn main() -> Result<(), String> {
     let lcores = format!("{},{}", config.dataplane.main_core, args.core);
     let devices: Vec<String> = config.ports.iter().map(|p| p.device.clone()).collect();
     let dp = Dataplane::start(&config, &lcores, &devices, 1, true)?;
-    let mut slots = SlotMap::default();
-    let tables = Arc::new(Tables::build(&config, &dp.macs, &mut slots));
-    let (links, handle) = worker::links(slots.len());
-    let mut handles = vec![handle];
-    let mut w =
-        Worker::new(0, dp.ports.clone(), dp.pool, tables.clone(), config.dataplane.icmp_errors_per_second, links);
+    let Pipeline { mut workers, mut handles, mut slow, .. } = dp.pipeline(&config);
+    let mut w = workers.remove(0);
     let stop = Arc::new(AtomicBool::new(false));
     let worker_stop = stop.clone();
     dp.eal
@@ -55,8 +49,6 @@ fn main() -> Result<(), String> {
             0
         })
         .map_err(|e| e.to_string())?;
-    let mut slow = SlowPath::new(dp.pool, dp.ports.clone(), dp.slow_tx, tables);
-    slow.prime(dpdk_bindings::tsc());
     let sink = dp.ports.len() - 1;
 
     let poll_for = |slow: &mut SlowPath, handles: &mut Vec<_>, d: Duration| {
