@@ -109,7 +109,10 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
     let lcores = lcores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
     let devices: Vec<String> = config.ports.iter().map(|p| p.device.clone()).collect();
     let dp = Dataplane::start(&config, &lcores, &devices, cores.len() as u16, true)?;
-    let Pipeline { mut slots, workers, mut handles, mut slow, .. } = dp.pipeline(&config);
+    let Pipeline { mut slots, mut tables, workers, mut handles, mut slow } = dp.pipeline(&config);
+    // Tables replaced by a reload, kept here until no worker holds them any more, so that the
+    // last reference (and the freeing of their maps) goes away on this thread, not a worker's.
+    let mut retired: Vec<Arc<Tables>> = Vec::new();
 
     let stop = Arc::new(AtomicBool::new(false));
     for (mut w, lcore) in workers.into_iter().zip(&cores) {
@@ -147,19 +150,21 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
         if slow.poll(&mut handles, dpdk_bindings::tsc()) == 0 {
             std::thread::sleep(Duration::from_micros(200));
         }
+        retired.retain(|t| Arc::strong_count(t) > 1);
         if reload.swap(false, Ordering::Relaxed) {
             match load(path) {
                 Ok(new) if new.ports != config.ports => {
                     eprintln!("anygate: reload refused: ports changed; a restart is needed to change ports")
                 }
                 Ok(new) => {
-                    let tables = Arc::new(Tables::build(&new, &dp.macs, &mut slots));
+                    let new_tables = Arc::new(Tables::build(&new, &dp.macs, &mut slots));
                     for h in handles.iter_mut() {
-                        if h.updates.push(Update::Tables(tables.clone())).is_err() {
+                        if h.updates.push(Update::Tables(new_tables.clone())).is_err() {
                             eprintln!("anygate: a worker's update ring is full; reload not applied everywhere");
                         }
                     }
-                    slow.set_tables(tables);
+                    slow.set_tables(new_tables.clone());
+                    retired.push(std::mem::replace(&mut tables, new_tables));
                     eprintln!(
                         "anygate: reloaded: {} GRE tunnel(s), {} route(s)",
                         new.gre_tunnels.len(),
