@@ -10,7 +10,7 @@ use std::sync::Arc;
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, Port};
 use serde::Serialize;
 
-use crate::pipeline::PuntReason;
+use crate::pipeline::{l2, PuntReason};
 use crate::tables::Tables;
 use crate::worker::{Punted, Update, WorkerHandle};
 
@@ -275,13 +275,8 @@ impl SlowPath {
 
 fn l2_header(dst: [u8; 6], src: [u8; 6], ethertype: u16, vlan: Option<u16>) -> Vec<u8> {
     let mut f = Vec::with_capacity(90);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    if let Some(v) = vlan {
-        f.extend_from_slice(&0x8100u16.to_be_bytes());
-        f.extend_from_slice(&v.to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.resize(l2::header_len(vlan), 0);
+    l2::write_header(&mut f, dst, src, vlan, ethertype);
     f
 }
 

@@ -135,20 +135,8 @@ fn neighbor_advertisement<P: PacketBuf>(pkt: &mut P, port: u16, h: &Header, cx: 
     icmp[25] = 1;
     icmp[26..32].copy_from_slice(&our_mac);
     crate::wire::Icmpv6Packet::new_unchecked(icmp).fill_checksum(&target, &dst);
-    let header_len = if vlan.is_some() { 18 } else { 14 };
-    if !pkt.prepend(header_len) {
+    if !super::l2::prepend_header(pkt, asker_mac, our_mac, vlan, ETHERTYPE) {
         return Verdict::Drop(DropReason::NoBufferRoom);
-    }
-    let data = pkt.data_mut();
-    data[0..6].copy_from_slice(&asker_mac);
-    data[6..12].copy_from_slice(&our_mac);
-    match vlan {
-        Some(v) => {
-            data[12..14].copy_from_slice(&crate::wire::ETHERTYPE_VLAN.to_be_bytes());
-            data[14..16].copy_from_slice(&v.to_be_bytes());
-            data[16..18].copy_from_slice(&ETHERTYPE.to_be_bytes());
-        }
-        None => data[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes()),
     }
     Verdict::Forward(port)
 }

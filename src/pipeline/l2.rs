@@ -10,6 +10,49 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_ARP: u16 = 0x0806;
 
+/// The length of an Ethernet header, with one 802.1Q tag or without.
+#[inline(always)]
+pub fn header_len(vlan: Option<u16>) -> usize {
+    if vlan.is_some() {
+        18
+    } else {
+        14
+    }
+}
+
+/// Write an Ethernet header (with an 802.1Q tag when `vlan` is given) at the start of `out`, which
+/// holds at least [`header_len`] bytes. The one writer of L2 headers: forwarded packets, replies
+/// made in place, and the slow path's requests.
+#[inline(always)]
+pub fn write_header(out: &mut [u8], dst: [u8; 6], src: [u8; 6], vlan: Option<u16>, ethertype: u16) {
+    out[0..6].copy_from_slice(&dst);
+    out[6..12].copy_from_slice(&src);
+    match vlan {
+        Some(v) => {
+            out[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            out[14..16].copy_from_slice(&v.to_be_bytes());
+            out[16..18].copy_from_slice(&ethertype.to_be_bytes());
+        }
+        None => out[12..14].copy_from_slice(&ethertype.to_be_bytes()),
+    }
+}
+
+/// Put an Ethernet header in front of the packet; false (and unchanged) without the headroom.
+#[inline(always)]
+pub fn prepend_header<P: PacketBuf>(
+    pkt: &mut P,
+    dst: [u8; 6],
+    src: [u8; 6],
+    vlan: Option<u16>,
+    ethertype: u16,
+) -> bool {
+    if !pkt.prepend(header_len(vlan)) {
+        return false;
+    }
+    write_header(pkt.data_mut(), dst, src, vlan, ethertype);
+    true
+}
+
 /// Handle a received frame.
 #[inline(always)]
 pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {

@@ -121,25 +121,13 @@ pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Ve
 #[inline(always)]
 pub fn emit_l2<P: PacketBuf>(pkt: &mut P, egress: Egress, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
     let port = &cx.tables.ports[egress.port as usize];
-    let header_len = if port.vlan.is_some() { 18 } else { 14 };
-    if !pkt.prepend(header_len) {
+    let neighbor = cx.neighbors.get(egress.port, egress.next_hop);
+    // Without the neighbor's MAC the frame is finished by the slow path once it is known.
+    if !l2::prepend_header(pkt, neighbor.unwrap_or_default(), port.mac, port.vlan, ethertype) {
         return Verdict::Drop(DropReason::NoBufferRoom);
     }
-    let data = pkt.data_mut();
-    data[6..12].copy_from_slice(&port.mac);
-    match port.vlan {
-        Some(vlan) => {
-            data[12..14].copy_from_slice(&crate::wire::ETHERTYPE_VLAN.to_be_bytes());
-            data[14..16].copy_from_slice(&vlan.to_be_bytes());
-            data[16..18].copy_from_slice(&ethertype.to_be_bytes());
-        }
-        None => data[12..14].copy_from_slice(&ethertype.to_be_bytes()),
-    }
-    match cx.neighbors.get(egress.port, egress.next_hop) {
-        Some(mac) => {
-            pkt.data_mut()[0..6].copy_from_slice(&mac);
-            Verdict::Forward(egress.port)
-        }
+    match neighbor {
+        Some(_) => Verdict::Forward(egress.port),
         None => Verdict::Punt(PuntReason::Resolve, Some(egress)),
     }
 }
