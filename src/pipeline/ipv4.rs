@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::{csum, emit_l2, flow_hash, gre, icmp, mss, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
 use crate::tables::TunnelId;
-use crate::wire::{IpProtocol, Ipv4Packet};
+use crate::wire::IpProtocol;
 
 pub(crate) const ETHERTYPE: u16 = 0x0800;
 
@@ -24,26 +24,31 @@ pub(crate) struct Header {
     pub later_fragment: bool,
 }
 
-/// Check an IPv4 header at the start of `data`: lengths, version, checksum.
+/// Check an IPv4 header at the start of `data`: lengths, version, checksum. The fields are read
+/// at their fixed offsets after one length check, where smoltcp's `Ipv4Packet` accessors check
+/// bounds field by field: this is on every packet's path twice (outer and inner header), and the
+/// direct reads took the criterion benchmark from 44 to 40 ns (decap) and 40 to 35 ns (encap).
 #[inline(always)]
 pub(crate) fn check(data: &[u8], malformed: DropReason) -> Result<Header, DropReason> {
-    let ip = Ipv4Packet::new_checked(data).map_err(|_| malformed)?;
-    // smoltcp's check_len does not hold the header to its 20-byte minimum (IHL >= 5).
-    if ip.version() != 4 || ip.header_len() < 20 {
+    let Some(h) = data.get(..20) else { return Err(malformed) };
+    let len = usize::from(h[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if h[0] >> 4 != 4 || len < 20 || len > data.len() || total < len || total > data.len() {
         return Err(malformed);
     }
-    if csum::sum(&data[..usize::from(ip.header_len())]) != 0xffff {
+    if csum::sum(&data[..len]) != 0xffff {
         return Err(if malformed == DropReason::Ipv4Malformed { DropReason::Ipv4BadChecksum } else { malformed });
     }
-    let offset = ip.frag_offset();
+    let flags = u16::from_be_bytes([h[6], h[7]]);
+    let offset = flags & 0x1fff;
     Ok(Header {
-        len: ip.header_len() as usize,
-        total: ip.total_len() as usize,
-        src: ip.src_addr(),
-        dst: ip.dst_addr(),
-        protocol: ip.next_header(),
-        dont_frag: ip.dont_frag(),
-        fragment: ip.more_frags() || offset != 0,
+        len,
+        total,
+        src: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+        dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+        protocol: IpProtocol::from(h[9]),
+        dont_frag: flags & 0x4000 != 0,
+        fragment: flags & 0x2000 != 0 || offset != 0,
         later_fragment: offset != 0,
     })
 }
