@@ -1,11 +1,14 @@
 //! The whole pipeline on arbitrary frames: every input ends in a verdict, never a panic, and a
-//! forwarded packet still fits its buffer.
+//! forwarded packet still fits its buffer. Besides raw frames, inputs are shaped into GRE from the
+//! customer endpoint and into plain IPv4 frames, with right header checksums where the fuzzer asks,
+//! so that most of them get past the checks into decapsulation, routing, clamping and
+//! encapsulation.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use anygate::config::Config;
-use anygate::pipeline::{self, Context, Counters, HeapPacket, PacketBuf, RateLimiter, Verdict};
+use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, PacketBuf, RateLimiter, Verdict};
 use anygate::tables::{Neighbors, SlotMap, Tables};
 use libfuzzer_sys::fuzz_target;
 
@@ -45,13 +48,58 @@ fn tables() -> &'static (Tables, Neighbors) {
     })
 }
 
+/// Set the checksum of an IPv4 header at `at`, when the fuzzer's `fix` says so.
+fn fix_ipv4(frame: &mut [u8], at: usize, fix: bool) {
+    if fix && frame.len() >= at + 20 {
+        let ihl = usize::from(frame[at] & 0xf) * 4;
+        if ihl >= 20 && frame.len() >= at + ihl {
+            frame[at + 10..at + 12].fill(0);
+            let sum = !csum::sum(&frame[at..at + ihl]);
+            frame[at + 10..at + 12].copy_from_slice(&sum.to_be_bytes());
+        }
+    }
+}
+
+/// The frame for an input: the first byte chooses raw bytes (addressed to our MAC when unicast),
+/// GRE from the customer endpoint around the rest, or a plain IPv4 frame.
+fn shape(data: &[u8]) -> Vec<u8> {
+    let Some((&mode, rest)) = data.split_first() else { return Vec::new() };
+    let mut frame = vec![2, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 0xfe, 0x08, 0x00];
+    match mode % 3 {
+        0 => {
+            let mut raw = rest.to_vec();
+            if raw.len() >= 6 && raw[0] & 1 == 0 {
+                raw[0..6].copy_from_slice(&frame[0..6]);
+            }
+            return raw;
+        }
+        1 => {
+            let total = (20 + 4 + rest.len()).min(usize::from(u16::MAX)) as u16;
+            frame.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, 47, 0, 0]);
+            frame[16..18].copy_from_slice(&total.to_be_bytes());
+            frame.extend_from_slice(&[198, 51, 100, 10, 192, 0, 2, 100]);
+            // GRE without options for IPv4 or IPv6 inside, or with the fuzzer's flags.
+            let gre = match (mode >> 2) & 3 {
+                0 => [0, 0, 0x08, 0x00],
+                1 => [0, 0, 0x86, 0xdd],
+                _ => [mode & 0xb0, 0, 0x08, 0x00],
+            };
+            frame.extend_from_slice(&gre);
+            frame.extend_from_slice(rest);
+            fix_ipv4(&mut frame, 14, mode & 0x40 == 0);
+            fix_ipv4(&mut frame, 38, mode & 0x80 == 0);
+        }
+        _ => {
+            frame.extend_from_slice(rest);
+            fix_ipv4(&mut frame, 14, mode & 0x40 == 0);
+        }
+    }
+    frame
+}
+
 fuzz_target!(|data: &[u8]| {
     let (tables, neighbors) = tables();
-    // The first byte chooses whether the frame is addressed to our MAC, so most inputs get past L2.
-    let mut frame = data.to_vec();
-    if frame.len() >= 6 && frame[0] & 1 == 0 {
-        frame[0..6].copy_from_slice(&[2, 0, 0, 0, 1, 1]);
-    }
+    let frame = shape(data);
     let mut pkt = HeapPacket::new(&frame[..frame.len().min(2048)]);
     let mut counters = Counters::new(1);
     let mut limiter = RateLimiter::new(1000, 1000);
