@@ -81,18 +81,18 @@ fn check(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Sum the latest counters every worker published.
-fn collect(handles: &mut [WorkerHandle]) -> Counters {
-    let mut total = Counters::default();
-    for h in handles.iter_mut() {
-        total.add(h.counters.read());
-    }
-    total
-}
-
 /// The latest counters of each worker.
 fn per_worker(handles: &mut [WorkerHandle]) -> Vec<Counters> {
     handles.iter_mut().map(|h| h.counters.read().clone()).collect()
+}
+
+/// The sum of the workers' counters.
+fn total(workers: &[Counters]) -> Counters {
+    let mut sum = Counters::default();
+    for w in workers {
+        sum.add(w);
+    }
+    sum
 }
 
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
@@ -177,14 +177,15 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
         }
         let elapsed = last_report.elapsed();
         if elapsed >= interval {
-            let now = collect(&mut handles);
+            let workers = per_worker(&mut handles);
+            let now = total(&workers);
             let names = slots.names();
             if stats_interval > 0 {
                 println!("{}", report::live_view(&now, &before, elapsed.as_secs_f64(), &names));
             }
             if let Some(f) = counters_file {
                 let mut json = report::counters_json(&now, &names, &slow.counters);
-                json["workers"] = report::workers_json(&per_worker(&mut handles));
+                json["workers"] = report::workers_json(&workers);
                 if let Err(e) = write_atomically(f, &json.to_string()) {
                     eprintln!("anygate: cannot write {}: {e}", f.display());
                 }
@@ -197,9 +198,9 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
     for lcore in &cores {
         dp.eal.wait(*lcore);
     }
-    let total = collect(&mut handles);
-    let mut json = report::counters_json(&total, &slots.names(), &slow.counters);
-    json["workers"] = report::workers_json(&per_worker(&mut handles));
+    let workers = per_worker(&mut handles);
+    let mut json = report::counters_json(&total(&workers), &slots.names(), &slow.counters);
+    json["workers"] = report::workers_json(&workers);
     if let Some(f) = counters_file {
         let _ = write_atomically(f, &json.to_string());
     }
@@ -278,8 +279,7 @@ fn pcap(path: &Path, input: &Path, output: &Path) -> Result<(), String> {
     }
     w.finish();
     slow.poll(&mut handles, dpdk_bindings::tsc());
-    let total = collect(&mut handles);
-    let mut json = report::counters_json(&total, &slots.names(), &slow.counters);
+    let mut json = report::counters_json(&total(&per_worker(&mut handles)), &slots.names(), &slow.counters);
     json["input_frames"] = serde_json::json!(frames);
     json["ports"] = serde_json::json!(config
         .ports

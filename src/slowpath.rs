@@ -225,9 +225,12 @@ impl SlowPath {
     /// Send what this poll produced.
     fn flush(&mut self, workers: &mut [WorkerHandle]) {
         for (port, mbuf) in self.outbox.drain(..) {
+            let Some(p) = self.ports.get(port as usize) else {
+                self.counters.tx_dropped += 1;
+                continue;
+            };
             match self.tx {
                 SlowTx::Queue(queue) => {
-                    let Some(p) = self.ports.get(port as usize) else { continue };
                     let mut batch = MbufBatch::new();
                     if batch.push(mbuf).is_ok() {
                         p.tx_burst(queue, &mut batch);

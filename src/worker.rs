@@ -252,8 +252,10 @@ impl Worker {
                     self.tables = tables;
                 }
                 Update::Neighbor { port, addr, mac } => self.neighbors.set(port, addr, mac),
+                // The slow path sends only on ports it knows (and counts what it cannot send);
+                // the guard keeps a bad index from panicking here.
                 Update::Transmit { port, mbuf } if usize::from(port) < self.tx.len() => self.send(mbuf, port),
-                Update::Transmit { .. } => {}
+                Update::Transmit { .. } => self.counters.drops[DropReason::NoEgress.index()] += 1,
             }
         }
     }
