@@ -7,7 +7,7 @@ packages=(
   # DPDK 22.11 (the EAL, PMDs as plugins, testpmd) and what bindgen needs to read its headers
   dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev
   # independent packet reference and capture tools for the tests
-  python3-scapy tshark tcpdump
+  python3-scapy python3-cryptography tshark tcpdump
   # network namespaces, ping and TCP for the demo and interop tests
   iproute2 iputils-ping netcat-openbsd procps ethtool
   # the demo's GRE customer router (Open vSwitch userspace datapath)

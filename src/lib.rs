@@ -6,8 +6,10 @@
 
 pub mod config;
 pub mod dataplane;
+pub mod esp;
 pub mod pipeline;
 pub mod report;
+pub mod secret;
 pub mod slowpath;
 pub mod tables;
 pub mod wire;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anygate::config::Config;
 use anygate::dataplane::{Dataplane, Pipeline};
+use anygate::esp::sink::{static_specs, sync_static, SaState};
+use anygate::esp::RingSaSink;
 use anygate::pipeline::Counters;
 use anygate::report;
 use anygate::tables::Tables;
@@ -128,6 +130,14 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
             .map_err(|e| e.to_string())?;
     }
 
+    // Static SAs go to the workers once they run (their rings drain from then on).
+    let mut sa_state = SaState::default();
+    let mut installed_static = static_specs(&config, config.dataplane.node_id);
+    let sink = &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut sa_state };
+    for e in sync_static(sink, &[], &installed_static) {
+        eprintln!("anygate: {e}");
+    }
+
     let terminate = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -135,11 +145,14 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).map_err(|e| e.to_string())?;
     eprintln!(
-        "anygate: running {} worker(s) on core(s) {:?}, {} port(s), {} GRE tunnel(s), {} route(s)",
+        "anygate: running {} worker(s) on core(s) {:?}, {} port(s), {} GRE tunnel(s), {} IPsec tunnel(s), \
+         {} static SA(s), {} route(s)",
         cores.len(),
         cores,
         dp.ports.len(),
         config.gre_tunnels.len(),
+        config.ipsec_tunnels.len(),
+        installed_static.len(),
         config.routes.len()
     );
 
@@ -165,9 +178,17 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
                     }
                     slow.set_tables(new_tables.clone());
                     retired.push(std::mem::replace(&mut tables, new_tables));
+                    let wanted = static_specs(&new, new.dataplane.node_id);
+                    let sink = &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut sa_state };
+                    for e in sync_static(sink, &installed_static, &wanted) {
+                        eprintln!("anygate: {e}");
+                    }
+                    installed_static = wanted;
                     eprintln!(
-                        "anygate: reloaded: {} GRE tunnel(s), {} route(s)",
+                        "anygate: reloaded: {} GRE tunnel(s), {} IPsec tunnel(s), {} static SA(s), {} route(s)",
                         new.gre_tunnels.len(),
+                        new.ipsec_tunnels.len(),
+                        installed_static.len(),
                         new.routes.len()
                     );
                     config = new;
@@ -255,8 +276,16 @@ fn pcap(path: &Path, input: &Path, output: &Path) -> Result<(), String> {
     let lcores = config.dataplane.main_core.to_string();
     // One thread runs the worker and the slow path: they share TX queue 0.
     let dp = Dataplane::start(&config, &lcores, &devices, 1, false)?;
-    let Pipeline { slots, mut workers, mut handles, mut slow, .. } = dp.pipeline(&config);
+    let Pipeline { slots, tables, mut workers, mut handles, mut slow } = dp.pipeline(&config);
+    let mut sa_state = SaState::default();
+    let sink = &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut sa_state };
+    let errors = sync_static(sink, &[], &static_specs(&config, config.dataplane.node_id));
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
     let w = &mut workers[0];
+    // The static SAs are in place before the first frame is read.
+    w.finish();
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut settle = 0;

@@ -19,6 +19,20 @@ pub fn counters_json(c: &Counters, tunnel_names: &[(u32, String)], slow: &SlowPa
     let mut tunnels = Map::new();
     for (slot, name) in tunnel_names {
         let t = c.tunnels.get(*slot as usize).copied().unwrap_or_default();
+        let sas: Vec<Value> = c
+            .sas
+            .iter()
+            .filter(|s| s.tunnel_slot == *slot)
+            .map(|s| {
+                json!({
+                    "spi": format!("{:#010x}", s.spi),
+                    "direction": s.direction,
+                    "packets": s.counters.packets,
+                    "bytes": s.counters.bytes,
+                    "drops": s.counters.drops,
+                })
+            })
+            .collect();
         tunnels.insert(
             name.clone(),
             json!({
@@ -27,6 +41,7 @@ pub fn counters_json(c: &Counters, tunnel_names: &[(u32, String)], slow: &SlowPa
                 "egress_packets": t.egress_packets,
                 "egress_bytes": t.egress_bytes,
                 "drops": t.drops,
+                "sas": sas,
             }),
         );
     }
@@ -64,6 +79,25 @@ pub fn live_view(now: &Counters, before: &Counters, seconds: f64, tunnel_names: 
             human_bits(8.0 * rate(n.egress_bytes, b.egress_bytes)),
             n.drops,
         ));
+        for sa in now.sas.iter().filter(|s| s.tunnel_slot == *slot) {
+            let was = before
+                .sas
+                .iter()
+                .find(|b| b.spi == sa.spi && b.direction == sa.direction && b.tunnel_slot == *slot)
+                .map(|b| b.counters)
+                .unwrap_or_default();
+            let (pps, bps) =
+                (rate(sa.counters.packets, was.packets), human_bits(8.0 * rate(sa.counters.bytes, was.bytes)));
+            let spi = format!("  sa {:08x}", sa.spi);
+            let (in_p, in_b, out_p, out_b) = match sa.direction {
+                crate::config::SaDirection::Inbound => (format!("{pps:.0}"), bps, String::new(), String::new()),
+                crate::config::SaDirection::Outbound => (String::new(), String::new(), format!("{pps:.0}"), bps),
+            };
+            out.push_str(&format!(
+                "{spi:<16} {in_p:>12} {in_b:>12} {out_p:>12} {out_b:>12} {:>10}\n",
+                sa.counters.drops
+            ));
+        }
     }
     let drops: Vec<String> = DropReason::ALL
         .iter()

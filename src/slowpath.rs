@@ -24,6 +24,8 @@ const REQUEST_TRIES: u32 = 3;
 pub struct SlowPathCounters {
     /// Packets for this host that nothing here handles yet.
     pub host_bound: u64,
+    /// IKE datagrams received (no IKE responder runs yet: they are counted and dropped).
+    pub ike: u64,
     /// ARP requests and neighbor solicitations sent.
     pub resolution_requests: u64,
     /// Neighbor MAC addresses learned or changed.
@@ -140,6 +142,7 @@ impl SlowPath {
     fn handle(&mut self, p: Punted, workers: &mut [WorkerHandle], now: u64) {
         match p.reason {
             PuntReason::HostBound => self.counters.host_bound += 1,
+            PuntReason::Ike => self.counters.ike += 1,
             PuntReason::Neighbor => match parse_neighbor(p.mbuf.data()) {
                 Some((addr, mac)) => self.learn(p.port, addr, mac, workers),
                 None => self.counters.malformed += 1,

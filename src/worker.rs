@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, Port};
 
+use crate::esp::sa::SaUpdate;
+use crate::esp::SaDb;
+use crate::pipeline::esp::{self, EspJob};
 use crate::pipeline::{self, Context, Counters, DropReason, PuntReason, RateLimiter, Verdict};
 use crate::tables::{Egress, Neighbors, Tables};
 
@@ -20,6 +23,8 @@ pub enum Update {
     /// A frame the slow path sends through this worker's TX queue, on ports that have no TX queue
     /// to spare for the slow path (net_af_packet has one per RX queue).
     Transmit { port: u16, mbuf: Mbuf },
+    /// An SA added, replaced or deleted.
+    Sa(SaUpdate),
 }
 
 /// A packet handed to the slow path. It starts at its L3 header, but for `Resolve`, where it is
@@ -68,6 +73,9 @@ pub struct Worker {
     pool: Mempool,
     tables: Arc<Tables>,
     neighbors: Neighbors,
+    sas: SaDb,
+    /// ESP jobs of the current burst: (packet, port it came from, job).
+    crypto: Vec<(Mbuf, u16, EspJob)>,
     counters: Counters,
     limiter: RateLimiter,
     ip_id: u16,
@@ -102,6 +110,8 @@ impl Worker {
             pool,
             tables,
             neighbors,
+            sas: SaDb::default(),
+            crypto: Vec::with_capacity(2 * dpdk_bindings::BURST),
             limiter: RateLimiter::new(icmp_per_second, dpdk_bindings::tsc_hz()),
             ip_id: (queue << 12).wrapping_mul(7),
             links,
@@ -117,6 +127,7 @@ impl Worker {
         Context {
             tables: &self.tables,
             neighbors: &self.neighbors,
+            sas: &mut self.sas,
             counters: &mut self.counters,
             icmp_limit: &mut self.limiter,
             now,
@@ -142,6 +153,9 @@ impl Worker {
                 self.handle(mbuf, p as u16, now);
             }
             self.rx = rx;
+            if !self.crypto.is_empty() {
+                self.run_crypto(now);
+            }
         }
         self.apply_updates();
         self.flush();
@@ -166,6 +180,7 @@ impl Worker {
         match verdict {
             Verdict::Forward(out) => self.send(mbuf, out),
             Verdict::Drop(_) => {}
+            Verdict::Crypto(job) => self.crypto.push((mbuf, port, job)),
             Verdict::Punt(reason, egress) => {
                 if let Err(rtrb::PushError::Full(p)) = self.links.punts.push(Punted { mbuf, reason, port, egress }) {
                     drop(p);
@@ -193,7 +208,7 @@ impl Worker {
                     Ok(count) if count <= fragments.len() => {
                         self.counters.fragments += count as u64;
                         for mut f in fragments.into_iter().flatten() {
-                            let v = pipeline::gre::encapsulate(&mut f, tunnel, 0x0800, &mut self.context(now));
+                            let v = pipeline::tunnel_out(&mut f, tunnel, 0x0800, &mut self.context(now));
                             self.counters.count(&v);
                             self.dispatch(f, port, v, now);
                         }
@@ -202,6 +217,53 @@ impl Worker {
                     Err(reason) => self.counters.drops[reason.index()] += 1,
                 }
             }
+        }
+    }
+
+    /// Do the burst's ESP crypto, SA by SA: the jobs are ordered by SA (stable, so each SA's
+    /// packets keep their order), each outbound SA's sequence numbers are reserved at once for
+    /// its whole group, and each packet's final verdict is dispatched. Decryption can route a
+    /// packet into another IPsec tunnel: those jobs make a second round.
+    fn run_crypto(&mut self, now: u64) {
+        for _ in 0..2 {
+            if self.crypto.is_empty() {
+                return;
+            }
+            let mut jobs = std::mem::take(&mut self.crypto);
+            jobs.sort_by_key(|j| j.2);
+            while let Some(&(_, _, job)) = jobs.first() {
+                let group = match job.outbound() {
+                    Some(sa) => jobs.iter().take_while(|j| j.2.outbound() == Some(sa)).count(),
+                    None => 1,
+                };
+                let first = job.outbound().and_then(|(slot, sa)| self.sas.outbound(slot, sa)?.reserve(group as u64));
+                for (k, (mut mbuf, port, job)) in jobs.drain(..group).enumerate() {
+                    let verdict = match job {
+                        EspJob::Encrypt { slot, sa, next_header } => esp::encrypt(
+                            &mut mbuf,
+                            slot,
+                            sa,
+                            next_header,
+                            first.map(|s| s + k as u64),
+                            &mut self.context(now),
+                        ),
+                        EspJob::Decrypt { sa, esp } => {
+                            esp::decrypt(&mut mbuf, sa, usize::from(esp), &mut self.context(now))
+                        }
+                    };
+                    self.counters.count(&verdict);
+                    self.dispatch(mbuf, port, verdict, now);
+                }
+            }
+            // Keep the (empty) vector's room when no new job came in.
+            if self.crypto.is_empty() {
+                self.crypto = jobs;
+            }
+        }
+        // A third round cannot come from the pipeline; count anything left as a drop.
+        for (m, _, _) in self.crypto.drain(..) {
+            drop(m);
+            self.counters.drops[DropReason::EspNoSa.index()] += 1;
         }
     }
 
@@ -242,6 +304,7 @@ impl Worker {
 
     /// Apply what the control thread sent (between bursts).
     fn apply_updates(&mut self) {
+        let mut sa_changed = false;
         while let Ok(update) = self.links.updates.pop() {
             match update {
                 Update::Tables(tables) => {
@@ -256,12 +319,22 @@ impl Worker {
                 // the guard keeps a bad index from panicking here.
                 Update::Transmit { port, mbuf } if usize::from(port) < self.tx.len() => self.send(mbuf, port),
                 Update::Transmit { .. } => self.counters.drops[DropReason::NoEgress.index()] += 1,
+                Update::Sa(u) => {
+                    self.sas.apply(u);
+                    self.counters.sa_updates += 1;
+                    sa_changed = true;
+                }
             }
+        }
+        // Published at once, so that whoever installed an SA learns soon that it is active here.
+        if sa_changed {
+            self.publish();
         }
     }
 
     /// Make the counters visible to the control thread.
     pub fn publish(&mut self) {
+        self.sas.reports_into(&mut self.counters.sas);
         self.links.counters.input_buffer_mut().clone_from(&self.counters);
         self.links.counters.publish();
     }

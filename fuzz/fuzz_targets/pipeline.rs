@@ -8,6 +8,7 @@
 use std::sync::OnceLock;
 
 use anygate::config::Config;
+use anygate::esp::SaDb;
 use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, PacketBuf, RateLimiter, Verdict};
 use anygate::tables::{Neighbors, SlotMap, Tables};
 use libfuzzer_sys::fuzz_target;
@@ -104,8 +105,16 @@ fuzz_target!(|data: &[u8]| {
     let mut counters = Counters::new(1);
     let mut limiter = RateLimiter::new(1000, 1000);
     let mut ip_id = 0;
-    let mut cx =
-        Context { tables, neighbors, counters: &mut counters, icmp_limit: &mut limiter, now: 1, ip_id: &mut ip_id };
+    let mut sas = SaDb::default();
+    let mut cx = Context {
+        tables,
+        neighbors,
+        sas: &mut sas,
+        counters: &mut counters,
+        icmp_limit: &mut limiter,
+        now: 1,
+        ip_id: &mut ip_id,
+    };
     let verdict = pipeline::process(&mut pkt, 0, &mut cx);
     if let Verdict::Fragment(t) = verdict {
         let mtu = usize::from(tables.tunnel(t).mtu);
@@ -117,12 +126,13 @@ fuzz_target!(|data: &[u8]| {
                 let mut cx = Context {
                     tables,
                     neighbors,
+                    sas: &mut sas,
                     counters: &mut counters,
                     icmp_limit: &mut limiter,
                     now: 1,
                     ip_id: &mut ip_id,
                 };
-                let _ = pipeline::gre::encapsulate(&mut f, t, 0x0800, &mut cx);
+                let _ = pipeline::tunnel_out(&mut f, t, 0x0800, &mut cx);
                 assert!(f.len() <= mtu + 24 + 18);
             },
         );

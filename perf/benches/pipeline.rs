@@ -68,6 +68,7 @@ fn pipeline(c: &mut Criterion) {
     let mut counters = Counters::new(slots.len());
     let mut limiter = RateLimiter::new(100, 1_000_000_000);
     let mut ip_id = 0u16;
+    let mut sas = anygate::esp::SaDb::default();
 
     // Decapsulated packets leave for 10.30/16, outside every customer prefix.
     let mut inner = udp_inner(46);
@@ -87,6 +88,7 @@ fn pipeline(c: &mut Criterion) {
         let mut cx = Context {
             tables: &tables,
             neighbors: &neighbors,
+            sas: &mut sas,
             counters: &mut counters,
             icmp_limit: &mut limiter,
             now: 0,

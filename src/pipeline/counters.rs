@@ -2,6 +2,7 @@
 //! between bursts (see `worker`), so the fast path does no atomic operation per packet.
 
 use super::{DropReason, PuntReason, Verdict};
+use crate::esp::sa::SaReport;
 
 /// Per-tunnel packets and bytes. Ingress is what the tunnel brings in (decapsulated), egress what
 /// is sent into it (encapsulated), as a router counts an interface; bytes are inner packet bytes.
@@ -30,6 +31,10 @@ pub struct Counters {
     pub fragments: u64,
     /// Per tunnel, by counter slot.
     pub tunnels: Vec<TunnelCounters>,
+    /// Per SA (filled when published).
+    pub sas: Vec<SaReport>,
+    /// SA changes applied (the control thread waits on it to know an SA is active).
+    pub sa_updates: u64,
 }
 
 impl Default for Counters {
@@ -51,6 +56,8 @@ impl Counters {
             icmp_errors: 0,
             fragments: 0,
             tunnels: vec![TunnelCounters::default(); slots],
+            sas: Vec::new(),
+            sa_updates: 0,
         }
     }
 
@@ -67,7 +74,7 @@ impl Counters {
         match verdict {
             Verdict::Drop(r) => self.drops[r.index()] += 1,
             Verdict::Punt(r, _) => self.punts[r.index()] += 1,
-            Verdict::Forward(_) | Verdict::Fragment(_) => {}
+            Verdict::Forward(_) | Verdict::Fragment(_) | Verdict::Crypto(_) => {}
         }
     }
 
@@ -104,6 +111,21 @@ impl Counters {
             a.egress_bytes += b.egress_bytes;
             a.drops += b.drops;
         }
+        for r in &other.sas {
+            match self
+                .sas
+                .iter_mut()
+                .find(|s| s.spi == r.spi && s.direction == r.direction && s.tunnel_slot == r.tunnel_slot)
+            {
+                Some(s) => {
+                    s.counters.packets += r.counters.packets;
+                    s.counters.bytes += r.counters.bytes;
+                    s.counters.drops += r.counters.drops;
+                }
+                None => self.sas.push(*r),
+            }
+        }
+        self.sa_updates += other.sa_updates;
     }
 
     /// All drops.

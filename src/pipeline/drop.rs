@@ -80,6 +80,34 @@ reasons! {
         TooBig => "too_big",
         /// An ICMP error that was not sent because of the rate limit.
         IcmpRateLimited => "icmp_rate_limited",
+        /// An ESP packet cut short, or whose length cannot be one of its SA's transform.
+        EspMalformed => "esp_malformed",
+        /// An ESP packet whose SPI no inbound SA on its destination has.
+        EspUnknownSpi => "esp_unknown_spi",
+        /// An ESP packet whose ICV does not match (forged, corrupted, or keyed differently).
+        EspBadIcv => "esp_bad_icv",
+        /// ESP padding that is not 1, 2, 3... or longer than the packet.
+        EspBadPadding => "esp_bad_padding",
+        /// An ESP trailer's next header that is neither IPv4 nor IPv6.
+        EspBadNextHeader => "esp_bad_next_header",
+        /// A replayed ESP packet, or one older than the anti-replay window.
+        EspReplayed => "esp_replayed",
+        /// A decrypted packet outside its Child SA's traffic selectors.
+        EspSelectorMismatch => "esp_selector_mismatch",
+        /// A fragment of an ESP packet (outer reassembly is not done).
+        EspFragment => "esp_fragment",
+        /// An SA whose tunnel is no longer configured.
+        EspUnknownTunnel => "esp_unknown_tunnel",
+        /// A packet routed into an IPsec tunnel that has no outbound SA for it.
+        EspNoSa => "esp_no_sa",
+        /// An outbound SA that has used all its sequence numbers (it needs a rekey).
+        EspSequenceExhausted => "esp_sequence_exhausted",
+        /// The crypto library failed to encrypt.
+        EspCryptoFailed => "esp_crypto_failed",
+        /// A dummy ESP packet (next header 59, RFC 4303 2.6): consumed, not an error.
+        EspDummy => "esp_dummy",
+        /// A NAT-T keepalive (RFC 3948 2.3): consumed, not an error.
+        NatKeepalive => "nat_keepalive",
         /// A packet in several mbuf segments (not handled).
         MultiSegment => "multi_segment",
         /// Not enough headroom or tailroom in the buffer for the new headers.
@@ -104,6 +132,8 @@ reasons! {
         Neighbor => "neighbor",
         /// The next hop's MAC address is unknown: the slow path resolves it.
         Resolve => "resolve",
+        /// IKE, on UDP 500 or behind the non-ESP marker on 4500.
+        Ike => "ike",
     }
 }
 

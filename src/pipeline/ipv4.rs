@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{csum, emit_l2, flow_hash, gre, icmp, mss, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+use super::{
+    csum, emit_l2, esp, flow_hash, gre, icmp, mss, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict,
+};
 use crate::tables::TunnelId;
 use crate::wire::IpProtocol;
 
@@ -96,11 +98,13 @@ fn local<P: PacketBuf>(pkt: &mut P, h: &Header, via: Option<TunnelId>, cx: &mut 
                 None => Verdict::Drop(DropReason::GreUnknownTunnel),
             }
         }
+        IpProtocol::IpSecEsp if via.is_none() => esp::input(pkt, h, h.len, cx),
+        IpProtocol::Udp if via.is_none() => esp::udp_input(pkt, h, cx),
         IpProtocol::Icmp if !h.fragment && icmp::is_echo_request_v4(&pkt.data()[h.len..]) => {
             icmp::echo_reply_v4(pkt, h.len);
             match via {
                 // Through the tunnel it came from (health checks of our tunnel end).
-                Some(t) => gre::encapsulate(pkt, t, ETHERTYPE, cx),
+                Some(t) => super::tunnel_out(pkt, t, ETHERTYPE, cx),
                 None => {
                     let Ok(reply) = check(pkt.data(), DropReason::Ipv4Malformed) else {
                         return Verdict::Drop(DropReason::Ipv4Malformed);
@@ -181,7 +185,7 @@ fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin
         }
         return Verdict::Fragment(id);
     }
-    gre::encapsulate(pkt, id, ETHERTYPE, cx)
+    super::tunnel_out(pkt, id, ETHERTYPE, cx)
 }
 
 #[inline(always)]

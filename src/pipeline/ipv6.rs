@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::{emit_l2, flow_hash, gre, icmp, mss, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+use super::{emit_l2, flow_hash, icmp, mss, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
 use crate::tables::TunnelId;
 use crate::wire::{IpProtocol, Ipv6Packet, IPV6_HEADER_LEN};
 
@@ -205,7 +205,7 @@ fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin
         let from = error_source(cx);
         return icmp::error_v6(pkt, h, icmp::Error6::PacketTooBig(mtu), from, origin, cx);
     }
-    gre::encapsulate(pkt, id, ETHERTYPE, cx)
+    super::tunnel_out(pkt, id, ETHERTYPE, cx)
 }
 
 fn to_port<P: PacketBuf>(pkt: &mut P, h: &Header, origin: Origin, cx: &mut Context<'_>) -> Verdict {

@@ -11,6 +11,7 @@ pub mod buf;
 pub mod counters;
 pub mod csum;
 pub mod drop;
+pub mod esp;
 pub mod fragment;
 pub mod gre;
 pub mod icmp;
@@ -25,7 +26,8 @@ pub use buf::{HeapPacket, PacketBuf};
 pub use counters::{Counters, TunnelCounters};
 pub use drop::{DropReason, PuntReason};
 
-use crate::tables::{Egress, Neighbors, Tables, TunnelId};
+use crate::esp::SaDb;
+use crate::tables::{Egress, Neighbors, Tables, TunnelId, TunnelKind};
 
 /// What becomes of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +39,10 @@ pub enum Verdict {
     /// Hand it to the slow path; with `Resolve`, the packet is complete but for the next hop's MAC.
     Punt(PuntReason, Option<Egress>),
     /// An IPv4 packet (no L2 header) too big for the tunnel, DF clear: split it with
-    /// [`fragment::fragment_v4`] and encapsulate each fragment with [`gre::encapsulate`].
+    /// [`fragment::fragment_v4`] and send each fragment into the tunnel with [`tunnel_out`].
     Fragment(TunnelId),
+    /// ESP crypto to do, in the worker's batch: see [`esp`].
+    Crypto(esp::EspJob),
 }
 
 /// Where a packet being routed came from: its rules differ.
@@ -92,6 +96,8 @@ impl RateLimiter {
 pub struct Context<'a> {
     pub tables: &'a Tables,
     pub neighbors: &'a Neighbors,
+    /// The worker's SAs.
+    pub sas: &'a mut SaDb,
     pub counters: &'a mut Counters,
     pub icmp_limit: &'a mut RateLimiter,
     /// The time, in TSC ticks.
@@ -114,6 +120,28 @@ pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Ve
     let verdict = l2::input(pkt, port, cx);
     cx.counters.count(&verdict);
     verdict
+}
+
+/// Run a frame through the pipeline to its final verdict, doing any ESP crypto at once (a batch
+/// of one): for tests, fuzzing and benchmarks; the worker batches instead.
+pub fn process_to_end<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
+    let mut verdict = process(pkt, port, cx);
+    // Decryption may route into another IPsec tunnel: at most two rounds.
+    for _ in 0..2 {
+        let Verdict::Crypto(job) = verdict else { break };
+        verdict = esp::run(pkt, job, cx);
+        cx.counters.count(&verdict);
+    }
+    verdict
+}
+
+/// Send an IP packet (of `ethertype`, routed, TTL and MTU done) into a tunnel.
+#[inline(always)]
+pub fn tunnel_out<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
+    match cx.tables.tunnel(id).kind {
+        TunnelKind::Gre => gre::encapsulate(pkt, id, ethertype, cx),
+        TunnelKind::Ipsec => esp::encapsulate(pkt, id, ethertype, cx),
+    }
 }
 
 /// Put the L2 header for `egress` in front of the IP packet `pkt` (ethertype given), or punt it

@@ -41,6 +41,7 @@ nexthop = "site1"
 struct Harness {
     tables: Tables,
     neighbors: Neighbors,
+    sas: crate::esp::SaDb,
     counters: Counters,
     limiter: RateLimiter,
     ip_id: u16,
@@ -57,6 +58,7 @@ impl Harness {
         Harness {
             tables,
             neighbors,
+            sas: Default::default(),
             counters: Counters::new(slots.len()),
             limiter: RateLimiter::new(100, 1000),
             ip_id: 0,
@@ -68,6 +70,7 @@ impl Harness {
         let mut cx = Context {
             tables: &self.tables,
             neighbors: &self.neighbors,
+            sas: &mut self.sas,
             counters: &mut self.counters,
             icmp_limit: &mut self.limiter,
             now: 1_000_000,

@@ -34,12 +34,23 @@ pub struct Egress {
     pub next_hop: IpAddr,
 }
 
-/// A GRE tunnel compiled for the fast path.
+/// What carries a tunnel's packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelKind {
+    Gre,
+    /// ESP; its SAs are in each worker's SA database, by the tunnel's counter slot.
+    Ipsec,
+}
+
+/// A tunnel compiled for the fast path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GreTunnel {
+pub struct Tunnel {
     pub name: String,
+    pub kind: TunnelKind,
     /// Index of the tunnel's counters (stable across reloads).
     pub slot: u32,
+    /// The customer endpoint (unspecified for an IPsec tunnel that has none configured: its SAs
+    /// say where the router is).
     pub customer: Ipv4Addr,
     pub anycast: Ipv4Addr,
     pub interface_v4: Option<Ipv4Net>,
@@ -48,7 +59,7 @@ pub struct GreTunnel {
     pub mss: u16,
     /// How the customer endpoint is reached; None when no port can reach it.
     pub egress: Option<Egress>,
-    /// The outer IPv4 and GRE header (protocol left 0), with total length, identification and
+    /// GRE: the outer IPv4 and GRE header (protocol left 0), with total length, identification and
     /// checksum 0: encapsulation copies it and fills those three in.
     pub outer_template: [u8; 24],
     /// The one's complement sum (unfolded) of the template's IPv4 header, to which encapsulation
@@ -56,7 +67,13 @@ pub struct GreTunnel {
     pub outer_sum: u32,
 }
 
-impl GreTunnel {
+impl Tunnel {
+    /// Whether the tunnel is an IPsec tunnel.
+    #[inline(always)]
+    pub fn is_ipsec(&self) -> bool {
+        self.kind == TunnelKind::Ipsec
+    }
+
     fn outer_header(ttl: u8, anycast: Ipv4Addr, customer: Ipv4Addr) -> ([u8; 24], u32) {
         let mut h = [0u8; 24];
         h[0] = 0x45;
@@ -75,7 +92,9 @@ impl GreTunnel {
 #[derive(Debug)]
 pub struct Tables {
     pub ports: Vec<PortInfo>,
-    pub tunnels: Vec<GreTunnel>,
+    pub tunnels: Vec<Tunnel>,
+    /// Tunnels by counter slot (the key SAs know their tunnel by).
+    by_slot: Vec<Option<TunnelId>>,
     /// GRE tunnels by (anycast endpoint, customer endpoint), as one integer (a cheaper hash key).
     gre_by_endpoints: FxHashMap<u64, TunnelId>,
     /// Every IPv4 address of this server (port addresses and anycast endpoints).
@@ -168,6 +187,7 @@ impl Tables {
         let mut tables = Tables {
             ports,
             tunnels: Vec::new(),
+            by_slot: Vec::new(),
             gre_by_endpoints: FxHashMap::default(),
             local_v4: config.local_v4().into_iter().map(u32::from).collect(),
             interface_v4: FxHashMap::default(),
@@ -197,9 +217,10 @@ impl Tables {
                 tables.interface_v4.insert(u32::from(net.addr()), id);
             }
             let egress = tables.egress(IpAddr::V4(t.customer_endpoint));
-            let (outer_template, outer_sum) = GreTunnel::outer_header(t.ttl, t.anycast_endpoint, t.customer_endpoint);
-            tables.tunnels.push(GreTunnel {
+            let (outer_template, outer_sum) = Tunnel::outer_header(t.ttl, t.anycast_endpoint, t.customer_endpoint);
+            tables.tunnels.push(Tunnel {
                 name: t.name.clone(),
+                kind: TunnelKind::Gre,
                 slot: slots.slot(&t.name),
                 customer: t.customer_endpoint,
                 anycast: t.anycast_endpoint,
@@ -211,6 +232,35 @@ impl Tables {
                 outer_template,
                 outer_sum,
             });
+        }
+        for t in &config.ipsec_tunnels {
+            let id = TunnelId(tables.tunnels.len() as u32);
+            by_name.insert(t.name.clone(), id);
+            if let Some(net) = t.interface_address {
+                tables.interface_v4.insert(u32::from(net.addr()), id);
+            }
+            let customer = t.customer_endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            tables.tunnels.push(Tunnel {
+                name: t.name.clone(),
+                kind: TunnelKind::Ipsec,
+                slot: slots.slot(&t.name),
+                customer,
+                anycast: t.anycast_endpoint,
+                interface_v4: t.interface_address,
+                ttl: t.ttl,
+                mtu: t.mtu,
+                mss: t.mss,
+                egress: t.customer_endpoint.and_then(|c| tables.egress(IpAddr::V4(c))),
+                outer_template: [0; 24],
+                outer_sum: 0,
+            });
+        }
+        for (i, t) in tables.tunnels.iter().enumerate() {
+            let slot = t.slot as usize;
+            if tables.by_slot.len() <= slot {
+                tables.by_slot.resize(slot + 1, None);
+            }
+            tables.by_slot[slot] = Some(TunnelId(i as u32));
         }
         let ours: Vec<u32> = tables.local_v4.iter().chain(tables.interface_v4.keys()).copied().collect();
         for a in ours {
@@ -242,8 +292,14 @@ impl Tables {
 
     /// A tunnel by id.
     #[inline(always)]
-    pub fn tunnel(&self, id: TunnelId) -> &GreTunnel {
+    pub fn tunnel(&self, id: TunnelId) -> &Tunnel {
         &self.tunnels[id.0 as usize]
+    }
+
+    /// The tunnel with this counter slot, if it is still configured.
+    #[inline(always)]
+    pub fn tunnel_by_slot(&self, slot: u32) -> Option<TunnelId> {
+        self.by_slot.get(slot as usize).copied().flatten()
     }
 
     /// False when the address is certainly neither one of this server's nor a tunnel's inside

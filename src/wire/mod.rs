@@ -1,6 +1,6 @@
 //! Zero-copy header views.
 //!
-//! The standard headers (Ethernet, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP) are smoltcp's `wire`
+//! The standard headers (Ethernet, ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, TCP, ESP) are smoltcp's `wire`
 //! views, re-exported here; this module adds, in the same style, only what smoltcp lacks: GRE
 //! (RFC 2784 / RFC 2890) and one 802.1Q VLAN tag.
 //!
@@ -12,6 +12,7 @@ pub mod checksum;
 pub mod gre;
 pub mod vlan;
 
+pub use smoltcp::wire::IpSecEspPacket as EspPacket;
 pub use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Icmpv4Message, Icmpv4Packet,
     Icmpv6Message, Icmpv6Packet, IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet, TcpPacket, UdpPacket,

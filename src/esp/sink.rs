@@ -1,0 +1,196 @@
+//! The seam between whatever negotiates SAs (the configuration's static SAs now, the IKEv2
+//! responder later) and the dataplane: [`SaSink`]. [`RingSaSink`] is the dataplane's: it compiles
+//! each SA once per worker and pushes it through the worker's update ring; the worker files it
+//! between two bursts, so an SA is active on every worker within one poll of each.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::sa::{InboundSa, OutboundSa, SaCounters, SaError, SaSpec, SaUpdate};
+use crate::config::{Config, SaDirection, MAX_SAS_PER_TUNNEL};
+use crate::tables::Tables;
+use crate::worker::{Update, WorkerHandle};
+
+/// Where SAs are installed.
+pub trait SaSink {
+    /// Install an SA. An outbound SA takes over its tunnel's traffic for its selectors at once;
+    /// the one it replaces stays installed, unused, until deleted (make-before-break).
+    fn add(&mut self, spec: &SaSpec) -> Result<(), SaError>;
+    /// Replace an installed SA (same SPI and direction) by a new compilation of `spec`: a new
+    /// remote address or port after a NAT mapping changed. An outbound SA keeps its sequence
+    /// numbers.
+    fn update(&mut self, spec: &SaSpec) -> Result<(), SaError>;
+    /// Remove an SA from every worker.
+    fn delete(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Result<(), SaError>;
+    /// An SA's counters, summed over the workers (as last published).
+    fn counters(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Option<SaCounters>;
+}
+
+/// What the control thread remembers of the SAs it installed.
+#[derive(Debug, Default)]
+pub struct SaState {
+    /// Installed SAs: (direction, anycast endpoint, SPI) -> tunnel counter slot.
+    installed: HashMap<(SaDirection, Ipv4Addr, u32), u32>,
+    /// Outbound SAs' sequence counters, shared by the workers.
+    sequences: HashMap<u32, Arc<AtomicU64>>,
+}
+
+impl SaState {
+    /// Installed SAs: (inbound, outbound).
+    pub fn count(&self) -> (usize, usize) {
+        let inbound = self.installed.keys().filter(|k| k.0 == SaDirection::Inbound).count();
+        (inbound, self.installed.len() - inbound)
+    }
+}
+
+/// The dataplane's SA sink: every worker's update ring.
+#[derive(Debug)]
+pub struct RingSaSink<'a> {
+    pub handles: &'a mut [WorkerHandle],
+    pub tables: &'a Tables,
+    pub state: &'a mut SaState,
+}
+
+impl RingSaSink<'_> {
+    fn slot(&self, tunnel: &str) -> Result<u32, SaError> {
+        self.tables
+            .tunnels
+            .iter()
+            .find(|t| t.name == tunnel && t.is_ipsec())
+            .map(|t| t.slot)
+            .ok_or_else(|| SaError::UnknownTunnel(tunnel.to_string()))
+    }
+
+    fn push(&mut self, spec: &SaSpec, slot: u32) -> Result<(), SaError> {
+        // Compile for every worker before sending to any, so that a refused key changes nothing.
+        let mut updates = Vec::with_capacity(self.handles.len());
+        for _ in 0..self.handles.len() {
+            updates.push(match spec.direction {
+                SaDirection::Inbound => SaUpdate::AddInbound(InboundSa::compile(spec, slot)?),
+                SaDirection::Outbound => {
+                    let seq = self.state.sequences.entry(spec.spi).or_default().clone();
+                    SaUpdate::AddOutbound(OutboundSa::compile(spec, slot, seq)?)
+                }
+            });
+        }
+        if self.handles.iter().any(|h| h.updates.slots() == 0) {
+            return Err(SaError::RingFull);
+        }
+        for (h, u) in self.handles.iter_mut().zip(updates) {
+            h.updates.push(Update::Sa(u)).map_err(|_| SaError::RingFull)?;
+        }
+        self.state.installed.insert((spec.direction, spec.local, spec.spi), slot);
+        Ok(())
+    }
+}
+
+impl SaSink for RingSaSink<'_> {
+    fn add(&mut self, spec: &SaSpec) -> Result<(), SaError> {
+        let slot = self.slot(&spec.tunnel)?;
+        if self.state.installed.contains_key(&(spec.direction, spec.local, spec.spi)) {
+            return Err(SaError::SpiInUse(spec.spi));
+        }
+        let on_tunnel = self.state.installed.iter().filter(|(k, s)| k.0 == spec.direction && **s == slot).count();
+        if on_tunnel >= MAX_SAS_PER_TUNNEL {
+            return Err(SaError::TooMany);
+        }
+        if spec.direction == SaDirection::Outbound {
+            self.state.sequences.remove(&spec.spi);
+        }
+        self.push(spec, slot)
+    }
+
+    fn update(&mut self, spec: &SaSpec) -> Result<(), SaError> {
+        if !self.state.installed.contains_key(&(spec.direction, spec.local, spec.spi)) {
+            return Err(SaError::NotFound(spec.spi));
+        }
+        let slot = self.slot(&spec.tunnel)?;
+        self.push(spec, slot)
+    }
+
+    fn delete(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Result<(), SaError> {
+        if self.state.installed.remove(&(direction, anycast, spi)).is_none() {
+            return Err(SaError::NotFound(spi));
+        }
+        if direction == SaDirection::Outbound {
+            self.state.sequences.remove(&spi);
+        }
+        let mut result = Ok(());
+        for h in self.handles.iter_mut() {
+            if h.updates.push(Update::Sa(SaUpdate::Delete { direction, anycast, spi })).is_err() {
+                result = Err(SaError::RingFull);
+            }
+        }
+        result
+    }
+
+    fn counters(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Option<SaCounters> {
+        let slot = *self.state.installed.get(&(direction, anycast, spi))?;
+        let mut sum = SaCounters::default();
+        for h in self.handles.iter_mut() {
+            for r in h.counters.read().sas.iter() {
+                if r.spi == spi && r.direction == direction && r.tunnel_slot == slot {
+                    sum.packets += r.counters.packets;
+                    sum.bytes += r.counters.bytes;
+                    sum.drops += r.counters.drops;
+                }
+            }
+        }
+        Some(sum)
+    }
+}
+
+/// The static SAs a configuration asks for, as specs.
+pub fn static_specs(config: &Config, node_id: u16) -> Vec<SaSpec> {
+    let mut specs = Vec::new();
+    for t in &config.ipsec_tunnels {
+        for sa in &t.static_sas {
+            specs.push(SaSpec {
+                tunnel: t.name.clone(),
+                spi: sa.spi,
+                direction: sa.direction,
+                transform: sa.transform,
+                encryption_key: sa.encryption_key.clone(),
+                integrity_key: sa.integrity_key.clone(),
+                local: t.anycast_endpoint,
+                remote: t.customer_endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                udp: sa.udp_encapsulation.then_some((super::sa::NAT_T_PORT, sa.remote_port)),
+                local_ts: sa.local_ts.clone(),
+                remote_ts: sa.remote_ts.clone(),
+                replay_protection: t.replay_protection,
+                ttl: t.ttl,
+                node_id,
+            });
+        }
+    }
+    specs
+}
+
+/// Bring the installed static SAs from `before` to `after` (a reload): delete those gone, add
+/// those new, update those changed (an outbound SA keeps its sequence numbers). Errors are
+/// described, one line each.
+pub fn sync_static(sink: &mut dyn SaSink, before: &[SaSpec], after: &[SaSpec]) -> Vec<String> {
+    let same =
+        |a: &SaSpec, b: &SaSpec| (a.direction, a.local, a.spi, &a.tunnel) == (b.direction, b.local, b.spi, &b.tunnel);
+    let mut errors = Vec::new();
+    for old in before {
+        if !after.iter().any(|new| same(old, new)) {
+            if let Err(e) = sink.delete(old.direction, old.local, old.spi) {
+                errors.push(format!("static SA {:#x} of {}: {e}", old.spi, old.tunnel));
+            }
+        }
+    }
+    for new in after {
+        let result = match before.iter().find(|old| same(old, new)) {
+            Some(old) if old == new => Ok(()),
+            Some(_) => sink.update(new),
+            None => sink.add(new),
+        };
+        if let Err(e) = result {
+            errors.push(format!("static SA {:#x} of {}: {e}", new.spi, new.tunnel));
+        }
+    }
+    errors
+}

@@ -1,0 +1,305 @@
+//! ESP tunnel mode (RFC 4303), raw (IP protocol 50) and in UDP (RFC 3948, port 4500).
+//!
+//! Each direction runs in two steps so that a worker can do a burst's crypto per SA together:
+//! classification ([`input`], [`encapsulate`]) checks what is cheap to check, finds the SA and
+//! gives [`Verdict::Crypto`]; the worker gathers those jobs from a whole burst, orders them by SA,
+//! reserves each outbound SA's sequence numbers once, and runs [`decrypt`] / [`encrypt`], which
+//! finish the packet and give its final verdict. [`run`] does the second step for one packet.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::{emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+use crate::esp::sa::{InboundRef, OpenError};
+use crate::tables::TunnelId;
+use crate::wire::EspPacket;
+
+/// The IKE port (RFC 7296).
+pub const IKE_PORT: u16 = 500;
+/// The NAT-T port: IKE behind a non-ESP marker, and ESP in UDP (RFC 3948).
+pub const NAT_T_PORT: u16 = 4500;
+
+/// IP protocol numbers in the ESP trailer's next header field.
+const NEXT_IPV4: u8 = 4;
+const NEXT_IPV6: u8 = 41;
+/// "No next header": a dummy packet for traffic flow confidentiality (RFC 4303 2.6).
+const NEXT_NONE: u8 = 59;
+
+/// Crypto work for the worker's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EspJob {
+    /// Check and decrypt with an inbound SA; the ESP header is at offset `esp` of the packet.
+    Decrypt { sa: InboundRef, esp: u16 },
+    /// Encrypt with outbound SA `sa` of the tunnel with counter slot `slot`.
+    Encrypt { slot: u32, sa: u16, next_header: u8 },
+}
+
+impl EspJob {
+    /// The outbound SA of an encryption job, to reserve sequence numbers for a group.
+    pub fn outbound(&self) -> Option<(u32, u16)> {
+        match *self {
+            EspJob::Encrypt { slot, sa, .. } => Some((slot, sa)),
+            EspJob::Decrypt { .. } => None,
+        }
+    }
+}
+
+/// An ESP packet (raw, or in UDP with the UDP header already counted in `esp`) for one of our
+/// addresses: find its SA and check what needs no key.
+#[inline]
+pub(crate) fn input<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, esp: usize, cx: &mut Context<'_>) -> Verdict {
+    if outer.fragment {
+        return Verdict::Drop(DropReason::EspFragment);
+    }
+    let Ok(packet) = EspPacket::new_checked(&pkt.data()[esp..]) else {
+        return Verdict::Drop(DropReason::EspMalformed);
+    };
+    let (spi, seq) = (packet.security_parameters_index(), packet.sequence_number());
+    let Some(r) = cx.sas.find_inbound(outer.dst, spi) else {
+        return Verdict::Drop(DropReason::EspUnknownSpi);
+    };
+    let len = pkt.len() - esp;
+    let Some(sa) = cx.sas.inbound_mut(r) else {
+        return Verdict::Drop(DropReason::EspUnknownSpi);
+    };
+    let t = sa.transform;
+    let body = len.checked_sub(8 + t.iv_len() + t.icv_len());
+    if body.is_none_or(|b| b < 2 || b % t.block_len() != 0) {
+        sa.counters.drops += 1;
+        return Verdict::Drop(DropReason::EspMalformed);
+    }
+    if let Some(window) = &sa.replay {
+        if window.check(seq).is_err() {
+            sa.counters.drops += 1;
+            return Verdict::Drop(DropReason::EspReplayed);
+        }
+    }
+    Verdict::Crypto(EspJob::Decrypt { sa: r, esp: esp as u16 })
+}
+
+/// A UDP datagram for one of our addresses: NAT-T (ESP in UDP, IKE behind the non-ESP marker,
+/// keepalives) and IKE on 500; anything else is the slow path's.
+#[inline]
+pub(crate) fn udp_input<P: PacketBuf>(pkt: &mut P, h: &ipv4::Header, cx: &mut Context<'_>) -> Verdict {
+    let data = &pkt.data()[h.len..];
+    if h.later_fragment || data.len() < 8 {
+        return Verdict::Punt(PuntReason::HostBound, None);
+    }
+    let dport = u16::from_be_bytes([data[2], data[3]]);
+    match dport {
+        IKE_PORT => Verdict::Punt(PuntReason::Ike, None),
+        NAT_T_PORT => {
+            let payload = &data[8..];
+            match payload {
+                [0xff] => Verdict::Drop(DropReason::NatKeepalive),
+                [0, 0, 0, 0, ..] => Verdict::Punt(PuntReason::Ike, None),
+                // Shorter than an ESP header with an SPI: nothing a peer sends.
+                _ if payload.len() < 8 => Verdict::Drop(DropReason::EspMalformed),
+                _ => input(pkt, h, h.len + 8, cx),
+            }
+        }
+        _ => Verdict::Punt(PuntReason::HostBound, None),
+    }
+}
+
+/// Step two of decapsulation: check the ICV, decrypt, check padding, trailer, anti-replay and
+/// traffic selectors, take the outer headers off, and route the inner packet.
+pub fn decrypt<P: PacketBuf>(pkt: &mut P, r: InboundRef, esp: usize, cx: &mut Context<'_>) -> Verdict {
+    let Some(sa) = cx.sas.inbound_mut(r) else {
+        return Verdict::Drop(DropReason::EspUnknownSpi);
+    };
+    let (iv_len, icv_len) = (sa.transform.iv_len(), sa.transform.icv_len());
+    let data = &mut pkt.data_mut()[esp..];
+    let seq = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+    match sa.open(data) {
+        Ok(()) => {}
+        Err(e) => {
+            sa.counters.drops += 1;
+            return Verdict::Drop(match e {
+                OpenError::Icv => DropReason::EspBadIcv,
+                OpenError::Length => DropReason::EspMalformed,
+            });
+        }
+    }
+    if let Some(window) = &mut sa.replay {
+        // Checked before decryption; checked again now that the ICV proved the packet genuine,
+        // as another packet with this number may have been accepted in between.
+        if window.accept(seq).is_err() {
+            sa.counters.drops += 1;
+            return Verdict::Drop(DropReason::EspReplayed);
+        }
+    }
+    let plain = &data[8 + iv_len..data.len() - icv_len];
+    let (pad_len, next) = (usize::from(plain[plain.len() - 2]), plain[plain.len() - 1]);
+    let Some(inner_len) = plain.len().checked_sub(pad_len + 2) else {
+        sa.counters.drops += 1;
+        return Verdict::Drop(DropReason::EspBadPadding);
+    };
+    // RFC 4303 2.4: the default padding is 1, 2, 3, ...; anything else is refused.
+    if !plain[inner_len..inner_len + pad_len].iter().enumerate().all(|(i, b)| usize::from(*b) == i + 1) {
+        sa.counters.drops += 1;
+        return Verdict::Drop(DropReason::EspBadPadding);
+    }
+    let inner = &plain[..inner_len];
+    let addresses = match next {
+        NEXT_IPV4 if inner.len() >= 20 => Some((
+            IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19])),
+            IpAddr::V4(Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15])),
+        )),
+        NEXT_IPV6 if inner.len() >= 40 => {
+            let a = |at: usize| {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(&inner[at..at + 16]);
+                IpAddr::V6(Ipv6Addr::from(o))
+            };
+            Some((a(24), a(8)))
+        }
+        NEXT_IPV4 | NEXT_IPV6 => None,
+        NEXT_NONE => {
+            // A dummy packet: consumed (not an error, but not traffic either).
+            return Verdict::Drop(DropReason::EspDummy);
+        }
+        _ => {
+            sa.counters.drops += 1;
+            return Verdict::Drop(DropReason::EspBadNextHeader);
+        }
+    };
+    let Some((dst, src)) = addresses else {
+        sa.counters.drops += 1;
+        return Verdict::Drop(DropReason::InnerMalformed);
+    };
+    if !sa.selectors.allow(dst, src) {
+        sa.counters.drops += 1;
+        return Verdict::Drop(DropReason::EspSelectorMismatch);
+    }
+    sa.counters.packets += 1;
+    sa.counters.bytes += inner_len as u64;
+    let slot = sa.tunnel_slot;
+    let Some(id) = cx.tables.tunnel_by_slot(slot) else {
+        return Verdict::Drop(DropReason::EspUnknownTunnel);
+    };
+    pkt.adj(esp + 8 + iv_len);
+    pkt.truncate(inner_len);
+    let counters = cx.counters.tunnel(slot);
+    counters.ingress_packets += 1;
+    counters.ingress_bytes += inner_len as u64;
+    if next == NEXT_IPV4 {
+        let h = match ipv4::check(pkt.data(), DropReason::InnerMalformed) {
+            Ok(h) => h,
+            Err(r) => return Verdict::Drop(r),
+        };
+        pkt.truncate(h.total);
+        ipv4::forward(pkt, &h, Origin::Tunnel(id), cx)
+    } else {
+        ipv6::from_tunnel(pkt, id, cx)
+    }
+}
+
+/// Step one of encapsulation: find the tunnel's outbound SA for the IP packet `pkt` (of
+/// `ethertype`, already routed, TTL, MSS and MTU done).
+#[inline]
+pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
+    let slot = cx.tables.tunnel(id).slot;
+    let d = pkt.data();
+    let (src, dst, next_header) = if ethertype == ipv4::ETHERTYPE && d.len() >= 20 {
+        (
+            IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15])),
+            IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])),
+            NEXT_IPV4,
+        )
+    } else if ethertype == ipv6::ETHERTYPE && d.len() >= 40 {
+        let a = |at: usize| {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&d[at..at + 16]);
+            IpAddr::V6(Ipv6Addr::from(o))
+        };
+        (a(8), a(24), NEXT_IPV6)
+    } else {
+        return Verdict::Drop(DropReason::InnerMalformed);
+    };
+    match cx.sas.find_outbound(slot, src, dst) {
+        Some(sa) => Verdict::Crypto(EspJob::Encrypt { slot, sa, next_header }),
+        None => {
+            cx.counters.tunnel(slot).drops += 1;
+            Verdict::Drop(DropReason::EspNoSa)
+        }
+    }
+}
+
+/// Step two of encapsulation with sequence number `seq` (reserved by the caller; None when the
+/// SA has run out): pad, add the trailer, encrypt, add the ESP and outer headers, and address
+/// the packet to the customer router's next hop.
+pub fn encrypt<P: PacketBuf>(
+    pkt: &mut P,
+    slot: u32,
+    index: u16,
+    next_header: u8,
+    seq: Option<u64>,
+    cx: &mut Context<'_>,
+) -> Verdict {
+    let Some(sa) = cx.sas.outbound_mut(slot, index) else {
+        return Verdict::Drop(DropReason::EspNoSa);
+    };
+    let Some(seq) = seq.and_then(|s| u32::try_from(s).ok()) else {
+        sa.counters.drops += 1;
+        return Verdict::Drop(DropReason::EspSequenceExhausted);
+    };
+    let inner_len = pkt.len();
+    let header_len = sa.header_len();
+    let trailer_len = sa.trailer_len(inner_len);
+    let total = header_len + inner_len + trailer_len;
+    if total > usize::from(u16::MAX) || !pkt.append(trailer_len) {
+        return Verdict::Drop(DropReason::NoBufferRoom);
+    }
+    if !pkt.prepend(header_len) {
+        pkt.trim(trailer_len);
+        return Verdict::Drop(DropReason::NoBufferRoom);
+    }
+    let icv_len = sa.transform.icv_len();
+    let pad_len = trailer_len - 2 - icv_len;
+    let (outer_len, template, template_sum) = (sa.outer_len, sa.outer_template, sa.outer_sum);
+    let data = pkt.data_mut();
+    let trailer_at = header_len + inner_len;
+    for (i, b) in data[trailer_at..trailer_at + pad_len].iter_mut().enumerate() {
+        *b = (i + 1) as u8;
+    }
+    data[trailer_at + pad_len] = pad_len as u8;
+    data[trailer_at + pad_len + 1] = next_header;
+    if sa.seal(&mut data[outer_len..], seq).is_err() {
+        sa.counters.drops += 1;
+        return Verdict::Drop(DropReason::EspCryptoFailed);
+    }
+    sa.counters.packets += 1;
+    sa.counters.bytes += inner_len as u64;
+    let remote = sa.remote;
+    let id_field = cx.next_ip_id();
+    let mut sum = template_sum + total as u32 + u32::from(id_field);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    let h = &mut pkt.data_mut()[..outer_len];
+    h.copy_from_slice(&template[..outer_len]);
+    h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&id_field.to_be_bytes());
+    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    if outer_len == 28 {
+        // UDP checksum 0: allowed for ESP in UDP over IPv4 (RFC 3948 2.1).
+        h[24..26].copy_from_slice(&((total - 20) as u16).to_be_bytes());
+    }
+    let counters = cx.counters.tunnel(slot);
+    counters.egress_packets += 1;
+    counters.egress_bytes += inner_len as u64;
+    let Some(egress) = cx.tables.egress(IpAddr::V4(remote)) else {
+        return Verdict::Drop(DropReason::NoEgress);
+    };
+    emit_l2(pkt, egress, ipv4::ETHERTYPE, cx)
+}
+
+/// Run one job (a batch of one): sequence number reserved here.
+pub fn run<P: PacketBuf>(pkt: &mut P, job: EspJob, cx: &mut Context<'_>) -> Verdict {
+    match job {
+        EspJob::Decrypt { sa, esp } => decrypt(pkt, sa, usize::from(esp), cx),
+        EspJob::Encrypt { slot, sa, next_header } => {
+            let seq = cx.sas.outbound(slot, sa).and_then(|s| s.reserve(1));
+            encrypt(pkt, slot, sa, next_header, seq, cx)
+        }
+    }
+}
