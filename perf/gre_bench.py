@@ -6,7 +6,7 @@ usage: gre_bench.py [--reps N] [--warmup S] [--window S] [--cases a,b] [--pcaps 
 Every case feeds one capture through a net_pcap source with infinite_rx=1 (it replays the
 capture from memory, copying each packet into a fresh mbuf on the polling core, for testpmd and
 anygate alike) into a net_null sink. Per repetition and case: testpmd --forward-mode=io on lcore
-1, then anygate's worker on lcore 1 (perf/src/bin/gre-rate.rs, the real Worker and pipeline).
+1, then anygate's worker on lcore 1 (perf/src/bin/worker-rate.rs, the real Worker and pipeline).
 Figures are the sink's TX packets over a window after a warm-up; the table gives min / median /
 max over the repetitions and the ratio of the medians. OVS-DPDK's ratio to testpmd io on the
 same captures, measured on this machine (see the README), is printed beside it.
@@ -93,14 +93,14 @@ def testpmd(pcap, warmup, window):
 
 
 def anygate(perf_bin, config, warmup, window):
-    out = subprocess.run([os.path.join(perf_bin, "gre-rate"), "--config", config, "--core", "1",
+    out = subprocess.run([os.path.join(perf_bin, "worker-rate"), "--config", config, "--core", "1",
                           "--warmup", str(warmup), "--window", str(window)],
                          capture_output=True, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"gre-rate failed: {out.stderr}")
+        raise RuntimeError(f"worker-rate failed: {out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if result["drops"] or result["punts"]:
-        raise RuntimeError(f"gre-rate dropped or punted packets: {result}")
+        raise RuntimeError(f"worker-rate dropped or punted packets: {result}")
     return result["mpps"]
 
 

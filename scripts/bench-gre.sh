@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
-cargo build --quiet --release -p anygate-perf --bin gre-rate
+cargo build --quiet --release -p anygate-perf --bin worker-rate
 exec /usr/bin/python3 perf/gre_bench.py "$@"

@@ -637,8 +637,10 @@ fn sizes(
 
 /// A static SA, checked: its transform, key lengths, SPI, selectors.
 fn static_sa(f: &dyn Fn(&str) -> String, sa: RawStaticSa, allow_null: bool) -> Result<StaticSaConfig, ConfigError> {
-    if sa.spi < 256 {
-        return Err(ConfigError::new(f("spi"), format!("{} is reserved (SPIs start at 256)", sa.spi)));
+    // 0 never goes on the wire (RFC 4303 2.1); 1-255 are reserved for IANA's future use but
+    // accepted for manual keying, as other implementations do.
+    if sa.spi == 0 {
+        return Err(ConfigError::new(f("spi"), "0 is not a valid SPI"));
     }
     let direction = match sa.direction.as_str() {
         "inbound" | "in" => SaDirection::Inbound,
@@ -844,7 +846,7 @@ remote_ts = ["10.40.0.0/16"]
             (base.replace("aes128gcm16", "aes128gcm16-esn"), "ipsec_tunnels[0].static_sas[0].transform"),
             (base.replace("aes128gcm16", "null-sha256"), "ipsec_tunnels[0].static_sas[0].transform"),
             (base.replace("0e0f10111213", "0e0f1011"), "ipsec_tunnels[0].static_sas[0].encryption_key"),
-            (base.replace("spi = 0x1000", "spi = 12"), "ipsec_tunnels[0].static_sas[0].spi"),
+            (base.replace("spi = 0x1000", "spi = 0"), "ipsec_tunnels[0].static_sas[0].spi"),
             (base.replace("\"outbound\"", "\"sideways\""), "ipsec_tunnels[0].static_sas[1].direction"),
             (base.replace("customer_endpoint = \"198.51.100.20\"\n", ""), "ipsec_tunnels[0].static_sas[1].direction"),
             (base.replace("psk = \"correct horse battery\"", "psk = \"short\""), "ipsec_tunnels[0].psk"),

@@ -2,9 +2,10 @@
 //! with `infinite_rx=1` and a `net_null` sink), one worker on one core, the slow path on the main
 //! core. After a warm-up it reads the ports' counters twice, a window apart, and prints one JSON
 //! line: the sink's TX rate and what the pipeline counted, so that a run that dropped or punted is
-//! seen as such.
+//! seen as such. The configuration's static SAs are installed before the window, as `anygate run`
+//! installs them.
 //!
-//! usage: gre-rate --config FILE [--core N] [--warmup SECONDS] [--window SECONDS]
+//! usage: worker-rate --config FILE [--core N] [--warmup SECONDS] [--window SECONDS]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anygate::config::Config;
 use anygate::dataplane::{Dataplane, Pipeline};
+use anygate::esp::sink::{static_specs, sync_static, SaState};
+use anygate::esp::RingSaSink;
 use anygate::slowpath::SlowPath;
 use clap::Parser;
 use serde_json::json;
@@ -36,8 +39,16 @@ fn main() -> Result<(), String> {
     let lcores = format!("{},{}", config.dataplane.main_core, args.core);
     let devices: Vec<String> = config.ports.iter().map(|p| p.device.clone()).collect();
     let dp = Dataplane::start(&config, &lcores, &devices, 1, true)?;
-    let Pipeline { mut workers, mut handles, mut slow, .. } = dp.pipeline(&config);
+    let Pipeline { mut workers, mut handles, mut slow, tables, .. } = dp.pipeline(&config);
+    let mut state = SaState::default();
+    let sink = &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut state };
+    let errors = sync_static(sink, &[], &static_specs(&config, config.dataplane.node_id));
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
     let mut w = workers.remove(0);
+    // The SAs are filed before the first burst.
+    w.finish();
     let stop = Arc::new(AtomicBool::new(false));
     let worker_stop = stop.clone();
     dp.eal
