@@ -83,6 +83,8 @@ impl Dataplane {
             let name = device.split(',').next().unwrap_or(device);
             let port = Port::by_name(eal, name).map_err(|e| format!("port {}: {e}", cfg.name))?;
             let (_, max_tx) = port.max_queues().map_err(|e| format!("port {}: {e}", cfg.name))?;
+            // The TAP driver takes only as many TX queues as RX queues: none to spare.
+            let max_tx = if name.starts_with("net_tap") || name.starts_with("net_tun") { workers } else { max_tx };
             found.push((cfg, port, max_tx));
         }
         let spare = found.iter().all(|(_, _, max_tx)| *max_tx > workers);

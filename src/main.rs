@@ -1,6 +1,7 @@
 //! The `anygate` command: run the processor, check a configuration, or feed a capture through the
 //! real DPDK pipeline.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,7 +80,9 @@ fn load(path: &Path) -> Result<Config, String> {
 
 fn check(path: &Path) -> Result<(), String> {
     let config = load(path)?;
-    println!("{}", serde_json::to_string_pretty(&config.to_json()).map_err(|e| e.to_string())?);
+    let text = serde_json::to_string_pretty(&config.to_json()).map_err(|e| e.to_string())?;
+    // A reader that stops early (`| head`) is not an error.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(())
 }
 

@@ -2,13 +2,19 @@
 //! forwarded packet still fits its buffer. Besides raw frames, inputs are shaped into GRE from the
 //! customer endpoint and into plain IPv4 frames, with right header checksums where the fuzzer asks,
 //! so that most of them get past the checks into decapsulation, routing, clamping and
-//! encapsulation.
+//! encapsulation; and into ESP sealed with the inbound SA's key (raw or in UDP 4500), so that
+//! they get past the ICV into the padding, trailer, selector and inner packet checks.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 
 use anygate::config::Config;
-use anygate::esp::SaDb;
+use anygate::config::SaDirection;
+use anygate::esp::sa::SaUpdate;
+use anygate::esp::sink::static_specs;
+use anygate::esp::{InboundSa, OutboundSa, SaDb};
 use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, PacketBuf, RateLimiter, Verdict};
 use anygate::tables::{Neighbors, SlotMap, Tables};
 use libfuzzer_sys::fuzz_target;
@@ -28,6 +34,31 @@ customer_endpoint = "198.51.100.10"
 anycast_endpoint = "192.0.2.100"
 interface_address = "10.212.0.0/31"
 mtu = 1400
+
+[[ipsec_tunnels]]
+name = "sec1"
+customer_endpoint = "198.51.100.20"
+anycast_endpoint = "192.0.2.100"
+interface_address = "10.212.0.2/31"
+replay_protection = true
+
+[[ipsec_tunnels.static_sas]]
+spi = 0x1000
+direction = "inbound"
+transform = "aes128gcm16"
+encryption_key = "000102030405060708090a0b0c0d0e0f10111213"
+remote_ts = ["10.40.0.0/16", "2001:db8:40::/48"]
+
+[[ipsec_tunnels.static_sas]]
+spi = 0x2000
+direction = "outbound"
+transform = "aes128gcm16"
+encryption_key = "000102030405060708090a0b0c0d0e0f10111213"
+udp_encapsulation = true
+
+[[routes]]
+prefix = "10.40.0.0/16"
+nexthop = "sec1"
 
 [[routes]]
 prefix = "10.20.0.0/16"
@@ -49,6 +80,31 @@ fn tables() -> &'static (Tables, Neighbors) {
     })
 }
 
+thread_local! {
+    /// The SAs (compiled once: keying is slow next to one fuzz run) and a sealer with the inbound
+    /// SA's key.
+    static SAS: RefCell<(SaDb, Box<OutboundSa>)> = RefCell::new({
+        let config = Config::parse(CONFIG).expect("fuzz config");
+        let mut db = SaDb::default();
+        let mut mirror = None;
+        for spec in static_specs(&config, 0) {
+            let slot = 1;
+            match spec.direction {
+                SaDirection::Inbound => {
+                    db.apply(SaUpdate::AddInbound(InboundSa::compile(&spec, slot).expect("inbound SA")));
+                    let mut m = spec.clone();
+                    m.direction = SaDirection::Outbound;
+                    mirror = Some(OutboundSa::compile(&m, slot, Arc::new(AtomicU64::new(0))).expect("mirror SA"));
+                }
+                SaDirection::Outbound => db.apply(SaUpdate::AddOutbound(
+                    OutboundSa::compile(&spec, slot, Arc::new(AtomicU64::new(0))).expect("outbound SA"),
+                )),
+            }
+        }
+        (db, mirror.expect("an inbound SA"))
+    });
+}
+
 /// Set the checksum of an IPv4 header at `at`, when the fuzzer's `fix` says so.
 fn fix_ipv4(frame: &mut [u8], at: usize, fix: bool) {
     if fix && frame.len() >= at + 20 {
@@ -62,11 +118,12 @@ fn fix_ipv4(frame: &mut [u8], at: usize, fix: bool) {
 }
 
 /// The frame for an input: the first byte chooses raw bytes (addressed to our MAC when unicast),
-/// GRE from the customer endpoint around the rest, or a plain IPv4 frame.
+/// GRE from the customer endpoint around the rest, a plain IPv4 frame, or ESP from the IPsec
+/// customer whose encrypted part (inner packet, padding, trailer) is the rest.
 fn shape(data: &[u8]) -> Vec<u8> {
     let Some((&mode, rest)) = data.split_first() else { return Vec::new() };
     let mut frame = vec![2, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 0xfe, 0x08, 0x00];
-    match mode % 3 {
+    match mode % 4 {
         0 => {
             let mut raw = rest.to_vec();
             if raw.len() >= 6 && raw[0] & 1 == 0 {
@@ -90,9 +147,31 @@ fn shape(data: &[u8]) -> Vec<u8> {
             fix_ipv4(&mut frame, 14, mode & 0x40 == 0);
             fix_ipv4(&mut frame, 38, mode & 0x80 == 0);
         }
-        _ => {
+        2 => {
             frame.extend_from_slice(rest);
             fix_ipv4(&mut frame, 14, mode & 0x40 == 0);
+        }
+        _ => {
+            let udp = mode & 0x10 != 0;
+            let mut esp = vec![0u8; 16];
+            esp.extend_from_slice(rest);
+            // GCM's trailer ends on 4 bytes; the ICV follows.
+            esp.resize(16 + rest.len().max(2).div_ceil(4) * 4 + 16, 0);
+            SAS.with(|s| {
+                let s = s.borrow();
+                let seq = s.1.reserve(1).unwrap_or(1) as u32;
+                let _ = s.1.seal(&mut esp, seq);
+            });
+            let total = (20 + if udp { 8 } else { 0 } + esp.len()).min(usize::from(u16::MAX)) as u16;
+            frame.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, if udp { 17 } else { 50 }, 0, 0]);
+            frame[16..18].copy_from_slice(&total.to_be_bytes());
+            frame.extend_from_slice(&[198, 51, 100, 20, 192, 0, 2, 100]);
+            if udp {
+                let len = (total - 20).to_be_bytes();
+                frame.extend_from_slice(&[0x11, 0x94, 0x11, 0x94, len[0], len[1], 0, 0]);
+            }
+            frame.extend_from_slice(&esp);
+            fix_ipv4(&mut frame, 14, true);
         }
     }
     frame
@@ -105,37 +184,51 @@ fuzz_target!(|data: &[u8]| {
     let mut counters = Counters::new(1);
     let mut limiter = RateLimiter::new(1000, 1000);
     let mut ip_id = 0;
-    let mut sas = SaDb::default();
+    SAS.with(|s| run(tables, neighbors, &mut pkt, &mut s.borrow_mut().0, &mut counters, &mut limiter, &mut ip_id));
+    assert!(pkt.len() <= HeapPacket::CAPACITY);
+});
+
+fn run(
+    tables: &Tables,
+    neighbors: &Neighbors,
+    pkt: &mut HeapPacket,
+    sas: &mut SaDb,
+    counters: &mut Counters,
+    limiter: &mut RateLimiter,
+    ip_id: &mut u16,
+) {
     let mut cx = Context {
         tables,
         neighbors,
-        sas: &mut sas,
-        counters: &mut counters,
-        icmp_limit: &mut limiter,
+        sas: &mut *sas,
+        counters: &mut *counters,
+        icmp_limit: &mut *limiter,
         now: 1,
-        ip_id: &mut ip_id,
+        ip_id: &mut *ip_id,
     };
-    let verdict = pipeline::process(&mut pkt, 0, &mut cx);
+    let verdict = pipeline::process_to_end(pkt, 0, &mut cx);
     if let Verdict::Fragment(t) = verdict {
         let mtu = usize::from(tables.tunnel(t).mtu);
         let _ = pipeline::fragment::fragment_v4(
-            &pkt,
+            &*pkt,
             mtu,
             || Some(HeapPacket::new(&[])),
             |mut f| {
                 let mut cx = Context {
                     tables,
                     neighbors,
-                    sas: &mut sas,
-                    counters: &mut counters,
-                    icmp_limit: &mut limiter,
+                    sas: &mut *sas,
+                    counters: &mut *counters,
+                    icmp_limit: &mut *limiter,
                     now: 1,
-                    ip_id: &mut ip_id,
+                    ip_id: &mut *ip_id,
                 };
-                let _ = pipeline::tunnel_out(&mut f, t, 0x0800, &mut cx);
-                assert!(f.len() <= mtu + 24 + 18);
+                if let Verdict::Crypto(job) = pipeline::tunnel_out(&mut f, t, 0x0800, &mut cx) {
+                    let _ = pipeline::esp::run(&mut f, job, &mut cx);
+                }
+                // Outer IPv4, ESP in UDP with its largest trailer, Ethernet and a VLAN tag.
+                assert!(f.len() <= mtu + 28 + 8 + 16 + 17 + 16 + 18);
             },
         );
     }
-    assert!(pkt.len() <= HeapPacket::CAPACITY);
-});
+}

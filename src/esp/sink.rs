@@ -168,13 +168,28 @@ pub fn static_specs(config: &Config, node_id: u16) -> Vec<SaSpec> {
     specs
 }
 
-/// Bring the installed static SAs from `before` to `after` (a reload): delete those gone, add
-/// those new, update those changed (an outbound SA keeps its sequence numbers). Errors are
+/// Bring the installed static SAs from `before` to `after` (a reload): add those new, update
+/// those changed (an outbound SA keeps its sequence numbers), and only then delete those gone,
+/// so that a tunnel whose SAs are all replaced in one reload is never without one. Errors are
 /// described, one line each.
 pub fn sync_static(sink: &mut dyn SaSink, before: &[SaSpec], after: &[SaSpec]) -> Vec<String> {
     let same =
         |a: &SaSpec, b: &SaSpec| (a.direction, a.local, a.spi, &a.tunnel) == (b.direction, b.local, b.spi, &b.tunnel);
     let mut errors = Vec::new();
+    // An SA moved to another tunnel keeps its SPI: it can be added only once the old is gone.
+    let mut moved = Vec::new();
+    for new in after {
+        let result = match before.iter().find(|old| same(old, new)) {
+            Some(old) if old == new => Ok(()),
+            Some(_) => sink.update(new),
+            None => sink.add(new),
+        };
+        match result {
+            Err(SaError::SpiInUse(_)) => moved.push(new),
+            Err(e) => errors.push(format!("static SA {:#x} of {}: {e}", new.spi, new.tunnel)),
+            Ok(()) => {}
+        }
+    }
     for old in before {
         if !after.iter().any(|new| same(old, new)) {
             if let Err(e) = sink.delete(old.direction, old.local, old.spi) {
@@ -182,13 +197,8 @@ pub fn sync_static(sink: &mut dyn SaSink, before: &[SaSpec], after: &[SaSpec]) -
             }
         }
     }
-    for new in after {
-        let result = match before.iter().find(|old| same(old, new)) {
-            Some(old) if old == new => Ok(()),
-            Some(_) => sink.update(new),
-            None => sink.add(new),
-        };
-        if let Err(e) = result {
+    for new in moved {
+        if let Err(e) = sink.add(new) {
             errors.push(format!("static SA {:#x} of {}: {e}", new.spi, new.tunnel));
         }
     }
