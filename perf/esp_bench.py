@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import anygate, testpmd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (direction, capture, label, inner bytes, secgw Mpps recorded here, legacy mode, median of 3)
@@ -106,36 +108,6 @@ def generate(out, n=1024):
         plain = [Ether(src=SENDER_MAC, dst=PORT_MAC) / inner(i, ip_len, "192.168.20", "10.2.0") for i in range(n)]
         wrpcap(f"{out}/esp_in_{name}.pcap", esp)
         wrpcap(f"{out}/plain_out_{name}.pcap", plain)
-
-
-def testpmd(pcap, warmup, window):
-    cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--in-memory", "--no-telemetry",
-           "--log-level=lib.eal:error", "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1",
-           "--vdev", "net_null0,no-rx=1", "--", "--forward-mode=io", "--nb-cores=1",
-           "--stats-period", "1", "--total-num-mbufs=262144"]
-    out = subprocess.run(["timeout", "-s", "INT", str(int(warmup + window + 2))] + cmd,
-                         capture_output=True, text=True).stdout
-    rates = []
-    for block in re.split(r"NIC statistics for port ", out)[1:]:
-        if block.startswith("1 "):
-            m = re.search(r"Tx-pps:\s+(\d+)", block)
-            if m:
-                rates.append(int(m.group(1)) / 1e6)
-    rates = [r for r in rates[int(warmup):] if r > 0]
-    if not rates:
-        raise RuntimeError(f"testpmd gave no rate for {pcap}:\n{out[-2000:]}")
-    return statistics.median(rates)
-
-
-def anygate(perf_bin, config, warmup, window):
-    out = subprocess.run([os.path.join(perf_bin, "worker-rate"), "--config", config, "--core", "1",
-                          "--warmup", str(warmup), "--window", str(window)], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"worker-rate failed: {out.stderr}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["drops"] or result["punts"]:
-        raise RuntimeError(f"worker-rate dropped or punted packets: {result}")
-    return result["mpps"]
 
 
 def aead(perf_bin, inner, decrypt, seconds):

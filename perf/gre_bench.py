@@ -13,13 +13,13 @@ same captures, measured on this machine (see the README), is printed beside it.
 """
 
 import argparse
-import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
+
+from benchlib import anygate, testpmd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -70,38 +70,6 @@ ROUTE = """
 prefix = "10.20.0.0/16"
 nexthop = "bench"
 """
-
-
-def testpmd(pcap, warmup, window):
-    cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--in-memory", "--no-telemetry",
-           "--log-level=lib.eal:error", "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1",
-           "--vdev", "net_null0,no-rx=1", "--", "--forward-mode=io", "--nb-cores=1",
-           "--stats-period", "1", "--total-num-mbufs=262144"]
-    seconds = int(warmup + window + 2)
-    out = subprocess.run(["timeout", "-s", "INT", str(seconds)] + cmd, capture_output=True, text=True).stdout
-    # Per period, one block per port; port 1's Tx-pps is the forwarded rate.
-    rates = []
-    for block in re.split(r"NIC statistics for port ", out)[1:]:
-        if block.startswith("1 "):
-            m = re.search(r"Tx-pps:\s+(\d+)", block)
-            if m:
-                rates.append(int(m.group(1)) / 1e6)
-    rates = [r for r in rates[int(warmup):] if r > 0]
-    if not rates:
-        raise RuntimeError(f"testpmd gave no rate for {pcap}:\n{out[-2000:]}")
-    return statistics.median(rates)
-
-
-def anygate(perf_bin, config, warmup, window):
-    out = subprocess.run([os.path.join(perf_bin, "worker-rate"), "--config", config, "--core", "1",
-                          "--warmup", str(warmup), "--window", str(window)],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"worker-rate failed: {out.stderr}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["drops"] or result["punts"]:
-        raise RuntimeError(f"worker-rate dropped or punted packets: {result}")
-    return result["mpps"]
 
 
 def main():
