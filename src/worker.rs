@@ -76,6 +76,8 @@ pub struct Worker {
     sas: SaDb,
     /// ESP jobs of the current burst: (packet, port it came from, job).
     crypto: Vec<(Mbuf, u16, EspJob)>,
+    /// The sequence number of each job of the batch being run (reused room).
+    crypto_seqs: Vec<Option<u64>>,
     counters: Counters,
     limiter: RateLimiter,
     ip_id: u16,
@@ -112,6 +114,7 @@ impl Worker {
             neighbors,
             sas: SaDb::default(),
             crypto: Vec::with_capacity(2 * dpdk_bindings::BURST),
+            crypto_seqs: Vec::with_capacity(2 * dpdk_bindings::BURST),
             limiter: RateLimiter::new(icmp_per_second, dpdk_bindings::tsc_hz()),
             ip_id: (queue << 12).wrapping_mul(7),
             links,
@@ -230,31 +233,37 @@ impl Worker {
                 return;
             }
             let mut jobs = std::mem::take(&mut self.crypto);
-            jobs.sort_by_key(|j| j.2);
-            while let Some(&(_, _, job)) = jobs.first() {
-                let group = match job.outbound() {
-                    Some(sa) => jobs.iter().take_while(|j| j.2.outbound() == Some(sa)).count(),
-                    None => 1,
-                };
-                let first = job.outbound().and_then(|(slot, sa)| self.sas.outbound(slot, sa)?.reserve(group as u64));
-                for (k, (mut mbuf, port, job)) in jobs.drain(..group).enumerate() {
-                    let verdict = match job {
-                        EspJob::Encrypt { slot, sa, next_header } => esp::encrypt(
-                            &mut mbuf,
-                            slot,
-                            sa,
-                            next_header,
-                            first.map(|s| s + k as u64),
-                            &mut self.context(now),
-                        ),
-                        EspJob::Decrypt { sa, esp } => {
-                            esp::decrypt(&mut mbuf, sa, usize::from(esp), &mut self.context(now))
-                        }
-                    };
-                    self.counters.count(&verdict);
-                    self.dispatch(mbuf, port, verdict, now);
-                }
+            // Mostly one SA per burst: already in order.
+            if !jobs.is_sorted_by_key(|j| j.2) {
+                jobs.sort_by_key(|j| j.2);
             }
+            // One sequence number reservation per run of jobs on the same outbound SA.
+            let mut seqs = std::mem::take(&mut self.crypto_seqs);
+            let mut i = 0;
+            while i < jobs.len() {
+                let Some(sa) = jobs[i].2.outbound() else {
+                    seqs.push(None);
+                    i += 1;
+                    continue;
+                };
+                let run = jobs[i..].iter().take_while(|j| j.2.outbound() == Some(sa)).count();
+                let first = self.sas.outbound(sa.0, sa.1).and_then(|s| s.reserve(run as u64));
+                seqs.extend((0..run as u64).map(|k| first.map(|f| f + k)));
+                i += run;
+            }
+            for ((mut mbuf, port, job), seq) in jobs.drain(..).zip(seqs.drain(..)) {
+                let verdict = match job {
+                    EspJob::Encrypt { slot, sa, next_header } => {
+                        esp::encrypt(&mut mbuf, slot, sa, next_header, seq, &mut self.context(now))
+                    }
+                    EspJob::Decrypt { sa, esp } => {
+                        esp::decrypt(&mut mbuf, sa, usize::from(esp), &mut self.context(now))
+                    }
+                };
+                self.counters.count(&verdict);
+                self.dispatch(mbuf, port, verdict, now);
+            }
+            self.crypto_seqs = seqs;
             // Keep the (empty) vector's room when no new job came in.
             if self.crypto.is_empty() {
                 self.crypto = jobs;
