@@ -116,7 +116,10 @@ TUNNELS[0].prefix6 = "2001:db8:30::/48"
 UDP_TUNNEL = Tunnel(len(TUNNELS), "t-udp", "aes256gcm16", udp=True)
 REPLAY_TUNNEL = Tunnel(len(TUNNELS) + 1, "t-replay", "aes128gcm16", replay=True)
 TS_TUNNEL = Tunnel(len(TUNNELS) + 2, "t-ts", "aes128gcm16", remote_ts=["10.99.0.0/16"])
-ALL = TUNNELS + [UDP_TUNNEL, REPLAY_TUNNEL, TS_TUNNEL]
+# ESP in UDP (NAT traversal) for every transform too.
+UDP_TUNNELS = [Tunnel(len(TUNNELS) + 3 + i, f"u-{t.replace('-', '')[:12]}", t, udp=True)
+               for i, t in enumerate(TRANSFORMS)]
+ALL = TUNNELS + [UDP_TUNNEL, REPLAY_TUNNEL, TS_TUNNEL] + UDP_TUNNELS
 
 CONFIG = """
 [dataplane]
@@ -196,7 +199,7 @@ class Decryption(unittest.TestCase):
 class Encryption(unittest.TestCase):
     def test_every_transform_encrypts_for_scapy(self):
         frames, sent = [], []
-        for t in TUNNELS + [UDP_TUNNEL]:
+        for t in TUNNELS + [UDP_TUNNEL] + UDP_TUNNELS:
             for inner in udp_inner(CLIENT, t.inner):
                 frames.append(Ether(src=GW_MAC, dst=PORT_MAC) / inner)
                 sent.append((t, inner))
@@ -224,7 +227,7 @@ class Encryption(unittest.TestCase):
                 self.assertEqual(bytes(plain[IP].payload), bytes(inner[IP].payload))
                 if not t.transform.startswith("null"):
                     self.assertNotIn(bytes(inner[Raw]), bytes(p), "payload must not travel in clear")
-        for t in TUNNELS + [UDP_TUNNEL]:
+        for t in TUNNELS + [UDP_TUNNEL] + UDP_TUNNELS:
             self.assertEqual(seqs[t.name], [1, 2, 3], t.name)
             self.assertEqual(c["tunnels"][t.name]["egress_packets"], 3)
             self.assertEqual(sa_counters(c, t, "outbound")["packets"], 3)
