@@ -214,15 +214,6 @@ fn run(
             mtu,
             || Some(HeapPacket::new(&[])),
             |mut f| {
-                let mut cx = Context {
-                    tables,
-                    neighbors,
-                    sas: &mut *sas,
-                    counters: &mut *counters,
-                    icmp_limit: &mut *limiter,
-                    now: 1,
-                    ip_id: &mut *ip_id,
-                };
                 if let Verdict::Crypto(job) = pipeline::tunnel_out(&mut f, t, 0x0800, &mut cx) {
                     let _ = pipeline::esp::run(&mut f, job, &mut cx);
                 }

@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap;
 use super::replay::ReplayWindow;
 use super::transform::{Encryption, Integrity, Transform};
 use crate::config::SaDirection;
+use crate::pipeline::csum;
 use crate::secret::Secret;
 
 /// The IKE and NAT-T port ESP in UDP is sent from (RFC 3948).
@@ -95,6 +96,15 @@ pub struct SaCounters {
     pub packets: u64,
     pub bytes: u64,
     pub drops: u64,
+}
+
+impl SaCounters {
+    /// Add another worker's counters of the same SA.
+    pub fn add(&mut self, other: &SaCounters) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.drops += other.drops;
+    }
 }
 
 /// An SA's counters as a worker publishes them.
@@ -338,8 +348,8 @@ pub struct OutboundSa {
     /// identification, checksum and UDP length 0.
     pub outer_template: [u8; 28],
     pub outer_len: usize,
-    /// The template IPv4 header's one's complement sum (unfolded).
-    pub outer_sum: u32,
+    /// The template's IPv4 header sum ([`csum::sum`]), for [`csum::template_checksum`].
+    pub outer_sum: u16,
     pub selectors: Selectors,
     pub counters: SaCounters,
 }
@@ -382,7 +392,7 @@ impl OutboundSa {
             }
             None => 20,
         };
-        let outer_sum = h[..20].chunks_exact(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        let outer_sum = csum::sum(&h[..20]);
         Ok(Box::new(OutboundSa {
             spi: spec.spi,
             tunnel_slot,

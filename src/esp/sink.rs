@@ -37,14 +37,6 @@ pub struct SaState {
     sequences: HashMap<u32, Arc<AtomicU64>>,
 }
 
-impl SaState {
-    /// Installed SAs: (inbound, outbound).
-    pub fn count(&self) -> (usize, usize) {
-        let inbound = self.installed.keys().filter(|k| k.0 == SaDirection::Inbound).count();
-        (inbound, self.installed.len() - inbound)
-    }
-}
-
 /// The dataplane's SA sink: every worker's update ring.
 #[derive(Debug)]
 pub struct RingSaSink<'a> {
@@ -132,9 +124,7 @@ impl SaSink for RingSaSink<'_> {
         for h in self.handles.iter_mut() {
             for r in h.counters.read().sas.iter() {
                 if r.spi == spi && r.direction == direction && r.tunnel_slot == slot {
-                    sum.packets += r.counters.packets;
-                    sum.bytes += r.counters.bytes;
-                    sum.drops += r.counters.drops;
+                    sum.add(&r.counters);
                 }
             }
         }

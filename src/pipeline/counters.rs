@@ -117,11 +117,7 @@ impl Counters {
                 .iter_mut()
                 .find(|s| s.spi == r.spi && s.direction == r.direction && s.tunnel_slot == r.tunnel_slot)
             {
-                Some(s) => {
-                    s.counters.packets += r.counters.packets;
-                    s.counters.bytes += r.counters.bytes;
-                    s.counters.drops += r.counters.drops;
-                }
+                Some(s) => s.counters.add(&r.counters),
                 None => self.sas.push(*r),
             }
         }

@@ -24,6 +24,15 @@ pub fn sum(data: &[u8]) -> u16 {
     fold(acc)
 }
 
+/// The checksum of an IPv4 header written from a template whose total length and
+/// identification are 0 (`template_sum` being the template header's [`sum`]), once those two
+/// are `total` and `id`. Computed from values in registers: reading back the bytes just written
+/// would stall on store forwarding.
+#[inline(always)]
+pub fn template_checksum(template_sum: u16, total: u16, id: u16) -> u16 {
+    !fold(u64::from(template_sum) + u64::from(total) + u64::from(id))
+}
+
 /// Fold a sum of 32-bit words to 16 bits, end-around carries included.
 #[inline(always)]
 fn fold(mut acc: u64) -> u16 {

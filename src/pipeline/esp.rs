@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+use super::{csum, emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
 use crate::esp::sa::{InboundRef, OpenError};
 use crate::tables::TunnelId;
 use crate::wire::EspPacket;
@@ -141,19 +141,7 @@ pub fn decrypt<P: PacketBuf>(pkt: &mut P, r: InboundRef, esp: usize, cx: &mut Co
     }
     let inner = &plain[..inner_len];
     let addresses = match next {
-        NEXT_IPV4 if inner.len() >= 20 => Some((
-            IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19])),
-            IpAddr::V4(Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15])),
-        )),
-        NEXT_IPV6 if inner.len() >= 40 => {
-            let a = |at: usize| {
-                let mut o = [0u8; 16];
-                o.copy_from_slice(&inner[at..at + 16]);
-                IpAddr::V6(Ipv6Addr::from(o))
-            };
-            Some((a(24), a(8)))
-        }
-        NEXT_IPV4 | NEXT_IPV6 => None,
+        NEXT_IPV4 | NEXT_IPV6 => addresses(inner, next),
         NEXT_NONE => {
             // A dummy packet: consumed (not an error, but not traffic either).
             return Verdict::Drop(DropReason::EspDummy);
@@ -163,10 +151,11 @@ pub fn decrypt<P: PacketBuf>(pkt: &mut P, r: InboundRef, esp: usize, cx: &mut Co
             return Verdict::Drop(DropReason::EspBadNextHeader);
         }
     };
-    let Some((dst, src)) = addresses else {
+    let Some((src, dst)) = addresses else {
         sa.counters.drops += 1;
         return Verdict::Drop(DropReason::InnerMalformed);
     };
+    // Inbound, the destination is on our side of the selectors.
     if !sa.selectors.allow(dst, src) {
         sa.counters.drops += 1;
         return Verdict::Drop(DropReason::EspSelectorMismatch);
@@ -194,26 +183,31 @@ pub fn decrypt<P: PacketBuf>(pkt: &mut P, r: InboundRef, esp: usize, cx: &mut Co
     }
 }
 
+/// The source and destination of an IPv4 (`next` = 4) or IPv6 (41) packet, if it is long
+/// enough to hold them.
+#[inline(always)]
+fn addresses(packet: &[u8], next: u8) -> Option<(IpAddr, IpAddr)> {
+    if next == NEXT_IPV4 {
+        let h: &[u8; 20] = packet.get(..20)?.try_into().ok()?;
+        let a = |at: usize| IpAddr::V4(Ipv4Addr::new(h[at], h[at + 1], h[at + 2], h[at + 3]));
+        return Some((a(12), a(16)));
+    }
+    let h: &[u8; 40] = packet.get(..40)?.try_into().ok()?;
+    let a = |at: usize| {
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&h[at..at + 16]);
+        IpAddr::V6(Ipv6Addr::from(o))
+    };
+    Some((a(8), a(24)))
+}
+
 /// Step one of encapsulation: find the tunnel's outbound SA for the IP packet `pkt` (of
 /// `ethertype`, already routed, TTL, MSS and MTU done).
 #[inline]
 pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
     let slot = cx.tables.tunnel(id).slot;
-    let d = pkt.data();
-    let (src, dst, next_header) = if ethertype == ipv4::ETHERTYPE && d.len() >= 20 {
-        (
-            IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15])),
-            IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])),
-            NEXT_IPV4,
-        )
-    } else if ethertype == ipv6::ETHERTYPE && d.len() >= 40 {
-        let a = |at: usize| {
-            let mut o = [0u8; 16];
-            o.copy_from_slice(&d[at..at + 16]);
-            IpAddr::V6(Ipv6Addr::from(o))
-        };
-        (a(8), a(24), NEXT_IPV6)
-    } else {
+    let next_header = if ethertype == ipv4::ETHERTYPE { NEXT_IPV4 } else { NEXT_IPV6 };
+    let Some((src, dst)) = addresses(pkt.data(), next_header) else {
         return Verdict::Drop(DropReason::InnerMalformed);
     };
     match cx.sas.find_outbound(slot, src, dst) {
@@ -272,14 +266,12 @@ pub fn encrypt<P: PacketBuf>(
     sa.counters.bytes += inner_len as u64;
     let remote = sa.remote;
     let id_field = cx.next_ip_id();
-    let mut sum = template_sum + total as u32 + u32::from(id_field);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
+    let checksum = csum::template_checksum(template_sum, total as u16, id_field);
     let h = &mut pkt.data_mut()[..outer_len];
     h.copy_from_slice(&template[..outer_len]);
     h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
     h[4..6].copy_from_slice(&id_field.to_be_bytes());
-    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    h[10..12].copy_from_slice(&checksum.to_be_bytes());
     if outer_len == 28 {
         // UDP checksum 0: allowed for ESP in UDP over IPv4 (RFC 3948 2.1).
         h[24..26].copy_from_slice(&((total - 20) as u16).to_be_bytes());

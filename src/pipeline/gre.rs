@@ -1,6 +1,6 @@
 //! GRE tunnels: decapsulation of what customer routers send, encapsulation toward them.
 
-use super::{emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, Verdict};
+use super::{csum, emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, Verdict};
 use crate::tables::TunnelId;
 use crate::wire::gre;
 
@@ -76,16 +76,12 @@ pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: 
         return Verdict::Drop(DropReason::NoBufferRoom);
     }
     let id_field = cx.next_ip_id();
-    // The checksum from values in registers: reading back the bytes just written would stall on
-    // store forwarding.
-    let mut sum = template_sum + total as u32 + u32::from(id_field);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
+    let checksum = csum::template_checksum(template_sum, total as u16, id_field);
     let h = &mut pkt.data_mut()[..OVERHEAD];
     h.copy_from_slice(&template);
     h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
     h[4..6].copy_from_slice(&id_field.to_be_bytes());
-    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    h[10..12].copy_from_slice(&checksum.to_be_bytes());
     h[22..24].copy_from_slice(&ethertype.to_be_bytes());
     let counters = cx.counters.tunnel(slot);
     counters.egress_packets += 1;

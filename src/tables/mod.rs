@@ -12,6 +12,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::Config;
+use crate::pipeline::csum;
 pub use neighbors::Neighbors;
 pub use routes::{RouteTable, TunnelId};
 
@@ -62,9 +63,8 @@ pub struct Tunnel {
     /// GRE: the outer IPv4 and GRE header (protocol left 0), with total length, identification and
     /// checksum 0: encapsulation copies it and fills those three in.
     pub outer_template: [u8; 24],
-    /// The one's complement sum (unfolded) of the template's IPv4 header, to which encapsulation
-    /// adds the total length and identification: the checksum without reading the header back.
-    pub outer_sum: u32,
+    /// The template's IPv4 header sum ([`csum::sum`]), for [`csum::template_checksum`].
+    pub outer_sum: u16,
 }
 
 impl Tunnel {
@@ -74,7 +74,7 @@ impl Tunnel {
         self.kind == TunnelKind::Ipsec
     }
 
-    fn outer_header(ttl: u8, anycast: Ipv4Addr, customer: Ipv4Addr) -> ([u8; 24], u32) {
+    fn outer_header(ttl: u8, anycast: Ipv4Addr, customer: Ipv4Addr) -> ([u8; 24], u16) {
         let mut h = [0u8; 24];
         h[0] = 0x45;
         // DF: the tunnel MTU keeps the outer packet within 1500 bytes; fragments are made inside.
@@ -83,8 +83,7 @@ impl Tunnel {
         h[9] = 47;
         h[12..16].copy_from_slice(&anycast.octets());
         h[16..20].copy_from_slice(&customer.octets());
-        let sum = h[..20].chunks_exact(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-        (h, sum)
+        (h, csum::sum(&h[..20]))
     }
 }
 
