@@ -93,4 +93,32 @@ fn main() {
         .expect("bindgen over the DPDK headers");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
     bindings.write_to_file(out.join("dpdk_sys.rs")).expect("write the bindings");
+
+    ipsec_mb(&out);
+}
+
+/// Bindings over Intel's multi-buffer crypto library (the one DPDK's own `crypto_ipsec_mb` driver
+/// runs on; libdpdk-dev depends on it): only the manager that picks the CPU's code path and the
+/// AES-GCM key and context types.
+fn ipsec_mb(out: &std::path::Path) {
+    println!("cargo:rustc-link-lib=dylib=IPSec_MB");
+    let bindings = bindgen::Builder::default()
+        .header_contents("ipsec_mb.h", "#include <stdint.h>\n#include <intel-ipsec-mb.h>\n")
+        // The header aligns the GCM key data to 64 bytes only when it is told the OS.
+        .clang_arg("-DLINUX")
+        .allowlist_function("alloc_mb_mgr")
+        .allowlist_function("init_mb_mgr_auto")
+        .allowlist_function("free_mb_mgr")
+        .allowlist_function("imb_get_version_str")
+        .allowlist_type("IMB_MGR")
+        .allowlist_type("gcm_key_data")
+        .allowlist_type("gcm_context_data")
+        .allowlist_type("IMB_ARCH")
+        .derive_default(true)
+        .layout_tests(false)
+        .generate_comments(false)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .generate()
+        .expect("bindgen over intel-ipsec-mb.h (libipsec-mb-dev, scripts/setup.sh)");
+    bindings.write_to_file(out.join("ipsec_mb_sys.rs")).expect("write the bindings");
 }

@@ -10,7 +10,8 @@ The captures are ipsec-secgw's reference inputs (AES-128-GCM, RFC 4106; inbound 
 packets), made here with scapy when DIR lacks them. Per repetition and case: testpmd
 --forward-mode=io on lcore 1, then anygate's worker on lcore 1 (perf/src/bin/worker-rate.rs:
 the real worker, pipeline and SA database, static SAs installed through the SA seam), then
-aws-lc-rs sealing or opening the same bytes on cpu 1 (perf/src/bin/aead-rate.rs), then, where
+AES-GCM alone sealing or opening the same bytes on cpu 1 (perf/src/bin/aead-rate.rs), from
+intel-ipsec-mb (what the dataplane runs) and from aws-lc-rs (for comparison), then, where
 --secgw names a built ipsec-secgw and --secgw-cfg its configurations, secgw on lcore 1. The
 input loops, repeating sequence numbers: anti-replay is off, as for secgw. The table gives min /
 median / max over the repetitions and ratios of the medians. Without secgw, the figures it
@@ -110,9 +111,9 @@ def generate(out, n=1024):
         wrpcap(f"{out}/plain_out_{name}.pcap", plain)
 
 
-def aead(perf_bin, inner, decrypt, seconds):
+def aead(perf_bin, inner, decrypt, seconds, library):
     cmd = ["taskset", "-c", "1", os.path.join(perf_bin, "aead-rate"), "--inner", str(inner),
-           "--seconds", str(seconds)] + (["--open"] if decrypt else [])
+           "--seconds", str(seconds), "--library", library] + (["--open"] if decrypt else [])
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)["mpps"]
 
 
@@ -167,7 +168,7 @@ def main():
     if not os.path.exists(os.path.join(args.pcaps, "plain_out_1400.pcap")):
         generate(args.pcaps)
     work = tempfile.mkdtemp(prefix="anygate-esp-bench.")
-    results = {c[1]: {"anygate": [], "testpmd": [], "aead": [], "secgw": []} for c in cases}
+    results = {c[1]: {"anygate": [], "testpmd": [], "aead": [], "awslc": [], "secgw": []} for c in cases}
     for rep in range(args.reps):
         for direction, name, label, inner, _ in cases:
             pcap = os.path.join(args.pcaps, f"{name}.pcap")
@@ -177,27 +178,29 @@ def main():
             r = results[name]
             r["testpmd"].append(testpmd(pcap, args.warmup, args.window))
             r["anygate"].append(anygate(args.perf_bin, config, args.warmup, args.window))
-            r["aead"].append(aead(args.perf_bin, inner, direction == "decrypt", args.window))
+            r["aead"].append(aead(args.perf_bin, inner, direction == "decrypt", args.window, "ipsec-mb"))
+            r["awslc"].append(aead(args.perf_bin, inner, direction == "decrypt", args.window / 2, "aws-lc"))
             if with_secgw:
                 r["secgw"].append(secgw(args.secgw, args.secgw_cfg, pcap, direction == "decrypt",
                                         args.warmup + 1, args.window))
             line = (f"rep {rep + 1}: {direction} {label:<7} testpmd io {r['testpmd'][-1]:6.2f}   "
-                    f"anygate {r['anygate'][-1]:6.2f}   aws-lc AES-GCM {r['aead'][-1]:6.2f}")
+                    f"anygate {r['anygate'][-1]:6.2f}   AES-GCM alone: ipsec-mb {r['aead'][-1]:6.2f} "
+                    f"aws-lc {r['awslc'][-1]:6.2f}")
             if with_secgw:
                 line += f"   secgw {r['secgw'][-1]:6.2f}"
             print(line + " Mpps", flush=True)
 
     print()
-    print("| direction | frames | anygate Mpps min / med / max | Gbit/s inner | testpmd io | aws-lc AES-GCM "
-          "| secgw Mpps | anygate / secgw | anygate / AES-GCM | anygate / testpmd |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| direction | frames | anygate Mpps min / med / max | Gbit/s inner | testpmd io | ipsec-mb AES-GCM alone "
+          "| aws-lc AES-GCM alone | secgw Mpps | anygate / secgw | anygate / ipsec-mb alone | anygate / testpmd |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for direction, name, label, inner, recorded in cases:
         r = results[name]
-        a, t, c = (statistics.median(r[k]) for k in ("anygate", "testpmd", "aead"))
+        a, t, c, w = (statistics.median(r[k]) for k in ("anygate", "testpmd", "aead", "awslc"))
         s = statistics.median(r["secgw"]) if r["secgw"] else recorded
         mark = "" if r["secgw"] else " (recorded)"
         print(f"| {direction} | {label} | {min(r['anygate']):.2f} / {a:.2f} / {max(r['anygate']):.2f} | "
-              f"{a * inner * 8 / 1000:.1f} | {t:.2f} | {c:.2f} | {s:.2f}{mark} | {a / s:.3f} | {a / c:.3f} | "
+              f"{a * inner * 8 / 1000:.1f} | {t:.2f} | {c:.2f} | {w:.2f} | {s:.2f}{mark} | {a / s:.3f} | {a / c:.3f} | "
               f"{a / t:.3f} |")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# ESP throughput on one worker core beside dpdk-testpmd io on the same captures and core, aws-lc-rs
-# AES-GCM alone on the same core, and DPDK's ipsec-secgw on the same captures where it is built
-# (SECGW=path/to/ipsec-secgw SECGW_CFG=dir with secgw_in.cfg / secgw_out.cfg). Arguments go to
+# ESP throughput on one worker core beside dpdk-testpmd io on the same captures and core, AES-GCM
+# alone (intel-ipsec-mb, aws-lc-rs) on the same core, and DPDK's ipsec-secgw on the same captures
+# where it is built (SECGW=path/to/ipsec-secgw SECGW_CFG=dir with secgw_in.cfg / secgw_out.cfg). Arguments go to
 # perf/esp_bench.py (--reps N, --window S, --cases esp_in_small,plain_out_1400,...). Then the SA
 # install latency (perf/src/bin/sa-install.rs).
 set -euo pipefail

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # DPDK 22.11 (the EAL, PMDs as plugins, testpmd) and what bindgen needs to read its headers
   dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev
+  # AES-GCM for ESP: Intel's multi-buffer crypto library (the one under DPDK's crypto_ipsec_mb)
+  libipsec-mb-dev
   # independent packet reference and capture tools for the tests
   python3-scapy python3-cryptography tshark tcpdump
   # network namespaces, ping and TCP for the demo and interop tests

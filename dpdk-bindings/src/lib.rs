@@ -1,12 +1,14 @@
 //! Our bindings over the system DPDK (22.11): the raw bindgen output in [`sys`], and a thin safe layer
 //! over what anygate uses of it: the EAL, mbuf pools, ports with their queues, mbufs and bursts,
-//! worker launch on lcores.
+//! worker launch on lcores; and AES-GCM from intel-ipsec-mb, the crypto library under DPDK's own
+//! `crypto_ipsec_mb` driver ([`ipsec_mb`]).
 //!
 //! All `unsafe` code of the project lives in this crate; every block says why it is sound. The safe
 //! layer never hides a cost on the fast path: a burst is one call into DPDK, an mbuf view is a slice.
 
 pub mod eal;
 pub mod error;
+pub mod ipsec_mb;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;

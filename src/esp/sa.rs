@@ -10,11 +10,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
     DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128, AES_256,
 };
 use aws_lc_rs::hmac;
+use dpdk_bindings::ipsec_mb::AesGcm;
 use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
@@ -143,9 +143,11 @@ impl Selectors {
 }
 
 /// The decrypting half of a transform. (HMAC keys are large: the CBC and NULL halves are boxed so
-/// that a GCM SA stays small.)
+/// that a GCM SA stays small.) AES-GCM runs on intel-ipsec-mb, the library under DPDK's own
+/// crypto driver: at ESP's sizes it takes a third (64 B) to three fifths (1400 B) of aws-lc-rs's
+/// time on a VAES CPU (`aead-rate`); CBC and HMAC stay on aws-lc-rs.
 enum Opener {
-    Gcm { key: LessSafeKey, salt: [u8; 4] },
+    Gcm { key: AesGcm, salt: [u8; 4] },
     Cbc(Box<(DecryptingKey, hmac::Key)>, usize),
     Null(Box<hmac::Key>, usize),
 }
@@ -153,7 +155,7 @@ enum Opener {
 /// The encrypting half of a transform.
 enum Sealer {
     Gcm {
-        key: LessSafeKey,
+        key: AesGcm,
         salt: [u8; 4],
     },
     /// CBC IVs are the encryption of a counter under a key of their own (NIST SP 800-38A,
@@ -197,13 +199,12 @@ fn check_keys(spec: &SaSpec) -> Result<(), SaError> {
     Ok(())
 }
 
-fn gcm_key(spec: &SaSpec, key_bytes: usize) -> Result<(LessSafeKey, [u8; 4]), SaError> {
+fn gcm_key(spec: &SaSpec, key_bytes: usize) -> Result<(AesGcm, [u8; 4]), SaError> {
     let material = spec.encryption_key.expose();
-    let algorithm = if key_bytes == 16 { &aead::AES_128_GCM } else { &aead::AES_256_GCM };
-    let key = UnboundKey::new(algorithm, &material[..key_bytes]).map_err(|_| SaError::Crypto)?;
+    let key = AesGcm::new(&material[..key_bytes]).map_err(|_| SaError::Crypto)?;
     let mut salt = [0u8; 4];
     salt.copy_from_slice(&material[key_bytes..key_bytes + 4]);
-    Ok((LessSafeKey::new(key), salt))
+    Ok((key, salt))
 }
 
 fn cbc_key(material: &[u8]) -> Result<UnboundCipherKey, SaError> {
@@ -298,14 +299,8 @@ impl InboundSa {
                 let mut aad = [0u8; 8];
                 aad.copy_from_slice(&esp[..8]);
                 let (body, tag) = esp.split_at_mut(body_end);
-                key.open_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(nonce),
-                    Aad::from(aad),
-                    tag,
-                    &mut body[16..],
-                )
-                .map(|_| ())
-                .map_err(|_| OpenError::Icv)
+                // On a mismatch the body holds unauthenticated plaintext; the caller drops it.
+                key.open_in_place(&nonce, &aad, &mut body[16..], tag).map_err(|_| OpenError::Icv)
             }
             Opener::Cbc(keys, icv) => {
                 let (key, mac) = &**keys;
@@ -449,10 +444,7 @@ impl OutboundSa {
                 let mut aad = [0u8; 8];
                 aad.copy_from_slice(&esp[..8]);
                 let (body, icv) = esp.split_at_mut(body_end);
-                let tag = key
-                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body[16..])
-                    .map_err(|_| SealError)?;
-                icv.copy_from_slice(tag.as_ref());
+                icv.copy_from_slice(&key.seal_in_place(&nonce, &aad, &mut body[16..]));
             }
             Sealer::Cbc(c) => {
                 let CbcSealer { key, iv_key, mac } = &**c;
