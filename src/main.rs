@@ -136,7 +136,12 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
     // Static SAs go to the workers once they run (their rings drain from then on).
     let mut sa_state = SaState::default();
     let mut installed_static = static_specs(&config, config.dataplane.node_id);
-    let sink = &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut sa_state };
+    let sink = &mut RingSaSink {
+        handles: &mut handles,
+        tables: &tables,
+        state: &mut sa_state,
+        make_room: &mut std::thread::yield_now,
+    };
     for e in sync_static(sink, &[], &installed_static) {
         eprintln!("anygate: {e}");
     }
@@ -182,7 +187,12 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
                     slow.set_tables(new_tables.clone());
                     retired.push(std::mem::replace(&mut tables, new_tables));
                     let wanted = static_specs(&new, new.dataplane.node_id);
-                    let sink = &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut sa_state };
+                    let sink = &mut RingSaSink {
+                        handles: &mut handles,
+                        tables: &tables,
+                        state: &mut sa_state,
+                        make_room: &mut std::thread::yield_now,
+                    };
                     for e in sync_static(sink, &installed_static, &wanted) {
                         eprintln!("anygate: {e}");
                     }
@@ -281,7 +291,12 @@ fn pcap(path: &Path, input: &Path, output: &Path) -> Result<(), String> {
     let dp = Dataplane::start(&config, &lcores, &devices, 1, false)?;
     let Pipeline { slots, tables, mut workers, mut handles, mut slow } = dp.pipeline(&config);
     let mut sa_state = SaState::default();
-    let sink = &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut sa_state };
+    let sink = &mut RingSaSink {
+        handles: &mut handles,
+        tables: &tables,
+        state: &mut sa_state,
+        make_room: &mut || workers[0].finish(),
+    };
     let errors = sync_static(sink, &[], &static_specs(&config, config.dataplane.node_id));
     if !errors.is_empty() {
         return Err(errors.join("; "));

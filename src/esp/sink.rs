@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::sa::{InboundSa, OutboundSa, SaCounters, SaError, SaSpec, SaUpdate};
 use crate::config::{Config, SaDirection, MAX_SAS_PER_TUNNEL};
@@ -33,16 +34,31 @@ pub trait SaSink {
 pub struct SaState {
     /// Installed SAs: (direction, anycast endpoint, SPI) -> tunnel counter slot.
     installed: HashMap<(SaDirection, Ipv4Addr, u32), u32>,
+    /// How many SAs each (direction, tunnel slot) has, for the per-tunnel limit.
+    per_tunnel: HashMap<(SaDirection, u32), usize>,
     /// Outbound SAs' sequence counters, shared by the workers.
     sequences: HashMap<u32, Arc<AtomicU64>>,
 }
 
+/// How long an SA change waits for room in a worker's update ring before it fails. A running
+/// worker empties its ring between two bursts, in microseconds.
+const RING_WAIT: Duration = Duration::from_secs(1);
+
 /// The dataplane's SA sink: every worker's update ring.
-#[derive(Debug)]
 pub struct RingSaSink<'a> {
     pub handles: &'a mut [WorkerHandle],
     pub tables: &'a Tables,
     pub state: &'a mut SaState,
+    /// Called while a worker's ring is full, until it has room (for at most [`RING_WAIT`]):
+    /// running workers empty their rings themselves, so yielding is enough
+    /// ([`std::thread::yield_now`]); for a worker not launched yet, the caller files its updates.
+    pub make_room: &'a mut dyn FnMut(),
+}
+
+impl std::fmt::Debug for RingSaSink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingSaSink").field("workers", &self.handles.len()).finish_non_exhaustive()
+    }
 }
 
 impl RingSaSink<'_> {
@@ -67,13 +83,26 @@ impl RingSaSink<'_> {
                 }
             });
         }
-        if self.handles.iter().any(|h| h.updates.slots() == 0) {
-            return Err(SaError::RingFull);
-        }
+        self.wait_for_room()?;
         for (h, u) in self.handles.iter_mut().zip(updates) {
             h.updates.push(Update::Sa(u)).map_err(|_| SaError::RingFull)?;
         }
-        self.state.installed.insert((spec.direction, spec.local, spec.spi), slot);
+        if self.state.installed.insert((spec.direction, spec.local, spec.spi), slot).is_none() {
+            *self.state.per_tunnel.entry((spec.direction, slot)).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Wait until every worker's ring has room for one more update.
+    fn wait_for_room(&mut self) -> Result<(), SaError> {
+        let mut deadline = None;
+        while self.handles.iter().any(|h| h.updates.slots() == 0) {
+            let end = *deadline.get_or_insert_with(|| Instant::now() + RING_WAIT);
+            if Instant::now() >= end {
+                return Err(SaError::RingFull);
+            }
+            (self.make_room)();
+        }
         Ok(())
     }
 }
@@ -84,8 +113,7 @@ impl SaSink for RingSaSink<'_> {
         if self.state.installed.contains_key(&(spec.direction, spec.local, spec.spi)) {
             return Err(SaError::SpiInUse(spec.spi));
         }
-        let on_tunnel = self.state.installed.iter().filter(|(k, s)| k.0 == spec.direction && **s == slot).count();
-        if on_tunnel >= MAX_SAS_PER_TUNNEL {
+        if self.state.per_tunnel.get(&(spec.direction, slot)).copied().unwrap_or(0) >= MAX_SAS_PER_TUNNEL {
             return Err(SaError::TooMany);
         }
         if spec.direction == SaDirection::Outbound {
@@ -103,13 +131,17 @@ impl SaSink for RingSaSink<'_> {
     }
 
     fn delete(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Result<(), SaError> {
-        if self.state.installed.remove(&(direction, anycast, spi)).is_none() {
+        let Some(slot) = self.state.installed.remove(&(direction, anycast, spi)) else {
             return Err(SaError::NotFound(spi));
+        };
+        if let Some(n) = self.state.per_tunnel.get_mut(&(direction, slot)) {
+            *n = n.saturating_sub(1);
         }
         if direction == SaDirection::Outbound {
             self.state.sequences.remove(&spi);
         }
-        let mut result = Ok(());
+        let waited = self.wait_for_room();
+        let mut result = waited;
         for h in self.handles.iter_mut() {
             if h.updates.push(Update::Sa(SaUpdate::Delete { direction, anycast, spi })).is_err() {
                 result = Err(SaError::RingFull);
@@ -163,34 +195,62 @@ pub fn static_specs(config: &Config, node_id: u16) -> Vec<SaSpec> {
 /// so that a tunnel whose SAs are all replaced in one reload is never without one. Errors are
 /// described, one line each.
 pub fn sync_static(sink: &mut dyn SaSink, before: &[SaSpec], after: &[SaSpec]) -> Vec<String> {
-    let same =
-        |a: &SaSpec, b: &SaSpec| (a.direction, a.local, a.spi, &a.tunnel) == (b.direction, b.local, b.spi, &b.tunnel);
-    let mut errors = Vec::new();
+    let key = |s: &SaSpec| (s.direction, s.local, s.spi, s.tunnel.clone());
+    let old_by_key: HashMap<_, &SaSpec> = before.iter().map(|s| (key(s), s)).collect();
+    let new_keys: std::collections::HashSet<_> = after.iter().map(key).collect();
+    let mut errors = Errors::default();
     // An SA moved to another tunnel keeps its SPI: it can be added only once the old is gone.
     let mut moved = Vec::new();
     for new in after {
-        let result = match before.iter().find(|old| same(old, new)) {
-            Some(old) if old == new => Ok(()),
+        let result = match old_by_key.get(&key(new)) {
+            Some(old) if *old == new => Ok(()),
             Some(_) => sink.update(new),
             None => sink.add(new),
         };
         match result {
             Err(SaError::SpiInUse(_)) => moved.push(new),
-            Err(e) => errors.push(format!("static SA {:#x} of {}: {e}", new.spi, new.tunnel)),
+            Err(e) => errors.push(new, e),
             Ok(()) => {}
         }
     }
     for old in before {
-        if !after.iter().any(|new| same(old, new)) {
+        if !new_keys.contains(&key(old)) {
             if let Err(e) = sink.delete(old.direction, old.local, old.spi) {
-                errors.push(format!("static SA {:#x} of {}: {e}", old.spi, old.tunnel));
+                errors.push(old, e);
             }
         }
     }
     for new in moved {
         if let Err(e) = sink.add(new) {
-            errors.push(format!("static SA {:#x} of {}: {e}", new.spi, new.tunnel));
+            errors.push(new, e);
         }
     }
-    errors
+    errors.finish()
+}
+
+/// Error lines of a sync, the first few in full: a configuration of 100 000 SAs that fails
+/// fails alike for most of them.
+#[derive(Default)]
+struct Errors {
+    lines: Vec<String>,
+    more: usize,
+}
+
+impl Errors {
+    const SHOWN: usize = 10;
+
+    fn push(&mut self, spec: &SaSpec, e: SaError) {
+        if self.lines.len() < Self::SHOWN {
+            self.lines.push(format!("static SA {:#x} of {}: {e}", spec.spi, spec.tunnel));
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.lines.push(format!("and {} more", self.more));
+        }
+        self.lines
+    }
 }

@@ -64,10 +64,15 @@ fn main() -> Result<(), String> {
     let lcore_list = lcores.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
     let devices: Vec<String> = config.ports.iter().map(|p| p.device.clone()).collect();
     let dp = Dataplane::start(&config, &lcore_list, &devices, args.workers, true)?;
-    let Pipeline { workers, mut handles, mut slow, tables, .. } = dp.pipeline(&config);
+    let Pipeline { mut workers, mut handles, mut slow, tables, .. } = dp.pipeline(&config);
     let mut state = SaState::default();
     let errors = sync_static(
-        &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut state },
+        &mut RingSaSink {
+            handles: &mut handles,
+            tables: &tables,
+            state: &mut state,
+            make_room: &mut || workers.iter_mut().for_each(|w| w.finish()),
+        },
         &[],
         &static_specs(&config, 0),
     );
@@ -117,7 +122,12 @@ fn main() -> Result<(), String> {
         };
         for (histogram, add) in [(&mut adds, true), (&mut deletes, false)] {
             let start = Instant::now();
-            let mut sink = RingSaSink { handles: &mut handles, tables: &tables, state: &mut state };
+            let mut sink = RingSaSink {
+                handles: &mut handles,
+                tables: &tables,
+                state: &mut state,
+                make_room: &mut std::thread::yield_now,
+            };
             let result = if add { sink.add(&spec) } else { sink.delete(spec.direction, spec.local, spec.spi) };
             result.map_err(|e| e.to_string())?;
             applied += 1;

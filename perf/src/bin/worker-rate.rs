@@ -41,12 +41,13 @@ fn main() -> Result<(), String> {
     let dp = Dataplane::start(&config, &lcores, &devices, 1, true)?;
     let Pipeline { mut workers, mut handles, mut slow, tables, .. } = dp.pipeline(&config);
     let mut state = SaState::default();
-    let sink = &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut state };
+    let mut w = workers.remove(0);
+    let sink =
+        &mut RingSaSink { handles: &mut handles, tables: &tables, state: &mut state, make_room: &mut || w.finish() };
     let errors = sync_static(sink, &[], &static_specs(&config, config.dataplane.node_id));
     if !errors.is_empty() {
         return Err(errors.join("; "));
     }
-    let mut w = workers.remove(0);
     // The SAs are filed before the first burst.
     w.finish();
     let stop = Arc::new(AtomicBool::new(false));
