@@ -1,7 +1,10 @@
 //! Counters as JSON, and the live per-tunnel view on the terminal.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Map, Value};
 
+use crate::esp::sa::{SaCounters, SaReport};
 use crate::pipeline::{Counters, DropReason, PuntReason};
 use crate::slowpath::SlowPathCounters;
 
@@ -17,12 +20,13 @@ pub fn counters_json(c: &Counters, tunnel_names: &[(u32, String)], slow: &SlowPa
     let punts: Map<String, Value> =
         PuntReason::ALL.iter().map(|r| (r.name().to_string(), json!(c.punts[r.index()]))).collect();
     let mut tunnels = Map::new();
+    let by_slot = sas_by_slot(c);
     for (slot, name) in tunnel_names {
         let t = c.tunnels.get(*slot as usize).copied().unwrap_or_default();
-        let sas: Vec<Value> = c
-            .sas
-            .iter()
-            .filter(|s| s.tunnel_slot == *slot)
+        let sas: Vec<Value> = by_slot
+            .get(slot)
+            .into_iter()
+            .flatten()
             .map(|s| {
                 json!({
                     "spi": format!("{:#010x}", s.spi),
@@ -67,6 +71,9 @@ pub fn live_view(now: &Counters, before: &Counters, seconds: f64, tunnel_names: 
         "{:<16} {:>12} {:>12} {:>12} {:>12} {:>10}\n",
         "tunnel", "in pkt/s", "in bit/s", "out pkt/s", "out bit/s", "drops"
     );
+    let now_by_slot = sas_by_slot(now);
+    let before_by_key: HashMap<_, SaCounters> =
+        before.sas.iter().map(|b| ((b.spi, b.direction, b.tunnel_slot), b.counters)).collect();
     for (slot, name) in tunnel_names {
         let n = now.tunnels.get(*slot as usize).copied().unwrap_or_default();
         let b = before.tunnels.get(*slot as usize).copied().unwrap_or_default();
@@ -79,13 +86,8 @@ pub fn live_view(now: &Counters, before: &Counters, seconds: f64, tunnel_names: 
             human_bits(8.0 * rate(n.egress_bytes, b.egress_bytes)),
             n.drops,
         ));
-        for sa in now.sas.iter().filter(|s| s.tunnel_slot == *slot) {
-            let was = before
-                .sas
-                .iter()
-                .find(|b| b.spi == sa.spi && b.direction == sa.direction && b.tunnel_slot == *slot)
-                .map(|b| b.counters)
-                .unwrap_or_default();
+        for sa in now_by_slot.get(slot).into_iter().flatten() {
+            let was = before_by_key.get(&(sa.spi, sa.direction, *slot)).copied().unwrap_or_default();
             let (pps, bps) =
                 (rate(sa.counters.packets, was.packets), human_bits(8.0 * rate(sa.counters.bytes, was.bytes)));
             let spi = format!("  sa {:08x}", sa.spi);
@@ -120,4 +122,13 @@ fn human_bits(bps: f64) -> String {
         b if b >= 1e3 => format!("{:.1}k", b / 1e3),
         b => format!("{b:.0}"),
     }
+}
+
+/// The SA reports grouped by tunnel counter slot: indexed once, as a server may carry 100 000 SAs.
+fn sas_by_slot(c: &Counters) -> HashMap<u32, Vec<&SaReport>> {
+    let mut by_slot: HashMap<u32, Vec<&SaReport>> = HashMap::new();
+    for sa in c.sas.iter() {
+        by_slot.entry(sa.tunnel_slot).or_default().push(sa);
+    }
+    by_slot
 }

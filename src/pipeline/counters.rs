@@ -3,6 +3,8 @@
 
 use super::{DropReason, PuntReason, Verdict};
 use crate::esp::sa::SaReport;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Per-tunnel packets and bytes. Ingress is what the tunnel brings in (decapsulated), egress what
 /// is sent into it (encapsulated), as a router counts an interface; bytes are inner packet bytes.
@@ -31,8 +33,9 @@ pub struct Counters {
     pub fragments: u64,
     /// Per tunnel, by counter slot.
     pub tunnels: Vec<TunnelCounters>,
-    /// Per SA (filled when published).
-    pub sas: Vec<SaReport>,
+    /// Per SA, refreshed less often than the rest (see the worker's `SA_REPORT_EVERY_MS`); shared,
+    /// so that publishing the other counters does not copy it.
+    pub sas: Arc<Vec<SaReport>>,
     /// SA changes applied (the control thread waits on it to know an SA is active).
     pub sa_updates: u64,
 }
@@ -56,7 +59,7 @@ impl Counters {
             icmp_errors: 0,
             fragments: 0,
             tunnels: vec![TunnelCounters::default(); slots],
-            sas: Vec::new(),
+            sas: Arc::default(),
             sa_updates: 0,
         }
     }
@@ -111,14 +114,18 @@ impl Counters {
             a.egress_bytes += b.egress_bytes;
             a.drops += b.drops;
         }
-        for r in &other.sas {
-            match self
-                .sas
-                .iter_mut()
-                .find(|s| s.spi == r.spi && s.direction == r.direction && s.tunnel_slot == r.tunnel_slot)
-            {
-                Some(s) => s.counters.add(&r.counters),
-                None => self.sas.push(*r),
+        if !other.sas.is_empty() {
+            let sas = Arc::make_mut(&mut self.sas);
+            let mut index: HashMap<_, usize> =
+                sas.iter().enumerate().map(|(i, s)| ((s.spi, s.direction, s.tunnel_slot), i)).collect();
+            for r in other.sas.iter() {
+                match index.get(&(r.spi, r.direction, r.tunnel_slot)) {
+                    Some(&i) => sas[i].counters.add(&r.counters),
+                    None => {
+                        index.insert((r.spi, r.direction, r.tunnel_slot), sas.len());
+                        sas.push(*r);
+                    }
+                }
             }
         }
         self.sa_updates += other.sa_updates;
