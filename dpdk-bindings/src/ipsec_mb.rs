@@ -160,15 +160,39 @@ impl AesGcm {
     /// Encrypt `data` in place and return the 16-byte tag over `aad` and the ciphertext.
     #[inline]
     pub fn seal_in_place(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
+        self.crypt_in_place(self.seal, iv, aad, data)
+    }
+
+    /// Decrypt `data` in place and compare the tag it computes with `tag` (1 to 16 bytes) in
+    /// constant time. On a mismatch `data` holds unauthenticated plaintext: discard it.
+    #[inline]
+    pub fn open_in_place(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), TagMismatch> {
+        let computed = self.crypt_in_place(self.open, iv, aad, data);
+        if tag.is_empty() || tag.len() > 16 {
+            return Err(TagMismatch);
+        }
+        let diff = computed.iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b));
+        if std::hint::black_box(diff) == 0 {
+            Ok(())
+        } else {
+            Err(TagMismatch)
+        }
+    }
+
+    /// One call of the library's seal or open function (`f`, chosen for this key's length):
+    /// `data` transformed in place, the 16-byte tag it computes returned.
+    #[inline(always)]
+    fn crypt_in_place(&self, f: GcmFn, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
         let mut tag = [0u8; 16];
         let mut ctx = sys::gcm_context_data::default();
         let p = data.as_mut_ptr();
-        // SAFETY: the key data was expanded by the matching precompute function; ctx is a fresh
-        // context for this one call; source and destination are the same valid buffer of
-        // data.len() bytes (the library works in place); the IV is the 12 bytes this API reads;
-        // aad and tag are valid for the lengths passed.
+        // SAFETY: f is this key's seal or open function and the key data was expanded by the
+        // matching precompute function; ctx is a fresh context for this one call; source and
+        // destination are the same valid buffer of data.len() bytes (the library works in
+        // place); the IV is the 12 bytes this API reads; aad and tag are valid for the lengths
+        // passed.
         unsafe {
-            (self.seal)(
+            f(
                 &*self.key,
                 &mut ctx,
                 p,
@@ -182,39 +206,6 @@ impl AesGcm {
             )
         };
         tag
-    }
-
-    /// Decrypt `data` in place and compare the tag it computes with `tag` (1 to 16 bytes) in
-    /// constant time. On a mismatch `data` holds unauthenticated plaintext: discard it.
-    #[inline]
-    pub fn open_in_place(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), TagMismatch> {
-        let mut computed = [0u8; 16];
-        let mut ctx = sys::gcm_context_data::default();
-        let p = data.as_mut_ptr();
-        // SAFETY: as in seal_in_place.
-        unsafe {
-            (self.open)(
-                &*self.key,
-                &mut ctx,
-                p,
-                p.cast_const(),
-                data.len() as u64,
-                iv.as_ptr(),
-                aad.as_ptr(),
-                aad.len() as u64,
-                computed.as_mut_ptr(),
-                computed.len() as u64,
-            )
-        };
-        if tag.is_empty() || tag.len() > 16 {
-            return Err(TagMismatch);
-        }
-        let diff = computed.iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b));
-        if std::hint::black_box(diff) == 0 {
-            Ok(())
-        } else {
-            Err(TagMismatch)
-        }
     }
 }
 
