@@ -72,8 +72,7 @@ pub fn live_view(now: &Counters, before: &Counters, seconds: f64, tunnel_names: 
         "tunnel", "in pkt/s", "in bit/s", "out pkt/s", "out bit/s", "drops"
     );
     let now_by_slot = sas_by_slot(now);
-    let before_by_key: HashMap<_, SaCounters> =
-        before.sas.iter().map(|b| ((b.spi, b.direction, b.tunnel_slot), b.counters)).collect();
+    let before_by_key: HashMap<_, SaCounters> = before.sas.iter().map(|b| (b.key(), b.counters)).collect();
     for (slot, name) in tunnel_names {
         let n = now.tunnels.get(*slot as usize).copied().unwrap_or_default();
         let b = before.tunnels.get(*slot as usize).copied().unwrap_or_default();
@@ -87,7 +86,7 @@ pub fn live_view(now: &Counters, before: &Counters, seconds: f64, tunnel_names: 
             n.drops,
         ));
         for sa in now_by_slot.get(slot).into_iter().flatten() {
-            let was = before_by_key.get(&(sa.spi, sa.direction, *slot)).copied().unwrap_or_default();
+            let was = before_by_key.get(&sa.key()).copied().unwrap_or_default();
             let (pps, bps) =
                 (rate(sa.counters.packets, was.packets), human_bits(8.0 * rate(sa.counters.bytes, was.bytes)));
             let spi = format!("  sa {:08x}", sa.spi);

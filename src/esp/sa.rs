@@ -116,6 +116,14 @@ pub struct SaReport {
     pub counters: SaCounters,
 }
 
+impl SaReport {
+    /// What tells SAs apart across workers and reports: SPI, direction and tunnel.
+    #[inline]
+    pub fn key(&self) -> (u32, SaDirection, u32) {
+        (self.spi, self.direction, self.tunnel_slot)
+    }
+}
+
 /// Traffic selectors: the prefixes an SA carries, on each side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selectors {

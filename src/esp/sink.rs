@@ -3,7 +3,7 @@
 //! each SA once per worker and pushes it through the worker's update ring; the worker files it
 //! between two bursts, so an SA is active on every worker within one poll of each.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -140,8 +140,7 @@ impl SaSink for RingSaSink<'_> {
         if direction == SaDirection::Outbound {
             self.state.sequences.remove(&spi);
         }
-        let waited = self.wait_for_room();
-        let mut result = waited;
+        let mut result = self.wait_for_room();
         for h in self.handles.iter_mut() {
             if h.updates.push(Update::Sa(SaUpdate::Delete { direction, anycast, spi })).is_err() {
                 result = Err(SaError::RingFull);
@@ -155,7 +154,7 @@ impl SaSink for RingSaSink<'_> {
         let mut sum = SaCounters::default();
         for h in self.handles.iter_mut() {
             for r in h.counters.read().sas.iter() {
-                if r.spi == spi && r.direction == direction && r.tunnel_slot == slot {
+                if r.key() == (spi, direction, slot) {
                     sum.add(&r.counters);
                 }
             }
@@ -195,14 +194,13 @@ pub fn static_specs(config: &Config, node_id: u16) -> Vec<SaSpec> {
 /// so that a tunnel whose SAs are all replaced in one reload is never without one. Errors are
 /// described, one line each.
 pub fn sync_static(sink: &mut dyn SaSink, before: &[SaSpec], after: &[SaSpec]) -> Vec<String> {
-    let key = |s: &SaSpec| (s.direction, s.local, s.spi, s.tunnel.clone());
-    let old_by_key: HashMap<_, &SaSpec> = before.iter().map(|s| (key(s), s)).collect();
-    let new_keys: std::collections::HashSet<_> = after.iter().map(key).collect();
+    let old_by_key: HashMap<_, &SaSpec> = before.iter().map(|s| (sync_key(s), s)).collect();
+    let new_keys: HashSet<_> = after.iter().map(sync_key).collect();
     let mut errors = Errors::default();
     // An SA moved to another tunnel keeps its SPI: it can be added only once the old is gone.
     let mut moved = Vec::new();
     for new in after {
-        let result = match old_by_key.get(&key(new)) {
+        let result = match old_by_key.get(&sync_key(new)) {
             Some(old) if *old == new => Ok(()),
             Some(_) => sink.update(new),
             None => sink.add(new),
@@ -214,7 +212,7 @@ pub fn sync_static(sink: &mut dyn SaSink, before: &[SaSpec], after: &[SaSpec]) -
         }
     }
     for old in before {
-        if !new_keys.contains(&key(old)) {
+        if !new_keys.contains(&sync_key(old)) {
             if let Err(e) = sink.delete(old.direction, old.local, old.spi) {
                 errors.push(old, e);
             }
@@ -226,6 +224,11 @@ pub fn sync_static(sink: &mut dyn SaSink, before: &[SaSpec], after: &[SaSpec]) -
         }
     }
     errors.finish()
+}
+
+/// What identifies a static SA from one configuration to the next.
+fn sync_key(s: &SaSpec) -> (SaDirection, Ipv4Addr, u32, &str) {
+    (s.direction, s.local, s.spi, &s.tunnel)
 }
 
 /// Error lines of a sync, the first few in full: a configuration of 100 000 SAs that fails

@@ -116,13 +116,12 @@ impl Counters {
         }
         if !other.sas.is_empty() {
             let sas = Arc::make_mut(&mut self.sas);
-            let mut index: HashMap<_, usize> =
-                sas.iter().enumerate().map(|(i, s)| ((s.spi, s.direction, s.tunnel_slot), i)).collect();
+            let mut index: HashMap<_, usize> = sas.iter().enumerate().map(|(i, s)| (s.key(), i)).collect();
             for r in other.sas.iter() {
-                match index.get(&(r.spi, r.direction, r.tunnel_slot)) {
+                match index.get(&r.key()) {
                     Some(&i) => sas[i].counters.add(&r.counters),
                     None => {
-                        index.insert((r.spi, r.direction, r.tunnel_slot), sas.len());
+                        index.insert(r.key(), sas.len());
                         sas.push(*r);
                     }
                 }
