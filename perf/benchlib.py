@@ -8,6 +8,31 @@ import statistics
 import subprocess
 
 
+def ports_config(pcap, mac, address):
+    """The configuration both benchmarks share: one worker on lcore 1, a net_pcap source replaying
+    `pcap` (port address `address`, MAC `mac`) and a net_null sink behind a static gateway."""
+    return f"""
+[dataplane]
+cores = [1]
+main_core = 0
+mbufs = 262143
+eal_args = ["--in-memory", "--no-telemetry"]
+
+[[ports]]
+name = "src"
+device = "net_pcap0,rx_pcap={pcap},infinite_rx=1"
+mac = "{mac}"
+address = "{address}"
+
+[[ports]]
+name = "sink"
+device = "net_null0,no-rx=1"
+address = "203.0.113.1/24"
+gateway = "203.0.113.254"
+gateway_mac = "02:00:00:00:02:02"
+"""
+
+
 def testpmd(pcap, warmup, window):
     cmd = ["dpdk-testpmd", "-l", "0,1", "--no-pci", "--in-memory", "--no-telemetry",
            "--log-level=lib.eal:error", "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1",

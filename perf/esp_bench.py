@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import anygate, testpmd
+from benchlib import anygate, ports_config, testpmd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,27 +64,6 @@ KEYS = {
 }
 PORT_MAC, SENDER_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
-PORTS = """
-[dataplane]
-cores = [1]
-main_core = 0
-mbufs = 262143
-eal_args = ["--in-memory", "--no-telemetry"]
-
-[[ports]]
-name = "src"
-device = "net_pcap0,rx_pcap={pcap},infinite_rx=1"
-mac = "%s"
-address = "172.16.1.1/24"
-
-[[ports]]
-name = "sink"
-device = "net_null0,no-rx=1"
-address = "203.0.113.1/24"
-gateway = "203.0.113.254"
-gateway_mac = "02:00:00:00:02:02"
-""" % PORT_MAC
-
 TUNNEL = """
 [[ipsec_tunnels]]
 name = "bench"
@@ -114,8 +93,8 @@ def config(pcap, bits=128, extra_sas=0):
     SAs (SPI 0x10000 + i, key sa_key(i)) on tunnels of 100 SAs each, which the SA-count captures
     spread their packets over."""
     in_key, out_key = KEYS[bits]
-    text = PORTS.format(pcap=pcap) + TUNNEL.format(bits=bits, in_key=in_key.hex(), out_key=out_key.hex())
-    parts = [text]
+    parts = [ports_config(pcap, PORT_MAC, "172.16.1.1/24"),
+             TUNNEL.format(bits=bits, in_key=in_key.hex(), out_key=out_key.hex())]
     for t in range((extra_sas + 99) // 100):
         parts.append(f'\n[[ipsec_tunnels]]\nname = "s{t}"\nanycast_endpoint = "172.16.1.1"\n')
         for i in range(t * 100, min(extra_sas, t * 100 + 100)):
@@ -124,11 +103,8 @@ def config(pcap, bits=128, extra_sas=0):
     return "".join(parts)
 
 
-CONFIG = PORTS + TUNNEL.replace("{bits}", "128").replace("{in_key}", KEYS[128][0].hex()).replace(
-    "{out_key}", KEYS[128][1].hex())
-
-
 def sa_key(i):
+    """The AES-128-GCM key and salt (20 bytes) of extra SA i."""
     return (i.to_bytes(4, "big") * 5)
 
 
@@ -269,7 +245,7 @@ def main():
     ap.add_argument("--print-config", metavar="PCAP", help="print the configuration for PCAP and stop")
     args = ap.parse_args()
     if args.print_config:
-        print(CONFIG.format(pcap=args.print_config))
+        print(config(args.print_config))
         return
     cases = [c for c in CASES if not args.cases or c[1] in args.cases.split(",")]
     with_secgw = bool(args.secgw and os.access(args.secgw, os.X_OK))

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import anygate, testpmd
+from benchlib import anygate, ports_config, testpmd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,26 +37,7 @@ CASES = [
     ("encap", "plain_many", "60 B, 100k flows", 0.172),
 ]
 
-CONFIG = """
-[dataplane]
-cores = [1]
-main_core = 0
-mbufs = 262143
-eal_args = ["--in-memory", "--no-telemetry"]
-
-[[ports]]
-name = "src"
-device = "net_pcap0,rx_pcap={pcap},infinite_rx=1"
-mac = "02:00:00:00:01:01"
-address = "192.0.2.1/24"
-
-[[ports]]
-name = "sink"
-device = "net_null0,no-rx=1"
-address = "203.0.113.1/24"
-gateway = "203.0.113.254"
-gateway_mac = "02:00:00:00:02:02"
-
+TUNNEL = """
 [[gre_tunnels]]
 name = "bench"
 customer_endpoint = "198.51.100.10"
@@ -92,7 +73,8 @@ def main():
             pcap = os.path.join(args.pcaps, f"{name}.pcap")
             config = os.path.join(work, f"{name}.toml")
             with open(config, "w") as f:
-                f.write(CONFIG.format(pcap=pcap) + (ROUTE if direction == "encap" else ""))
+                f.write(ports_config(pcap, "02:00:00:00:01:01", "192.0.2.1/24") + TUNNEL
+                        + (ROUTE if direction == "encap" else ""))
             t = testpmd(pcap, args.warmup, args.window)
             a = anygate(args.perf_bin, config, args.warmup, args.window)
             results[name]["testpmd"].append(t)
