@@ -37,9 +37,10 @@ enum Library {
     AwsLc,
 }
 
-/// One packet's worth of work; returns whether it succeeded.
+/// One packet's worth of work: the tag sealed (None if the library refused), or whether the
+/// open succeeded.
 trait Aead {
-    fn seal(&self, n: u64, body: &mut [u8]) -> [u8; 16];
+    fn seal(&self, n: u64, body: &mut [u8]) -> Option<[u8; 16]>;
     fn open(&self, body: &mut [u8], tag: &[u8]) -> bool;
 }
 
@@ -52,9 +53,9 @@ fn nonce(n: u64) -> [u8; 12] {
 const AAD: [u8; 8] = [0; 8];
 
 impl Aead for LessSafeKey {
-    fn seal(&self, n: u64, body: &mut [u8]) -> [u8; 16] {
+    fn seal(&self, n: u64, body: &mut [u8]) -> Option<[u8; 16]> {
         let tag = self.seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce(n)), Aad::from(AAD), body);
-        tag.map(|t| t.as_ref().try_into().unwrap_or([0; 16])).unwrap_or([0; 16])
+        tag.ok().and_then(|t| t.as_ref().try_into().ok())
     }
     fn open(&self, body: &mut [u8], tag: &[u8]) -> bool {
         self.open_in_place_separate_tag(Nonce::assume_unique_for_key(nonce(0)), Aad::from(AAD), tag, body).is_ok()
@@ -62,8 +63,8 @@ impl Aead for LessSafeKey {
 }
 
 impl Aead for AesGcm {
-    fn seal(&self, n: u64, body: &mut [u8]) -> [u8; 16] {
-        self.seal_in_place(&nonce(n), &AAD, body)
+    fn seal(&self, n: u64, body: &mut [u8]) -> Option<[u8; 16]> {
+        Some(self.seal_in_place(&nonce(n), &AAD, body))
     }
     fn open(&self, body: &mut [u8], tag: &[u8]) -> bool {
         self.open_in_place(&nonce(0), &AAD, body, tag).is_ok()
@@ -87,7 +88,7 @@ fn run(key: &dyn Aead, args: &Args) -> Result<(), String> {
     let body_len = (args.inner + 2).div_ceil(4) * 4;
     let mut body = vec![0x5au8; body_len];
     // For opening, one sealed packet is opened again and again (its tag stays valid).
-    let tag = key.seal(0, &mut body);
+    let tag = key.seal(0, &mut body).ok_or("seal failed")?;
     let sealed = body.clone();
     let end = Instant::now() + Duration::from_secs_f64(args.seconds);
     let (start, mut packets) = (Instant::now(), 0u64);
