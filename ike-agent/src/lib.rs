@@ -2,6 +2,7 @@
 //! the responder's state machine and an initiator for tests and load generation.
 //!
 //! Nothing here reads a clock or a socket: time and datagrams are arguments, and what is to be
-//! sent or installed is polled out. The responder is built in the IPsec issues; this crate holds
-//! its place in the workspace until then.
+//! sent or installed is polled out.
 #![forbid(unsafe_code)]
+
+pub mod wire;

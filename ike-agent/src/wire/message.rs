@@ -1,0 +1,61 @@
+//! A whole IKE message: the header and its chain of payloads.
+
+use super::codec::{DecodeError, Reader, TooLong};
+use super::header::{Header, HEADER_LEN};
+use super::payload::{encode_chain, read_chain, Payload};
+use super::registry::PayloadType;
+
+/// An IKE message as it is on the wire (SK payloads still encrypted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The header; `next_payload` and `length` are recomputed by `encode`.
+    pub header: Header,
+    /// The payloads in order.
+    pub payloads: Vec<Payload>,
+}
+
+impl Message {
+    /// Parse a datagram holding exactly one IKE message (the non-ESP marker already removed).
+    pub fn parse(datagram: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(datagram);
+        let header = Header::read(&mut r)?;
+        if usize::try_from(header.length).ok() != Some(datagram.len()) {
+            return Err(DecodeError::MessageLengthMismatch { declared: header.length, actual: datagram.len() });
+        }
+        let payloads = read_chain(header.next_payload, &mut r)?;
+        Ok(Self { header, payloads })
+    }
+
+    /// Encode the message, filling in the header's first payload type and length.
+    pub fn encode(&self) -> Result<Vec<u8>, TooLong> {
+        let mut out = Vec::with_capacity(HEADER_LEN + 256);
+        self.header.encode(&mut out);
+        let first = encode_chain(&self.payloads, &mut out)?;
+        out[16] = first.0;
+        let length = u32::try_from(out.len()).map_err(|_| TooLong { what: "message", length: out.len() })?;
+        out[24..28].copy_from_slice(&length.to_be_bytes());
+        Ok(out)
+    }
+
+    /// The first payload that is marked critical and that this crate does not know: the message
+    /// must be refused with UNSUPPORTED_CRITICAL_PAYLOAD naming it (RFC 7296 2.5).
+    pub fn unsupported_critical(&self) -> Option<PayloadType> {
+        unsupported_critical(&self.payloads)
+    }
+
+    /// The SK payload, if the message has one.
+    pub fn encrypted(&self) -> Option<&super::sk::Encrypted> {
+        match self.payloads.last() {
+            Some(Payload::Sk(sk)) => Some(sk),
+            _ => None,
+        }
+    }
+}
+
+/// The first payload of `payloads` that is critical and unknown.
+pub fn unsupported_critical(payloads: &[Payload]) -> Option<PayloadType> {
+    payloads.iter().find_map(|payload| match payload {
+        Payload::Other(raw) if raw.critical && !raw.kind.is_known() => Some(raw.kind),
+        _ => None,
+    })
+}
