@@ -5,4 +5,5 @@
 //! sent or installed is polled out.
 #![forbid(unsafe_code)]
 
+pub mod crypto;
 pub mod wire;
