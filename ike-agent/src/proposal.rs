@@ -1,0 +1,250 @@
+//! Proposal selection for IKE SAs and Child SAs, in the responder's order of preference.
+//!
+//! The responder walks its own suites from most to least preferred and takes the first that one of
+//! the initiator's proposals contains whole; the answer holds that proposal's number and exactly
+//! one transform of each type it offered. A proposal with a transform type this crate does not
+//! know is passed over (RFC 7296 3.3.6). ESN is refused: only "no ESN" is ever chosen.
+//!
+//! IKE SA: AES-GCM-16-256 > AES-GCM-16-128 > AES-CBC-256 with HMAC-SHA2-256-128; PRF SHA2-512 >
+//! SHA2-384 > SHA2-256; key exchange group 20 > 14 > 5. When the chosen proposal allows the group
+//! of the initiator's KE payload, that group is used; otherwise the initiator is asked for ours
+//! (INVALID_KE_PAYLOAD, RFC 7296 1.2). Additional key exchanges (RFC 9370) are accepted as NONE.
+//!
+//! Child SA: AES-GCM-16-256 > AES-GCM-16-128 > AES-CBC-256 > AES-CBC-128 > NULL (only where the
+//! tunnel opts in), integrity HMAC-SHA2-256-128 > HMAC-SHA1-96 for CBC and NULL; PFS group
+//! 20 > 14 > 5 or none. In IKE_AUTH there is no key exchange for the Child SA, so key exchange
+//! transforms offered there are passed over (RFC 7296 1.2).
+
+use crate::crypto::ke::KeyExchangeMethod;
+use crate::crypto::prf::Prf;
+use crate::crypto::sk::IkeCipher;
+use crate::wire::{
+    EncrId, EsnId, IntegId, KeMethod, Proposal, ProtocolId, SecurityAssociation, Transform, TransformType,
+};
+
+/// The suite of an IKE SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkeSuite {
+    /// Encryption and integrity of the SK payload.
+    pub cipher: IkeCipher,
+    /// The PRF.
+    pub prf: Prf,
+    /// The key exchange of IKE_SA_INIT.
+    pub ke: KeyExchangeMethod,
+}
+
+/// The result of selecting an IKE SA proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IkeSelection {
+    /// A suite, and the proposal to answer with.
+    Chosen(IkeSuite, Proposal),
+    /// A proposal fits but the KE payload is of another group: ask for this one.
+    WrongKeyExchange(KeMethod),
+    /// Nothing fits: NO_PROPOSAL_CHOSEN.
+    NoProposal,
+}
+
+/// Encryption of a Child SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEncryption {
+    /// AES-GCM with a 16-byte ICV; 16 or 32 key bytes (plus the 4-byte salt).
+    AesGcm16 { key_bytes: usize },
+    /// AES-CBC with 16 or 32 key bytes.
+    AesCbc { key_bytes: usize },
+    /// No encryption (integrity only), where the tunnel allows it.
+    Null,
+}
+
+/// Integrity of a Child SA that does not use AES-GCM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildIntegrity {
+    /// HMAC-SHA2-256-128.
+    HmacSha256_128,
+    /// HMAC-SHA1-96.
+    HmacSha1_96,
+}
+
+/// The suite of a Child SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildSuite {
+    /// The encryption.
+    pub encryption: ChildEncryption,
+    /// The integrity, absent for AES-GCM.
+    pub integrity: Option<ChildIntegrity>,
+    /// The PFS key exchange, if the exchange had one.
+    pub pfs: Option<KeyExchangeMethod>,
+}
+
+impl ChildSuite {
+    /// The encryption key length of one direction, salt included (RFC 4106 8.1).
+    pub fn encryption_key_len(&self) -> usize {
+        match self.encryption {
+            ChildEncryption::AesGcm16 { key_bytes } => key_bytes + 4,
+            ChildEncryption::AesCbc { key_bytes } => key_bytes,
+            ChildEncryption::Null => 0,
+        }
+    }
+
+    /// The integrity key length of one direction.
+    pub fn integrity_key_len(&self) -> usize {
+        match self.integrity {
+            Some(ChildIntegrity::HmacSha256_128) => 32,
+            Some(ChildIntegrity::HmacSha1_96) => 20,
+            None => 0,
+        }
+    }
+}
+
+/// The result of selecting a Child SA proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildSelection {
+    /// A suite, the initiator's SPI, and the proposal to answer with (our SPI still to be set).
+    Chosen(ChildSuite, u32, Proposal),
+    /// Nothing fits: NO_PROPOSAL_CHOSEN.
+    NoProposal,
+}
+
+const IKE_CIPHERS: [(IkeCipher, EncrId, u16, Option<IntegId>); 3] = [
+    (IkeCipher::AesGcm16 { key_bytes: 32 }, EncrId::AES_GCM_16, 256, None),
+    (IkeCipher::AesGcm16 { key_bytes: 16 }, EncrId::AES_GCM_16, 128, None),
+    (IkeCipher::AesCbc256HmacSha256, EncrId::AES_CBC, 256, Some(IntegId::HMAC_SHA2_256_128)),
+];
+const PRFS: [Prf; 3] = [Prf::HmacSha512, Prf::HmacSha384, Prf::HmacSha256];
+const DH_GROUPS: [KeyExchangeMethod; 3] =
+    [KeyExchangeMethod::Ecp384, KeyExchangeMethod::Modp2048, KeyExchangeMethod::Modp1536];
+const CHILD_CIPHERS: [(ChildEncryption, EncrId, Option<u16>); 5] = [
+    (ChildEncryption::AesGcm16 { key_bytes: 32 }, EncrId::AES_GCM_16, Some(256)),
+    (ChildEncryption::AesGcm16 { key_bytes: 16 }, EncrId::AES_GCM_16, Some(128)),
+    (ChildEncryption::AesCbc { key_bytes: 32 }, EncrId::AES_CBC, Some(256)),
+    (ChildEncryption::AesCbc { key_bytes: 16 }, EncrId::AES_CBC, Some(128)),
+    (ChildEncryption::Null, EncrId::NULL, None),
+];
+const CHILD_INTEGRITY: [(ChildIntegrity, IntegId); 2] = [
+    (ChildIntegrity::HmacSha256_128, IntegId::HMAC_SHA2_256_128),
+    (ChildIntegrity::HmacSha1_96, IntegId::HMAC_SHA1_96),
+];
+
+/// The transform types that may appear in an IKE or ESP proposal.
+fn known_type(kind: TransformType) -> bool {
+    (TransformType::ENCR.0..=TransformType::ADDKE7.0).contains(&kind.0)
+}
+
+/// Whether `proposal` offers the transform `id` of type `kind` (with `key_bits`, if given).
+fn offers(proposal: &Proposal, kind: TransformType, id: u16, key_bits: Option<u16>) -> bool {
+    proposal.transforms_of(kind).any(|t| t.id == id && t.key_length() == key_bits)
+}
+
+/// Whether every additional key exchange type `proposal` carries offers NONE.
+fn additional_ke_none(proposal: &Proposal) -> bool {
+    (TransformType::ADDKE1.0..=TransformType::ADDKE7.0).all(|kind| {
+        let mut offered = proposal.transforms_of(TransformType(kind)).peekable();
+        offered.peek().is_none() || offered.any(|t| t.id == KeMethod::NONE.0)
+    })
+}
+
+/// The answer: the proposal's number and protocol, `spi`, and the chosen transforms.
+fn answer(proposal: &Proposal, spi: Vec<u8>, transforms: Vec<Transform>) -> Proposal {
+    Proposal { number: proposal.number, protocol: proposal.protocol, spi, transforms }
+}
+
+/// Select an IKE SA suite from `offer`; `ke_payload` is the group of the initiator's KE payload.
+pub fn select_ike(offer: &SecurityAssociation, ke_payload: KeMethod) -> IkeSelection {
+    let candidates: Vec<&Proposal> = offer
+        .proposals
+        .iter()
+        .filter(|p| p.protocol == ProtocolId::IKE && p.spi.is_empty())
+        .filter(|p| p.transforms.iter().all(|t| known_type(t.kind)))
+        .filter(|p| additional_ke_none(p))
+        .collect();
+    let mut wrong_group = None;
+    for (cipher, encr, bits, integ) in IKE_CIPHERS {
+        for prf in PRFS {
+            for proposal in &candidates {
+                let integrity_fits = match integ {
+                    Some(id) => offers(proposal, TransformType::INTEG, id.0, None),
+                    None => proposal.transforms_of(TransformType::INTEG).all(|t| t.id == IntegId::NONE.0),
+                };
+                if !offers(proposal, TransformType::ENCR, encr.0, Some(bits))
+                    || !integrity_fits
+                    || !offers(proposal, TransformType::PRF, prf.id().0, None)
+                {
+                    continue;
+                }
+                let groups: Vec<KeyExchangeMethod> =
+                    DH_GROUPS.into_iter().filter(|g| offers(proposal, TransformType::KE, g.id().0, None)).collect();
+                let Some(&preferred) = groups.first() else { continue };
+                let Some(&ke) = groups.iter().find(|g| g.id() == ke_payload) else {
+                    wrong_group.get_or_insert(preferred.id());
+                    continue;
+                };
+                let mut transforms = vec![Transform::encr(encr, Some(bits)), Transform::prf(prf.id())];
+                if let Some(id) = integ {
+                    transforms.push(Transform::integ(id));
+                }
+                transforms.push(Transform::ke(TransformType::KE, ke.id()));
+                return IkeSelection::Chosen(IkeSuite { cipher, prf, ke }, answer(proposal, Vec::new(), transforms));
+            }
+        }
+    }
+    wrong_group.map_or(IkeSelection::NoProposal, IkeSelection::WrongKeyExchange)
+}
+
+/// Select a Child SA suite from `offer` (ESP only). `pfs` is the group of the exchange's KE
+/// payload (CREATE_CHILD_SA), or `None` where there is none (IKE_AUTH, or no PFS).
+pub fn select_child(offer: &SecurityAssociation, allow_null: bool, pfs: Option<KeMethod>) -> ChildSelection {
+    let candidates: Vec<(&Proposal, u32)> = offer
+        .proposals
+        .iter()
+        .filter(|p| p.protocol == ProtocolId::ESP)
+        .filter(|p| p.transforms.iter().all(|t| known_type(t.kind)))
+        .filter(|p| additional_ke_none(p))
+        .filter(|p| p.transforms_of(TransformType::ESN).any(|t| t.id == EsnId::NO_ESN.0))
+        .filter_map(|p| <[u8; 4]>::try_from(p.spi.as_slice()).ok().map(|spi| (p, u32::from_be_bytes(spi))))
+        .collect();
+    for (encryption, encr, bits) in CHILD_CIPHERS {
+        if encryption == ChildEncryption::Null && !allow_null {
+            continue;
+        }
+        let integrities: &[(ChildIntegrity, IntegId)] =
+            if matches!(encryption, ChildEncryption::AesGcm16 { .. }) { &[] } else { &CHILD_INTEGRITY };
+        for &(proposal, spi) in &candidates {
+            if !offers(proposal, TransformType::ENCR, encr.0, bits) {
+                continue;
+            }
+            let integrity = match integrities {
+                [] if proposal.transforms_of(TransformType::INTEG).all(|t| t.id == IntegId::NONE.0) => None,
+                [] => continue,
+                list => match list.iter().find(|(_, id)| offers(proposal, TransformType::INTEG, id.0, None)) {
+                    Some(&(integrity, _)) => Some(integrity),
+                    None => continue,
+                },
+            };
+            let pfs_choice = match pfs {
+                // IKE_AUTH: no key exchange; KE transforms offered for later rekeys are passed over.
+                None => None,
+                Some(group) => match KeyExchangeMethod::from_id(group) {
+                    Some(method)
+                        if DH_GROUPS.contains(&method) && offers(proposal, TransformType::KE, group.0, None) =>
+                    {
+                        Some(method)
+                    }
+                    _ => continue,
+                },
+            };
+            let mut transforms = vec![Transform::encr(encr, bits)];
+            if let Some((_, id)) = integrity.and_then(|i| CHILD_INTEGRITY.iter().find(|(c, _)| *c == i)) {
+                transforms.push(Transform::integ(*id));
+            }
+            if let Some(method) = pfs_choice {
+                transforms.push(Transform::ke(TransformType::KE, method.id()));
+            }
+            transforms.push(Transform::esn(EsnId::NO_ESN));
+            let suite = ChildSuite { encryption, integrity, pfs: pfs_choice };
+            return ChildSelection::Chosen(suite, spi, answer(proposal, Vec::new(), transforms));
+        }
+    }
+    ChildSelection::NoProposal
+}
+
+#[cfg(test)]
+mod tests;
