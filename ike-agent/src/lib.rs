@@ -6,5 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod policy;
 pub mod proposal;
+pub mod selectors;
 pub mod wire;
