@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod initiator;
 pub mod policy;
 pub mod proposal;
+pub mod responder;
 pub mod selectors;
 pub mod wire;

@@ -1,0 +1,358 @@
+//! An IKEv2 initiator for tests and load generation: the customer router's side of IKE_SA_INIT
+//! and IKE_AUTH with a pre-shared key, built on the same codec and crypto as the responder. It
+//! checks the responder's AUTH, so that a test passing through it has proven both directions.
+
+use std::net::SocketAddr;
+
+use aws_lc_rs::rand;
+
+use crate::crypto::auth::{psk_auth, verify_psk_auth, SignedOctets};
+use crate::crypto::ke::{KeyExchangeMethod, PendingKe};
+use crate::crypto::keys::{child_keymat, skeyseed, IkeSaKeys};
+use crate::crypto::prf::{Prf, SecretBytes};
+use crate::crypto::sk::{IkeCipher, SkProtection};
+use crate::proposal::{select_child, ChildSelection, ChildSuite};
+use crate::responder::nat::detection_hash;
+use crate::selectors::{narrow, SelectorPair};
+use crate::wire::{
+    AuthMethod, Authentication, ExchangeType, Flags, Header, Identification, KeMethod, KeyExchange, Message, Nonce,
+    Notify, NotifyType, Payload, PayloadType, Proposal, SecurityAssociation, TrafficSelectors, TransformType,
+};
+
+/// What NAT detection notifications the initiator sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatDetection {
+    /// None at all.
+    Omit,
+    /// The true hashes of its addresses.
+    Honest,
+    /// A source hash that matches nothing, as strongSwan sends to force UDP encapsulation.
+    FakeSource,
+}
+
+/// How the initiator is set up.
+#[derive(Debug, Clone)]
+pub struct InitiatorConfig {
+    /// The IKE SA proposals, in order.
+    pub ike_proposals: Vec<Proposal>,
+    /// The group of the first KE payload.
+    pub ke: KeyExchangeMethod,
+    /// The Child SA proposals (their SPIs are set by the initiator).
+    pub esp_proposals: Vec<Proposal>,
+    /// IDi.
+    pub id: Identification,
+    /// The pre-shared key.
+    pub psk: Vec<u8>,
+    /// The traffic selectors offered.
+    pub tsi: TrafficSelectors,
+    /// The traffic selectors asked for.
+    pub tsr: TrafficSelectors,
+    /// Our address and port, as we believe it.
+    pub local: SocketAddr,
+    /// The responder's address and port.
+    pub remote: SocketAddr,
+    /// The NAT detection notifications sent.
+    pub nat_detection: NatDetection,
+}
+
+/// Why the initiator stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitiatorError {
+    /// The responder answered with an error notification.
+    Refused(NotifyType),
+    /// The response did not parse, did not decrypt, or lacked a payload.
+    Malformed(&'static str),
+    /// The responder's AUTH is wrong.
+    ResponderAuthentication,
+    /// A call out of order.
+    OutOfOrder,
+}
+
+/// The initiator's view of a Child SA that came up.
+#[derive(Debug)]
+pub struct InitiatorChild {
+    /// Its transforms.
+    pub suite: ChildSuite,
+    /// What we send: the responder's SPI and the initiator-to-responder keys.
+    pub outbound: (u32, SecretBytes, SecretBytes),
+    /// What we receive: our SPI and the responder-to-initiator keys.
+    pub inbound: (u32, SecretBytes, SecretBytes),
+    /// The selectors the responder chose.
+    pub selectors: SelectorPair,
+}
+
+/// What IKE_AUTH gave.
+#[derive(Debug)]
+pub struct AuthOutcome {
+    /// The Child SA, or the notification that refused it.
+    pub child: Result<InitiatorChild, NotifyType>,
+}
+
+struct InitDone {
+    spi_r: u64,
+    prf: Prf,
+    keys: IkeSaKeys,
+    sk: SkProtection,
+    nr: Vec<u8>,
+    init_response: Vec<u8>,
+}
+
+/// One IKE SA, initiated.
+pub struct Initiator {
+    config: InitiatorConfig,
+    spi_i: u64,
+    ni: Vec<u8>,
+    ke: KeyExchangeMethod,
+    pending: Option<PendingKe>,
+    init_request: Vec<u8>,
+    done: Option<InitDone>,
+    child_spi: u32,
+    next_message_id: u32,
+}
+
+impl std::fmt::Debug for Initiator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Initiator").field("spi_i", &self.spi_i).finish_non_exhaustive()
+    }
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::fill(&mut bytes).expect("the system random source works");
+    bytes
+}
+
+impl Initiator {
+    /// A new initiator with fresh SPI and nonce.
+    pub fn new(config: InitiatorConfig) -> Self {
+        let ke = config.ke;
+        Self {
+            config,
+            spi_i: u64::from_be_bytes(random()) | 1,
+            ni: random::<32>().to_vec(),
+            ke,
+            pending: None,
+            init_request: Vec::new(),
+            done: None,
+            child_spi: u32::from_be_bytes(random()) | 0x100,
+            next_message_id: 0,
+        }
+    }
+
+    /// The initiator's IKE SPI.
+    pub fn spi_i(&self) -> u64 {
+        self.spi_i
+    }
+
+    /// The responder's IKE SPI, once known.
+    pub fn spi_r(&self) -> Option<u64> {
+        self.done.as_ref().map(|d| d.spi_r)
+    }
+
+    /// Point later requests at another address (the move to port 4500).
+    pub fn set_addresses(&mut self, local: SocketAddr, remote: SocketAddr) {
+        self.config.local = local;
+        self.config.remote = remote;
+    }
+
+    fn header(&self, exchange: ExchangeType, message_id: u32) -> Header {
+        Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r().unwrap_or(0),
+            next_payload: PayloadType::NONE,
+            minor_version: 0,
+            exchange,
+            flags: Flags(Flags::INITIATOR),
+            message_id,
+            length: 0,
+        }
+    }
+
+    /// `HDR, SAi1, KEi, Ni, N(NAT_DETECTION_*) -->`
+    pub fn ike_sa_init(&mut self) -> Vec<u8> {
+        let (pending, value) = self.ke.initiate().expect("a supported key exchange starts");
+        self.pending = Some(pending);
+        let mut payloads = vec![
+            Payload::Sa(SecurityAssociation { proposals: self.config.ike_proposals.clone() }),
+            Payload::Ke(KeyExchange { method: self.ke.id(), data: value }),
+            Payload::Nonce(Nonce(self.ni.clone())),
+        ];
+        let source = match self.config.nat_detection {
+            NatDetection::Omit => None,
+            NatDetection::Honest => Some(detection_hash(self.spi_i, 0, self.config.local)),
+            NatDetection::FakeSource => Some(random::<20>().to_vec()),
+        };
+        if let Some(source) = source {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_SOURCE_IP, source)));
+            let destination = detection_hash(self.spi_i, 0, self.config.remote);
+            payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, destination)));
+        }
+        let message = Message { header: self.header(ExchangeType::IKE_SA_INIT, 0), payloads };
+        self.init_request = message.encode().expect("an IKE_SA_INIT request fits");
+        self.init_request.clone()
+    }
+
+    /// `<-- HDR, SAr1, KEr, Nr, [N]`. Returns `Ok(false)` when the responder asked for another
+    /// group: call [`Self::ike_sa_init`] again.
+    pub fn on_ike_sa_init_response(&mut self, bytes: &[u8]) -> Result<bool, InitiatorError> {
+        let message = Message::parse(bytes).map_err(|_| InitiatorError::Malformed("IKE_SA_INIT response"))?;
+        let mut sa = None;
+        let mut ke = None;
+        let mut nr = None;
+        for payload in &message.payloads {
+            match payload {
+                Payload::Notify(n) if n.kind == NotifyType::INVALID_KE_PAYLOAD => {
+                    let group = n.data.get(..2).map(|g| KeMethod(u16::from_be_bytes([g[0], g[1]])));
+                    self.ke = group
+                        .and_then(KeyExchangeMethod::from_id)
+                        .ok_or(InitiatorError::Malformed("INVALID_KE_PAYLOAD group"))?;
+                    return Ok(false);
+                }
+                Payload::Notify(n) if n.kind.is_error() => return Err(InitiatorError::Refused(n.kind)),
+                Payload::Sa(s) => sa = Some(s),
+                Payload::Ke(k) => ke = Some(k),
+                Payload::Nonce(n) => nr = Some(n.0.clone()),
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(ke), Some(nr)) = (sa, ke, nr) else {
+            return Err(InitiatorError::Malformed("IKE_SA_INIT response payloads"));
+        };
+        let [proposal] = sa.proposals.as_slice() else { return Err(InitiatorError::Malformed("chosen proposal")) };
+        let transform = |kind| proposal.transforms_of(kind).next();
+        let encr = transform(TransformType::ENCR).ok_or(InitiatorError::Malformed("ENCR"))?;
+        let prf = transform(TransformType::PRF)
+            .and_then(|t| Prf::from_id(crate::wire::PrfId(t.id)))
+            .ok_or(InitiatorError::Malformed("PRF"))?;
+        let integ = transform(TransformType::INTEG).map(|t| crate::wire::IntegId(t.id));
+        let cipher = IkeCipher::from_transforms(crate::wire::EncrId(encr.id), encr.key_length(), integ)
+            .ok_or(InitiatorError::Malformed("IKE cipher"))?;
+        let pending = self.pending.take().ok_or(InitiatorError::OutOfOrder)?;
+        let shared = pending.finish(&ke.data).map_err(|_| InitiatorError::Malformed("KEr"))?;
+        let spi_r = message.header.spi_r;
+        let seed = skeyseed(prf, &self.ni, &nr, &shared);
+        let keys = IkeSaKeys::derive(cipher.key_lengths(prf), &seed, &self.ni, &nr, self.spi_i, spi_r);
+        let sk = SkProtection::initiator(cipher, &keys).map_err(|_| InitiatorError::Malformed("SK keys"))?;
+        self.done = Some(InitDone { spi_r, prf, keys, sk, nr, init_response: bytes.to_vec() });
+        self.next_message_id = 1;
+        Ok(true)
+    }
+
+    /// `HDR, SK {IDi, AUTH, SAi2, TSi, TSr} -->`
+    pub fn ike_auth(&mut self) -> Result<Vec<u8>, InitiatorError> {
+        let header = self.header(ExchangeType::IKE_AUTH, self.next_message_id);
+        let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;
+        let mut id_body = Vec::new();
+        self.config.id.encode(&mut id_body);
+        let octets = SignedOctets {
+            real_message: &self.init_request,
+            peer_nonce: &done.nr,
+            sk_p: &done.keys.sk_pi,
+            id_body: &id_body,
+            int_auth: &[],
+        };
+        let auth = psk_auth(done.prf, &self.config.psk, &octets);
+        let mut proposals = self.config.esp_proposals.clone();
+        for proposal in &mut proposals {
+            proposal.spi = self.child_spi.to_be_bytes().to_vec();
+        }
+        let payloads = [
+            Payload::IdI(self.config.id.clone()),
+            Payload::Auth(Authentication { method: AuthMethod::SHARED_KEY_MIC, data: auth.to_vec() }),
+            Payload::Sa(SecurityAssociation { proposals }),
+            Payload::TsI(self.config.tsi.clone()),
+            Payload::TsR(self.config.tsr.clone()),
+        ];
+        let mut inner = Vec::new();
+        let first = crate::wire::encode_chain(&payloads, &mut inner).map_err(|_| InitiatorError::OutOfOrder)?;
+        done.sk.seal(&header, first, &inner).map_err(|_| InitiatorError::OutOfOrder)
+    }
+
+    /// `<-- HDR, SK {IDr, AUTH, SAr2, TSi, TSr}`, or an error notification.
+    pub fn on_ike_auth_response(&mut self, bytes: &[u8]) -> Result<AuthOutcome, InitiatorError> {
+        let payloads = self.open_response(bytes)?;
+        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
+        let (mut idr, mut auth, mut sa, mut tsi, mut tsr, mut refusal) = (None, None, None, None, None, None);
+        for payload in &payloads {
+            match payload {
+                Payload::IdR(id) => idr = Some(id),
+                Payload::Auth(a) => auth = Some(a),
+                Payload::Sa(s) => sa = Some(s),
+                Payload::TsI(t) => tsi = Some(t),
+                Payload::TsR(t) => tsr = Some(t),
+                Payload::Notify(n) if n.kind.is_error() => refusal = Some(n.kind),
+                _ => {}
+            }
+        }
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            return Err(InitiatorError::Refused(refusal.unwrap_or(NotifyType::INVALID_SYNTAX)));
+        };
+        let mut id_body = Vec::new();
+        idr.encode(&mut id_body);
+        let octets = SignedOctets {
+            real_message: &done.init_response,
+            peer_nonce: &self.ni,
+            sk_p: &done.keys.sk_pr,
+            id_body: &id_body,
+            int_auth: &[],
+        };
+        if auth.method != AuthMethod::SHARED_KEY_MIC
+            || !verify_psk_auth(done.prf, &self.config.psk, &octets, &auth.data)
+        {
+            return Err(InitiatorError::ResponderAuthentication);
+        }
+        let child = match (sa, tsi, tsr, refusal) {
+            (_, _, _, Some(kind)) => Err(kind),
+            (Some(sa), Some(tsi), Some(tsr), None) => Ok(self.child(sa, tsi, tsr)?),
+            _ => return Err(InitiatorError::Malformed("Child SA payloads")),
+        };
+        Ok(AuthOutcome { child })
+    }
+
+    /// `HDR, SK {} -->`: a liveness check.
+    pub fn informational(&mut self) -> Result<Vec<u8>, InitiatorError> {
+        let header = self.header(ExchangeType::INFORMATIONAL, self.next_message_id);
+        let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;
+        done.sk.seal(&header, PayloadType::NONE, &[]).map_err(|_| InitiatorError::OutOfOrder)
+    }
+
+    /// Check and decrypt a response to our last request; the message ID moves on.
+    pub fn open_response(&mut self, bytes: &[u8]) -> Result<Vec<Payload>, InitiatorError> {
+        let message = Message::parse(bytes).map_err(|_| InitiatorError::Malformed("response"))?;
+        if message.header.message_id != self.next_message_id || !message.header.flags.response() {
+            return Err(InitiatorError::Malformed("response message ID"));
+        }
+        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
+        let sk = message.encrypted().ok_or(InitiatorError::Malformed("SK payload"))?;
+        let plaintext = done
+            .sk
+            .open(bytes, bytes.len() - sk.body.len())
+            .map_err(|_| InitiatorError::Malformed("SK payload integrity"))?;
+        let payloads = crate::wire::read_chain(sk.first_inner, &mut crate::wire::Reader::new(&plaintext))
+            .map_err(|_| InitiatorError::Malformed("inner payloads"))?;
+        self.next_message_id += 1;
+        Ok(payloads)
+    }
+
+    fn child(
+        &self,
+        sa: &SecurityAssociation,
+        tsi: &TrafficSelectors,
+        tsr: &TrafficSelectors,
+    ) -> Result<InitiatorChild, InitiatorError> {
+        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
+        let ChildSelection::Chosen(suite, responder_spi, _) = select_child(sa, true, None) else {
+            return Err(InitiatorError::Malformed("chosen ESP proposal"));
+        };
+        let selectors = narrow(tsi, tsr).ok_or(InitiatorError::Malformed("chosen selectors"))?;
+        let (e, i) = (suite.encryption_key_len(), suite.integrity_key_len());
+        let keymat = child_keymat(done.prf, &done.keys.sk_d, &[], &self.ni, &done.nr, 2 * (e + i));
+        let key = |range: std::ops::Range<usize>| zeroize::Zeroizing::new(keymat[range].to_vec());
+        Ok(InitiatorChild {
+            suite,
+            outbound: (responder_spi, key(0..e), key(e..e + i)),
+            inbound: (self.child_spi, key(e + i..2 * e + i), key(2 * e + i..2 * (e + i))),
+            selectors,
+        })
+    }
+}

@@ -1,0 +1,332 @@
+//! IKE_AUTH with a pre-shared key, and the first Child SA (RFC 7296 1.2, 2.15):
+//! ```text
+//! HDR, SK {IDi, [IDr,] AUTH, SAi2, TSi, TSr}  -->
+//!                                             <--  HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
+//! ```
+//! An unknown ID, another method than the shared key, or a wrong AUTH value all get the same
+//! N(AUTHENTICATION_FAILED), and the IKE SA is forgotten. Once authenticated, a Child SA that
+//! cannot be agreed gets N(NO_PROPOSAL_CHOSEN) or N(TS_UNACCEPTABLE) while the IKE SA stands.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::init::HalfOpen;
+use super::{open, read_inner, respond, Entry, Established, Event, IkeSa, LogLevel, Responder};
+use crate::crypto::auth::{psk_auth, verify_psk_auth, SignedOctets};
+use crate::crypto::keys::child_keymat;
+use crate::crypto::prf::SecretBytes;
+use crate::proposal::{select_child, ChildEncryption, ChildSelection, ChildSuite};
+use crate::selectors::{narrow, SelectorPair};
+use crate::wire::{
+    AuthMethod, Authentication, IdType, Identification, Message, Notify, NotifyType, Payload, SecurityAssociation,
+    TrafficSelectors,
+};
+
+/// Proof that the peer's AUTH payload was verified; nothing is installed without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated(());
+
+/// How ESP of a Child SA travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encapsulation {
+    /// IP protocol 50.
+    Raw,
+    /// UDP (RFC 3948), from our port to the peer's port as seen.
+    Udp {
+        /// Our port (4500).
+        local_port: u16,
+        /// The peer's port, after any NAT.
+        remote_port: u16,
+    },
+}
+
+/// The SPI and keys of one direction of a Child SA.
+#[derive(Debug)]
+pub struct ChildSaKeys {
+    /// The SPI the receiving side chose.
+    pub spi: u32,
+    /// The encryption key (with the salt for AES-GCM).
+    pub encryption: SecretBytes,
+    /// The integrity key, empty for AES-GCM.
+    pub integrity: SecretBytes,
+}
+
+/// A Child SA agreed with an authenticated peer, ready for the dataplane.
+#[derive(Debug)]
+pub struct ChildSa {
+    /// The tunnel it belongs to.
+    pub tunnel: String,
+    /// Its transforms.
+    pub suite: ChildSuite,
+    /// What we receive: our SPI, the initiator-to-responder keys.
+    pub inbound: ChildSaKeys,
+    /// What we send: the peer's SPI, the responder-to-initiator keys.
+    pub outbound: ChildSaKeys,
+    /// The customer's and our traffic selectors.
+    pub selectors: SelectorPair,
+    /// Our address (the tunnel's anycast endpoint).
+    pub local: IpAddr,
+    /// The peer's address as seen.
+    pub remote: IpAddr,
+    /// Raw ESP or ESP in UDP.
+    pub encapsulation: Encapsulation,
+    /// The proof it was authenticated.
+    pub authenticated: Authenticated,
+}
+
+/// The NAT-T port.
+const NAT_T_PORT: u16 = 4500;
+
+impl Responder {
+    pub(super) fn handle_ike_auth(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8], message: &Message) {
+        let spi_r = message.header.spi_r;
+        let Some(Entry { sa: IkeSa::HalfOpen(half), .. }) = self.sas.get(&spi_r) else { return };
+        // The peer may move from port 500 to 4500 (RFC 7296 2.23), not to another address.
+        if remote.ip() != half.remote.ip() || local.ip() != half.local.ip() {
+            return;
+        }
+        // A message that fails its ICV is dropped without a word (RFC 7296 2.21.2).
+        let Some(plaintext) = open(&half.sk, bytes, message) else { return };
+        let Some(Entry { sa: IkeSa::HalfOpen(mut half), .. }) = self.sas.remove(&spi_r) else { return };
+        self.by_initiator.remove(&(half.remote, half.spi_i));
+        half.local = local;
+        half.remote = remote;
+
+        let Some(payloads) = read_inner(message, &plaintext) else {
+            return self.fail_auth(&mut half, message, NotifyType::INVALID_SYNTAX, Vec::new(), "malformed IKE_AUTH");
+        };
+        if let Some(kind) = crate::wire::message::unsupported_critical(&payloads) {
+            let data = vec![kind.0];
+            return self.fail_auth(
+                &mut half,
+                message,
+                NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
+                data,
+                "critical payload",
+            );
+        }
+        let request = AuthRequest::gather(&payloads);
+        let (Some(idi), Some(auth)) = (request.idi, request.auth) else {
+            return self.fail_auth(
+                &mut half,
+                message,
+                NotifyType::INVALID_SYNTAX,
+                Vec::new(),
+                "IKE_AUTH without IDi or AUTH",
+            );
+        };
+        let tunnel = super::ipv4_of(local).and_then(|ip| self.policy.tunnel_for(idi, ip));
+        let authenticated = tunnel.and_then(|tunnel| {
+            let octets = SignedOctets {
+                real_message: &half.init_request,
+                peer_nonce: &half.nr,
+                sk_p: &half.keys.sk_pi,
+                id_body: &id_body(idi),
+                int_auth: &[],
+            };
+            let psk = &self.policy.tunnels[tunnel].psk;
+            (auth.method == AuthMethod::SHARED_KEY_MIC && verify_psk_auth(half.suite.prf, psk, &octets, &auth.data))
+                .then_some((tunnel, Authenticated(())))
+        });
+        let Some((tunnel, authenticated)) = authenticated else {
+            let why = format!("authentication failed for {} ID {}", idi.id_type, printable(&idi.data));
+            return self.fail_auth(&mut half, message, NotifyType::AUTHENTICATION_FAILED, Vec::new(), &why);
+        };
+
+        // Our side: AUTH over our IKE_SA_INIT response, the initiator's nonce and our ID.
+        let idr = Identification::new(IdType::IPV4_ADDR, ip_octets(local.ip()));
+        let octets = SignedOctets {
+            real_message: &half.init_response,
+            peer_nonce: &half.ni,
+            sk_p: &half.keys.sk_pr,
+            id_body: &id_body(&idr),
+            int_auth: &[],
+        };
+        let our_auth = psk_auth(half.suite.prf, &self.policy.tunnels[tunnel].psk, &octets);
+        let mut answer = vec![
+            Payload::IdR(idr),
+            Payload::Auth(Authentication { method: AuthMethod::SHARED_KEY_MIC, data: our_auth.to_vec() }),
+        ];
+        let tunnel_name = self.policy.tunnels[tunnel].name.clone();
+        let child = self.agree_child(&half, tunnel, &request, authenticated, &mut answer);
+
+        let Some(response) = respond(&mut half.sk, &message.header, &answer) else { return };
+        let ike_suite = format!("{:?}/{}/{}", half.suite.cipher, half.suite.prf.id(), half.suite.ke.id());
+        let established = Established {
+            local,
+            remote,
+            spi_i: half.spi_i,
+            tunnel,
+            suite: half.suite,
+            sk: half.sk,
+            sk_d: std::mem::take(&mut half.keys.sk_d),
+        };
+        // send_response moves the window on to message ID 2 and caches the answer.
+        self.sas.insert(
+            spi_r,
+            Entry { sa: IkeSa::Established(Box::new(established)), next_request: 1, last_response: None },
+        );
+        self.send_response(spi_r, local, remote, Some(response));
+        self.log(LogLevel::Info, local, remote, format!("IKE SA established for tunnel {tunnel_name}: {ike_suite}"));
+        match child {
+            Ok(child) => {
+                let line = format!(
+                    "Child SA established for tunnel {tunnel_name}: {:?}, SPIs in {:08x} out {:08x}, {} <-> {}, {}",
+                    child.suite,
+                    child.inbound.spi,
+                    child.outbound.spi,
+                    child.selectors.initiator,
+                    child.selectors.responder,
+                    match child.encapsulation {
+                        Encapsulation::Raw => "raw ESP".to_string(),
+                        Encapsulation::Udp { remote_port, .. } => format!("ESP in UDP to port {remote_port}"),
+                    }
+                );
+                self.log(LogLevel::Info, local, remote, line);
+                self.events.push_back(Event::ChildSaEstablished(child));
+            }
+            Err(refusal) => {
+                self.log(
+                    LogLevel::Warning,
+                    local,
+                    remote,
+                    format!("Child SA refused for tunnel {tunnel_name}: {refusal}"),
+                );
+            }
+        }
+    }
+
+    /// Agree the first Child SA, appending its payloads (or the refusal) to `answer`.
+    fn agree_child(
+        &mut self,
+        half: &HalfOpen,
+        tunnel: usize,
+        request: &AuthRequest<'_>,
+        authenticated: Authenticated,
+        answer: &mut Vec<Payload>,
+    ) -> Result<ChildSa, NotifyType> {
+        let refuse = |answer: &mut Vec<Payload>, kind: NotifyType| {
+            answer.push(Payload::Notify(Notify::new(kind, Vec::new())));
+            Err(kind)
+        };
+        let (Some(offer), Some(tsi), Some(tsr)) = (request.sa, request.tsi, request.tsr) else {
+            return refuse(answer, NotifyType::NO_PROPOSAL_CHOSEN);
+        };
+        let policy = &self.policy.tunnels[tunnel];
+        let ChildSelection::Chosen(suite, peer_spi, mut proposal) = select_child(offer, policy.allow_null_cipher, None)
+        else {
+            return refuse(answer, NotifyType::NO_PROPOSAL_CHOSEN);
+        };
+        let Some(selectors) = narrow(tsi, tsr) else { return refuse(answer, NotifyType::TS_UNACCEPTABLE) };
+        let tunnel_name = policy.name.clone();
+        let Some(our_spi) = self.allocate_esp_spi() else { return refuse(answer, NotifyType::TEMPORARY_FAILURE) };
+        proposal.spi = our_spi.to_be_bytes().to_vec();
+
+        // KEYMAT = prf+(SK_d, Ni | Nr): initiator-to-responder keys first (RFC 7296 2.17).
+        let (encryption_len, integrity_len) = (suite.encryption_key_len(), suite.integrity_key_len());
+        let keymat = child_keymat(
+            half.suite.prf,
+            &half.keys.sk_d,
+            &[],
+            &half.ni,
+            &half.nr,
+            2 * (encryption_len + integrity_len),
+        );
+        let mut rest: &[u8] = &keymat;
+        let mut take = |n: usize| {
+            let (key, tail) = rest.split_at(n);
+            rest = tail;
+            zeroize::Zeroizing::new(key.to_vec())
+        };
+        let inbound = ChildSaKeys { spi: our_spi, encryption: take(encryption_len), integrity: take(integrity_len) };
+        let outbound = ChildSaKeys { spi: peer_spi, encryption: take(encryption_len), integrity: take(integrity_len) };
+
+        let encapsulation = if half.nat.any() {
+            let remote_port = if half.local.port() == NAT_T_PORT { half.remote.port() } else { NAT_T_PORT };
+            Encapsulation::Udp { local_port: NAT_T_PORT, remote_port }
+        } else {
+            Encapsulation::Raw
+        };
+        let (tsi, tsr) = selectors.payloads();
+        answer.extend([
+            Payload::Sa(SecurityAssociation { proposals: vec![proposal] }),
+            Payload::TsI(tsi),
+            Payload::TsR(tsr),
+        ]);
+        Ok(ChildSa {
+            tunnel: tunnel_name,
+            suite,
+            inbound,
+            outbound,
+            selectors,
+            local: half.local.ip(),
+            remote: half.remote.ip(),
+            encapsulation,
+            authenticated,
+        })
+    }
+
+    /// Answer a failed IKE_AUTH with `kind` and forget the IKE SA.
+    fn fail_auth(&mut self, half: &mut HalfOpen, message: &Message, kind: NotifyType, data: Vec<u8>, why: &str) {
+        let (local, remote) = (half.local, half.remote);
+        if let Some(response) = respond(&mut half.sk, &message.header, &[Payload::Notify(Notify::new(kind, data))]) {
+            self.transmits.push_back(super::Transmit { local, remote, bytes: response });
+        }
+        self.log(LogLevel::Warning, local, remote, format!("IKE_AUTH refused ({kind}): {why}"));
+    }
+}
+
+/// The payloads of an IKE_AUTH request the responder reads.
+struct AuthRequest<'a> {
+    idi: Option<&'a Identification>,
+    auth: Option<&'a Authentication>,
+    sa: Option<&'a SecurityAssociation>,
+    tsi: Option<&'a TrafficSelectors>,
+    tsr: Option<&'a TrafficSelectors>,
+}
+
+impl<'a> AuthRequest<'a> {
+    fn gather(payloads: &'a [Payload]) -> Self {
+        let mut request = Self { idi: None, auth: None, sa: None, tsi: None, tsr: None };
+        for payload in payloads {
+            match payload {
+                Payload::IdI(id) => request.idi = Some(id),
+                Payload::Auth(auth) => request.auth = Some(auth),
+                Payload::Sa(sa) => request.sa = Some(sa),
+                Payload::TsI(ts) => request.tsi = Some(ts),
+                Payload::TsR(ts) => request.tsr = Some(ts),
+                _ => {}
+            }
+        }
+        request
+    }
+}
+
+/// The body of an ID payload, as AUTH signs it.
+fn id_body(id: &Identification) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4 + id.data.len());
+    id.encode(&mut body);
+    body
+}
+
+fn ip_octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
+    }
+}
+
+/// An ID for the log: printable ASCII as it is, anything else in hex.
+fn printable(data: &[u8]) -> String {
+    if data.iter().all(|b| b.is_ascii_graphic()) {
+        String::from_utf8_lossy(data).into_owned()
+    } else {
+        data.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl ChildSuite {
+    /// Whether the suite encrypts.
+    pub fn encrypts(&self) -> bool {
+        self.encryption != ChildEncryption::Null
+    }
+}

@@ -1,0 +1,356 @@
+//! The IKEv2 responder, without I/O: datagrams and the time go in, datagrams to send and events
+//! (Child SAs to install, log lines) come out.
+//!
+//! Each IKE SA is in one state at a time, a type each: `HalfOpen` after IKE_SA_INIT, waiting for
+//! IKE_AUTH, then `Established`. A Child SA can only be built from an [`auth::Authenticated`]
+//! token, which only a verified AUTH payload yields. Requests carry message IDs with a window of
+//! one: the next ID is processed, a repeat of the last one is answered with the cached response
+//! byte for byte, and anything else is dropped.
+
+mod auth;
+mod init;
+pub mod nat;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rand;
+
+pub use auth::{Authenticated, ChildSa, ChildSaKeys, Encapsulation};
+
+use crate::crypto::prf::SecretBytes;
+use crate::crypto::sk::SkProtection;
+use crate::policy::ResponderPolicy;
+use crate::proposal::IkeSuite;
+use crate::wire::{ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadType};
+
+/// How long an IKE SA may wait for IKE_AUTH after IKE_SA_INIT.
+pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The bits of an inbound ESP SPI below the node ID (the node ID takes the top 8).
+const ESP_SPI_LOCAL_BITS: u32 = 24;
+/// The bits of a responder IKE SPI below the node ID (the node ID takes the top 16).
+const IKE_SPI_LOCAL_BITS: u32 = 48;
+
+/// A datagram to send: the IKE message, from `local` to `remote` (the runner adds the non-ESP
+/// marker on port 4500).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// The IKE message.
+    pub bytes: Vec<u8>,
+}
+
+/// How serious a log event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Something established or ended as it should.
+    Info,
+    /// A peer's request refused.
+    Warning,
+}
+
+/// One line of the IKE event log; never holds a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// How serious.
+    pub level: LogLevel,
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// What happened, with the suite where one was negotiated.
+    pub message: String,
+}
+
+/// What the responder has to say to its runner.
+#[derive(Debug)]
+pub enum Event {
+    /// A Child SA to install in the dataplane.
+    ChildSaEstablished(ChildSa),
+    /// A line for the IKE event log.
+    Log(LogEvent),
+}
+
+/// An established IKE SA, as status views show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    /// The tunnel it authenticated as.
+    pub tunnel: String,
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// The initiator's SPI.
+    pub spi_i: u64,
+    /// Our SPI.
+    pub spi_r: u64,
+    /// Its suite.
+    pub suite: IkeSuite,
+}
+
+/// Why the responder could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The node ID does not fit the 8 bits an ESP SPI gives it.
+    NodeIdTooLarge(u16),
+}
+
+/// An IKE SA in one of its states.
+enum IkeSa {
+    HalfOpen(Box<init::HalfOpen>),
+    Established(Box<Established>),
+}
+
+/// An authenticated IKE SA.
+struct Established {
+    local: SocketAddr,
+    remote: SocketAddr,
+    spi_i: u64,
+    tunnel: usize,
+    suite: IkeSuite,
+    sk: SkProtection,
+    #[allow(dead_code)] // Keys Child SA rekeys (CREATE_CHILD_SA).
+    sk_d: SecretBytes,
+}
+
+/// An IKE SA with its message ID state.
+struct Entry {
+    sa: IkeSa,
+    /// The message ID the next request must carry.
+    next_request: u32,
+    /// The last response sent, for a retransmitted request.
+    last_response: Option<Vec<u8>>,
+}
+
+/// The IKEv2 responder of one server.
+pub struct Responder {
+    policy: ResponderPolicy,
+    sas: HashMap<u64, Entry>,
+    /// Responder SPIs of half-open SAs by (peer, initiator SPI), to spot a repeated IKE_SA_INIT.
+    by_initiator: HashMap<(SocketAddr, u64), u64>,
+    esp_spis: HashSet<u32>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder").field("ike_sas", &self.sas.len()).finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    /// A responder for `policy`.
+    pub fn new(policy: ResponderPolicy) -> Result<Self, PolicyError> {
+        if policy.node_id > 0xff {
+            return Err(PolicyError::NodeIdTooLarge(policy.node_id));
+        }
+        Ok(Self {
+            policy,
+            sas: HashMap::new(),
+            by_initiator: HashMap::new(),
+            esp_spis: HashSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Mark an inbound ESP SPI as taken (by a static SA), so that it is never allocated.
+    pub fn reserve_esp_spi(&mut self, spi: u32) {
+        self.esp_spis.insert(spi);
+    }
+
+    /// The established IKE SAs, for status views.
+    pub fn established(&self) -> Vec<IkeSaInfo> {
+        let mut list: Vec<IkeSaInfo> = self
+            .sas
+            .iter()
+            .filter_map(|(spi_r, entry)| match &entry.sa {
+                IkeSa::Established(sa) => Some(IkeSaInfo {
+                    tunnel: self.policy.tunnels[sa.tunnel].name.clone(),
+                    local: sa.local,
+                    remote: sa.remote,
+                    spi_i: sa.spi_i,
+                    spi_r: *spi_r,
+                    suite: sa.suite,
+                }),
+                IkeSa::HalfOpen(_) => None,
+            })
+            .collect();
+        list.sort_by(|a, b| (&a.tunnel, a.spi_r).cmp(&(&b.tunnel, b.spi_r)));
+        list
+    }
+
+    /// The number of IKE SAs, half-open ones included.
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Forget half-open IKE SAs older than [`HALF_OPEN_TIMEOUT`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, e)| matches!(&e.sa, IkeSa::HalfOpen(h) if now.duration_since(h.created) >= HALF_OPEN_TIMEOUT))
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in expired {
+            self.remove(spi);
+        }
+    }
+
+    /// Handle one IKE datagram (without the non-ESP marker) that arrived on `local` from `remote`.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+        let Ok(message) = Message::parse(bytes) else { return };
+        let header = message.header;
+        if header.flags.response() || !header.flags.initiator() {
+            // A responder only answers; it never sent a request, and a request not from the
+            // original initiator is for an SA it would have initiated.
+            return;
+        }
+        if header.exchange == ExchangeType::IKE_SA_INIT {
+            if header.spi_r == 0 && header.message_id == 0 {
+                self.handle_ike_sa_init(now, local, remote, bytes, message);
+            }
+            return;
+        }
+        let Some(entry) = self.sas.get_mut(&header.spi_r) else { return };
+        if header.message_id != entry.next_request {
+            if header.message_id.wrapping_add(1) == entry.next_request {
+                if let Some(response) = entry.last_response.clone() {
+                    self.transmits.push_back(Transmit { local, remote, bytes: response });
+                }
+            }
+            return;
+        }
+        match header.exchange {
+            ExchangeType::IKE_AUTH => self.handle_ike_auth(local, remote, bytes, &message),
+            ExchangeType::INFORMATIONAL => self.handle_informational(local, remote, bytes, &message),
+            _ => self.answer_unsupported_exchange(local, remote, bytes, &message),
+        }
+    }
+
+    /// An INFORMATIONAL request on an established SA: a liveness check is answered empty.
+    fn handle_informational(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8], message: &Message) {
+        let spi_r = message.header.spi_r;
+        let Some(entry) = self.sas.get_mut(&spi_r) else { return };
+        let IkeSa::Established(sa) = &mut entry.sa else { return };
+        let Some(inner) = open(&sa.sk, bytes, message) else { return };
+        if read_inner(message, &inner).is_none() {
+            return;
+        }
+        let response = respond(&mut sa.sk, &message.header, &[]);
+        self.send_response(spi_r, local, remote, response);
+    }
+
+    /// CREATE_CHILD_SA and unknown exchanges on an established SA: refused, not ignored, so that
+    /// the peer does not retransmit.
+    fn answer_unsupported_exchange(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8], message: &Message) {
+        let spi_r = message.header.spi_r;
+        let Some(entry) = self.sas.get_mut(&spi_r) else { return };
+        let IkeSa::Established(sa) = &mut entry.sa else { return };
+        if open(&sa.sk, bytes, message).is_none() {
+            return;
+        }
+        let refusal = Payload::Notify(Notify::new(NotifyType::NO_ADDITIONAL_SAS, Vec::new()));
+        let response = respond(&mut sa.sk, &message.header, &[refusal]);
+        self.send_response(spi_r, local, remote, response);
+    }
+
+    /// Send `response` to the request just processed on `spi_r`, and cache it.
+    fn send_response(&mut self, spi_r: u64, local: SocketAddr, remote: SocketAddr, response: Option<Vec<u8>>) {
+        let Some(bytes) = response else { return };
+        if let Some(entry) = self.sas.get_mut(&spi_r) {
+            entry.next_request = entry.next_request.wrapping_add(1);
+            entry.last_response = Some(bytes.clone());
+        }
+        self.transmits.push_back(Transmit { local, remote, bytes });
+    }
+
+    fn remove(&mut self, spi_r: u64) {
+        if let Some(entry) = self.sas.remove(&spi_r) {
+            if let IkeSa::HalfOpen(h) = &entry.sa {
+                self.by_initiator.remove(&(h.remote, h.spi_i));
+            }
+        }
+    }
+
+    fn log(&mut self, level: LogLevel, local: SocketAddr, remote: SocketAddr, message: String) {
+        self.events.push_back(Event::Log(LogEvent { level, local, remote, message }));
+    }
+
+    /// A fresh responder IKE SPI: the node ID in the top 16 bits, random below, never zero.
+    fn allocate_ike_spi(&self) -> Option<u64> {
+        (0..16).find_map(|_| {
+            let mut random = [0u8; 8];
+            rand::fill(&mut random).ok()?;
+            let local = u64::from_be_bytes(random) & ((1 << IKE_SPI_LOCAL_BITS) - 1);
+            let spi = u64::from(self.policy.node_id) << IKE_SPI_LOCAL_BITS | local;
+            (spi != 0 && !self.sas.contains_key(&spi)).then_some(spi)
+        })
+    }
+
+    /// A fresh inbound ESP SPI: the node ID in the top 8 bits, random below, never under 256
+    /// (RFC 4303 2.1 reserves 1-255).
+    fn allocate_esp_spi(&mut self) -> Option<u32> {
+        let spi = (0..64).find_map(|_| {
+            let mut random = [0u8; 4];
+            rand::fill(&mut random).ok()?;
+            let local = u32::from_be_bytes(random) & ((1 << ESP_SPI_LOCAL_BITS) - 1);
+            let spi = u32::from(self.policy.node_id) << ESP_SPI_LOCAL_BITS | local;
+            (spi >= 256 && !self.esp_spis.contains(&spi)).then_some(spi)
+        })?;
+        self.esp_spis.insert(spi);
+        Some(spi)
+    }
+}
+
+/// The response header to a request.
+fn response_header(request: &Header) -> Header {
+    Header { next_payload: PayloadType::NONE, flags: Flags(Flags::RESPONSE), length: 0, ..*request }
+}
+
+/// Check and decrypt the SK payload of `message` (`bytes` as received); `None` drops it.
+fn open(sk: &SkProtection, bytes: &[u8], message: &Message) -> Option<SecretBytes> {
+    let encrypted = message.encrypted()?;
+    sk.open(bytes, bytes.len() - encrypted.body.len()).ok()
+}
+
+/// The payloads inside a decrypted SK payload; `None` when they do not parse.
+fn read_inner(message: &Message, plaintext: &[u8]) -> Option<Vec<Payload>> {
+    let first = message.encrypted()?.first_inner;
+    crate::wire::read_chain(first, &mut crate::wire::Reader::new(plaintext)).ok()
+}
+
+/// A protected response holding `payloads`.
+fn respond(sk: &mut SkProtection, request: &Header, payloads: &[Payload]) -> Option<Vec<u8>> {
+    let mut inner = Vec::new();
+    let first = crate::wire::encode_chain(payloads, &mut inner).ok()?;
+    sk.seal(&response_header(request), first, &inner).ok()
+}
+
+/// The IP address of a socket address, for the tunnel lookup (IPv4 endpoints only).
+fn ipv4_of(address: SocketAddr) -> Option<std::net::Ipv4Addr> {
+    match address.ip() {
+        IpAddr::V4(ip) => Some(ip),
+        IpAddr::V6(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
