@@ -423,3 +423,17 @@ fn half_open_sas_expire() {
     assert_eq!(pair.responder.ike_sa_count(), 0);
     assert!(Responder::new(ResponderPolicy { node_id: 256, ..policy() }).is_err());
 }
+
+#[test]
+fn an_unknown_critical_payload_is_refused_by_name_and_an_unknown_non_critical_one_is_skipped() {
+    use crate::wire::{PayloadType, RawPayload};
+    for (critical, expect_refusal) in [(true, true), (false, false)] {
+        let mut pair = Pair::new(config());
+        let mut request = Message::parse(&pair.initiator.ike_sa_init()).unwrap();
+        request.payloads.push(Payload::Other(RawPayload { kind: PayloadType(222), critical, body: vec![1, 2, 3] }));
+        let response = Message::parse(&pair.exchange(&request.encode().unwrap()).unwrap()).unwrap();
+        let refusal = Payload::Notify(Notify::new(NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD, vec![222]));
+        assert_eq!(response.payloads == [refusal], expect_refusal, "critical: {critical}");
+        assert_eq!(pair.responder.ike_sa_count(), usize::from(!expect_refusal));
+    }
+}
