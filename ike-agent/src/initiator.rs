@@ -8,7 +8,7 @@ use aws_lc_rs::rand;
 
 use crate::crypto::auth::{psk_auth, verify_psk_auth, SignedOctets};
 use crate::crypto::ke::{KeyExchangeMethod, PendingKe};
-use crate::crypto::keys::{child_keymat, skeyseed, IkeSaKeys};
+use crate::crypto::keys::{child_keys, skeyseed, IkeSaKeys};
 use crate::crypto::prf::{Prf, SecretBytes};
 use crate::crypto::sk::{IkeCipher, SkProtection};
 use crate::proposal::{select_child, ChildSelection, ChildSuite};
@@ -242,13 +242,11 @@ impl Initiator {
     pub fn ike_auth(&mut self) -> Result<Vec<u8>, InitiatorError> {
         let header = self.header(ExchangeType::IKE_AUTH, self.next_message_id);
         let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;
-        let mut id_body = Vec::new();
-        self.config.id.encode(&mut id_body);
         let octets = SignedOctets {
             real_message: &self.init_request,
             peer_nonce: &done.nr,
             sk_p: &done.keys.sk_pi,
-            id_body: &id_body,
+            id_body: &self.config.id.body(),
             int_auth: &[],
         };
         let auth = psk_auth(done.prf, &self.config.psk, &octets);
@@ -263,9 +261,7 @@ impl Initiator {
             Payload::TsI(self.config.tsi.clone()),
             Payload::TsR(self.config.tsr.clone()),
         ];
-        let mut inner = Vec::new();
-        let first = crate::wire::encode_chain(&payloads, &mut inner).map_err(|_| InitiatorError::OutOfOrder)?;
-        done.sk.seal(&header, first, &inner).map_err(|_| InitiatorError::OutOfOrder)
+        crate::protected::seal(&mut done.sk, &header, &payloads).ok_or(InitiatorError::OutOfOrder)
     }
 
     /// `<-- HDR, SK {IDr, AUTH, SAr2, TSi, TSr}`, or an error notification.
@@ -287,13 +283,11 @@ impl Initiator {
         let (Some(idr), Some(auth)) = (idr, auth) else {
             return Err(InitiatorError::Refused(refusal.unwrap_or(NotifyType::INVALID_SYNTAX)));
         };
-        let mut id_body = Vec::new();
-        idr.encode(&mut id_body);
         let octets = SignedOctets {
             real_message: &done.init_response,
             peer_nonce: &self.ni,
             sk_p: &done.keys.sk_pr,
-            id_body: &id_body,
+            id_body: &idr.body(),
             int_auth: &[],
         };
         if auth.method != AuthMethod::SHARED_KEY_MIC
@@ -323,13 +317,10 @@ impl Initiator {
             return Err(InitiatorError::Malformed("response message ID"));
         }
         let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
-        let sk = message.encrypted().ok_or(InitiatorError::Malformed("SK payload"))?;
-        let plaintext = done
-            .sk
-            .open(bytes, bytes.len() - sk.body.len())
-            .map_err(|_| InitiatorError::Malformed("SK payload integrity"))?;
-        let payloads = crate::wire::read_chain(sk.first_inner, &mut crate::wire::Reader::new(&plaintext))
-            .map_err(|_| InitiatorError::Malformed("inner payloads"))?;
+        let plaintext = crate::protected::open(&done.sk, bytes, &message)
+            .ok_or(InitiatorError::Malformed("SK payload missing or failing its ICV"))?;
+        let payloads =
+            crate::protected::read_inner(&message, &plaintext).ok_or(InitiatorError::Malformed("inner payloads"))?;
         self.next_message_id += 1;
         Ok(payloads)
     }
@@ -345,13 +336,18 @@ impl Initiator {
             return Err(InitiatorError::Malformed("chosen ESP proposal"));
         };
         let selectors = narrow(tsi, tsr).ok_or(InitiatorError::Malformed("chosen selectors"))?;
-        let (e, i) = (suite.encryption_key_len(), suite.integrity_key_len());
-        let keymat = child_keymat(done.prf, &done.keys.sk_d, &[], &self.ni, &done.nr, 2 * (e + i));
-        let key = |range: std::ops::Range<usize>| zeroize::Zeroizing::new(keymat[range].to_vec());
+        let (to_peer, to_us) = child_keys(
+            done.prf,
+            &done.keys.sk_d,
+            &[],
+            (&self.ni, &done.nr),
+            suite.encryption_key_len(),
+            suite.integrity_key_len(),
+        );
         Ok(InitiatorChild {
             suite,
-            outbound: (responder_spi, key(0..e), key(e..e + i)),
-            inbound: (self.child_spi, key(e + i..2 * e + i), key(2 * e + i..2 * (e + i))),
+            outbound: (responder_spi, to_peer.encryption, to_peer.integrity),
+            inbound: (self.child_spi, to_us.encryption, to_us.integrity),
             selectors,
         })
     }

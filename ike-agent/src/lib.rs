@@ -9,6 +9,15 @@ pub mod crypto;
 pub mod initiator;
 pub mod policy;
 pub mod proposal;
+pub mod protected;
 pub mod responder;
 pub mod selectors;
 pub mod wire;
+
+#[cfg(test)]
+mod test_util {
+    /// Bytes from a hex string of test data.
+    pub fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+}

@@ -55,22 +55,46 @@ impl IkeSaKeys {
             .prf
             .plus(skeyseed, &[ni, nr, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()], total)
             .expect("IKE SA keys are far under 255 PRF blocks");
-        let mut rest: &[u8] = &material;
-        let mut take = |n: usize| {
-            let (key, tail) = rest.split_at(n);
-            rest = tail;
-            zeroize::Zeroizing::new(key.to_vec())
-        };
-        Self {
-            sk_d: take(prf_len),
-            sk_ai: take(lengths.integrity),
-            sk_ar: take(lengths.integrity),
-            sk_ei: take(lengths.encryption),
-            sk_er: take(lengths.encryption),
-            sk_pi: take(prf_len),
-            sk_pr: take(prf_len),
-        }
+        let (i, e) = (lengths.integrity, lengths.encryption);
+        let [sk_d, sk_ai, sk_ar, sk_ei, sk_er, sk_pi, sk_pr] =
+            split(&material, [prf_len, i, i, e, e, prf_len, prf_len]);
+        Self { sk_d, sk_ai, sk_ar, sk_ei, sk_er, sk_pi, sk_pr }
     }
+}
+
+/// Cut `material` into keys of the given lengths, in order.
+fn split<const N: usize>(material: &[u8], lengths: [usize; N]) -> [SecretBytes; N] {
+    let mut rest = material;
+    lengths.map(|n| {
+        let (key, tail) = rest.split_at(n);
+        rest = tail;
+        zeroize::Zeroizing::new(key.to_vec())
+    })
+}
+
+/// The keys of one direction of a Child SA.
+#[derive(Debug)]
+pub struct DirectionKeys {
+    /// The encryption key (with the salt for AES-GCM).
+    pub encryption: SecretBytes,
+    /// The integrity key, empty for AES-GCM.
+    pub integrity: SecretBytes,
+}
+
+/// The keys of a Child SA, initiator-to-responder first (RFC 7296 2.17): each direction takes
+/// its encryption key, then its integrity key, from KEYMAT.
+pub fn child_keys(
+    prf: Prf,
+    sk_d: &[u8],
+    shared_secrets: &[&[u8]],
+    nonces: (&[u8], &[u8]),
+    encryption_len: usize,
+    integrity_len: usize,
+) -> (DirectionKeys, DirectionKeys) {
+    let (ni, nr) = nonces;
+    let keymat = child_keymat(prf, sk_d, shared_secrets, ni, nr, 2 * (encryption_len + integrity_len));
+    let [ei, ii, er, ir] = split(&keymat, [encryption_len, integrity_len, encryption_len, integrity_len]);
+    (DirectionKeys { encryption: ei, integrity: ii }, DirectionKeys { encryption: er, integrity: ir })
 }
 
 /// KEYMAT = prf+(SK_d, [g^ir (new) | ...] | Ni | Nr): `len` bytes for a Child SA, with the shared

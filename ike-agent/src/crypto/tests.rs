@@ -1,11 +1,8 @@
 //! Key derivation against published vectors.
 
-use super::keys::{child_keymat, skeyseed, skeyseed_from_sk_d, IkeSaKeys, KeyLengths};
+use super::keys::{child_keymat, child_keys, skeyseed, skeyseed_from_sk_d, IkeSaKeys, KeyLengths};
 use super::prf::Prf;
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
+use crate::test_util::hex;
 
 /// NIST ACVP's own IKEv2 KDF test case "IKEv2 SHA2-256" (SP 800-135 4.1.2; usnistgov/ACVP-Server,
 /// Crypto.IKEv2.Tests/IkeV2Tests.cs), DKM length 3072 bits:
@@ -39,6 +36,13 @@ fn nist_acvp_ikev2_kdf_sha256() {
     assert_eq!(*child_keymat(prf, sk_d, &[], &ni, &nr, 384), hex(DKM_CHILD), "DKM(Child SA)");
     assert_eq!(*child_keymat(prf, sk_d, &[&gir_new], &ni, &nr, 384), hex(DKM_CHILD_DH), "DKM(Child SA D-H)");
     assert_eq!(*skeyseed_from_sk_d(prf, sk_d, &gir_new, &ni, &nr), hex(SKEYSEED_REKEY), "SKEYSEED(Rekey)");
+
+    // A Child SA's keys are KEYMAT cut in RFC 7296 2.17's order: encryption then integrity,
+    // initiator to responder first (here 36 + 32 bytes a direction).
+    let (i_to_r, r_to_i) = child_keys(prf, sk_d, &[], (&ni, &nr), 36, 32);
+    let keymat = hex(DKM_CHILD);
+    assert_eq!([&i_to_r.encryption[..], &i_to_r.integrity[..]], [&keymat[..36], &keymat[36..68]]);
+    assert_eq!([&r_to_i.encryption[..], &r_to_i.integrity[..]], [&keymat[68..104], &keymat[104..136]]);
 
     // The seven IKE SA keys are DKM cut in RFC 7296 2.14's order (here AES-CBC-256 with
     // HMAC-SHA2-256-128: 32-byte keys throughout).

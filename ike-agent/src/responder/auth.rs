@@ -10,11 +10,12 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::init::HalfOpen;
-use super::{open, read_inner, respond, Entry, Established, Event, IkeSa, LogLevel, Responder};
+use super::{respond, Entry, Established, Event, IkeSa, LogLevel, Responder};
 use crate::crypto::auth::{psk_auth, verify_psk_auth, SignedOctets};
-use crate::crypto::keys::child_keymat;
+use crate::crypto::keys::child_keys;
 use crate::crypto::prf::SecretBytes;
-use crate::proposal::{select_child, ChildEncryption, ChildSelection, ChildSuite};
+use crate::proposal::{select_child, ChildSelection, ChildSuite};
+use crate::protected::{open, read_inner};
 use crate::selectors::{narrow, SelectorPair};
 use crate::wire::{
     AuthMethod, Authentication, IdType, Identification, Message, Notify, NotifyType, Payload, SecurityAssociation,
@@ -120,7 +121,7 @@ impl Responder {
                 real_message: &half.init_request,
                 peer_nonce: &half.nr,
                 sk_p: &half.keys.sk_pi,
-                id_body: &id_body(idi),
+                id_body: &idi.body(),
                 int_auth: &[],
             };
             let psk = &self.policy.tunnels[tunnel].psk;
@@ -138,7 +139,7 @@ impl Responder {
             real_message: &half.init_response,
             peer_nonce: &half.ni,
             sk_p: &half.keys.sk_pr,
-            id_body: &id_body(&idr),
+            id_body: &idr.body(),
             int_auth: &[],
         };
         let our_auth = psk_auth(half.suite.prf, &self.policy.tunnels[tunnel].psk, &octets);
@@ -221,24 +222,17 @@ impl Responder {
         let Some(our_spi) = self.allocate_esp_spi() else { return refuse(answer, NotifyType::TEMPORARY_FAILURE) };
         proposal.spi = our_spi.to_be_bytes().to_vec();
 
-        // KEYMAT = prf+(SK_d, Ni | Nr): initiator-to-responder keys first (RFC 7296 2.17).
-        let (encryption_len, integrity_len) = (suite.encryption_key_len(), suite.integrity_key_len());
-        let keymat = child_keymat(
+        // KEYMAT = prf+(SK_d, Ni | Nr); we receive with the initiator-to-responder keys.
+        let (to_us, to_peer) = child_keys(
             half.suite.prf,
             &half.keys.sk_d,
             &[],
-            &half.ni,
-            &half.nr,
-            2 * (encryption_len + integrity_len),
+            (&half.ni, &half.nr),
+            suite.encryption_key_len(),
+            suite.integrity_key_len(),
         );
-        let mut rest: &[u8] = &keymat;
-        let mut take = |n: usize| {
-            let (key, tail) = rest.split_at(n);
-            rest = tail;
-            zeroize::Zeroizing::new(key.to_vec())
-        };
-        let inbound = ChildSaKeys { spi: our_spi, encryption: take(encryption_len), integrity: take(integrity_len) };
-        let outbound = ChildSaKeys { spi: peer_spi, encryption: take(encryption_len), integrity: take(integrity_len) };
+        let inbound = ChildSaKeys { spi: our_spi, encryption: to_us.encryption, integrity: to_us.integrity };
+        let outbound = ChildSaKeys { spi: peer_spi, encryption: to_peer.encryption, integrity: to_peer.integrity };
 
         let encapsulation = if half.nat.any() {
             let remote_port = if half.local.port() == NAT_T_PORT { half.remote.port() } else { NAT_T_PORT };
@@ -301,13 +295,6 @@ impl<'a> AuthRequest<'a> {
     }
 }
 
-/// The body of an ID payload, as AUTH signs it.
-fn id_body(id: &Identification) -> Vec<u8> {
-    let mut body = Vec::with_capacity(4 + id.data.len());
-    id.encode(&mut body);
-    body
-}
-
 fn ip_octets(ip: IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(ip) => ip.octets().to_vec(),
@@ -321,12 +308,5 @@ fn printable(data: &[u8]) -> String {
         String::from_utf8_lossy(data).into_owned()
     } else {
         data.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl ChildSuite {
-    /// Whether the suite encrypts.
-    pub fn encrypts(&self) -> bool {
-        self.encryption != ChildEncryption::Null
     }
 }

@@ -23,6 +23,7 @@ use crate::crypto::prf::SecretBytes;
 use crate::crypto::sk::SkProtection;
 use crate::policy::ResponderPolicy;
 use crate::proposal::IkeSuite;
+use crate::protected::{open, read_inner};
 use crate::wire::{ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadType};
 
 /// How long an IKE SA may wait for IKE_AUTH after IKE_SA_INIT.
@@ -325,23 +326,9 @@ fn response_header(request: &Header) -> Header {
     Header { next_payload: PayloadType::NONE, flags: Flags(Flags::RESPONSE), length: 0, ..*request }
 }
 
-/// Check and decrypt the SK payload of `message` (`bytes` as received); `None` drops it.
-fn open(sk: &SkProtection, bytes: &[u8], message: &Message) -> Option<SecretBytes> {
-    let encrypted = message.encrypted()?;
-    sk.open(bytes, bytes.len() - encrypted.body.len()).ok()
-}
-
-/// The payloads inside a decrypted SK payload; `None` when they do not parse.
-fn read_inner(message: &Message, plaintext: &[u8]) -> Option<Vec<Payload>> {
-    let first = message.encrypted()?.first_inner;
-    crate::wire::read_chain(first, &mut crate::wire::Reader::new(plaintext)).ok()
-}
-
 /// A protected response holding `payloads`.
 fn respond(sk: &mut SkProtection, request: &Header, payloads: &[Payload]) -> Option<Vec<u8>> {
-    let mut inner = Vec::new();
-    let first = crate::wire::encode_chain(payloads, &mut inner).ok()?;
-    sk.seal(&response_header(request), first, &inner).ok()
+    crate::protected::seal(sk, &response_header(request), payloads)
 }
 
 /// The IP address of a socket address, for the tunnel lookup (IPv4 endpoints only).

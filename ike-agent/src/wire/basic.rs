@@ -75,6 +75,13 @@ impl Identification {
         out.extend_from_slice(&self.reserved);
         out.extend_from_slice(&self.data);
     }
+
+    /// The payload body ("RestOfIDPayload" of RFC 7296 2.15).
+    pub fn body(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(4 + self.data.len());
+        self.encode(&mut body);
+        body
+    }
 }
 
 /// Authentication payload (RFC 7296 3.8).

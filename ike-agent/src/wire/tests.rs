@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use super::*;
+use crate::test_util::hex;
 
 /// The IKE_SA_INIT request of strongSwan 5.9.8 (Debian 12) for `proposals = aes256gcm16-prfsha384-ecp384,
 /// aes128gcm16-prfsha256-modp2048` with `fragmentation = yes`, captured on UDP 500.
@@ -17,10 +18,6 @@ const STRONGSWAN_IKE_SA_INIT: &str = "\
 290000242677edced4d96b392d35c0aa934f5c4914dcf7f6dcf8d9aafdb41754454997e32900001c0000400414b84b7fc69c9482\
 615a4766ffe639e3b0914f0d2900001c000040058ed7c581e2c947a8a3d01319dbe508d73dd1f258290000080000402e29000010\
 0000402f00020003000400050000000800004016";
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
 
 fn header(exchange: ExchangeType) -> Header {
     Header {
