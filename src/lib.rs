@@ -7,6 +7,7 @@
 pub mod config;
 pub mod dataplane;
 pub mod esp;
+pub mod ike;
 pub mod pipeline;
 pub mod report;
 pub mod secret;

@@ -12,6 +12,7 @@ use anygate::config::Config;
 use anygate::dataplane::{Dataplane, Pipeline};
 use anygate::esp::sink::{static_specs, sync_static, SaState};
 use anygate::esp::RingSaSink;
+use anygate::ike::IkeRunner;
 use anygate::pipeline::Counters;
 use anygate::report;
 use anygate::tables::Tables;
@@ -38,6 +39,10 @@ enum Command {
         /// Write all counters as JSON to this file at every interval.
         #[arg(long)]
         counters: Option<PathBuf>,
+        /// Append the IKE event log (one JSON line per event) to this file instead of standard
+        /// error.
+        #[arg(long)]
+        ike_log: Option<PathBuf>,
     },
     /// Validate a configuration and print it as it will be used, defaults filled in.
     Check {
@@ -62,7 +67,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config, stats_interval, counters } => run(&config, stats_interval, counters.as_deref()),
+        Command::Run { config, stats_interval, counters, ike_log } => {
+            run(&config, stats_interval, counters.as_deref(), ike_log.as_deref())
+        }
         Command::Pcap { config, input, output } => pcap(&config, &input, &output),
     };
     match result {
@@ -106,8 +113,19 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result<(), String> {
+fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>, ike_log: Option<&Path>) -> Result<(), String> {
     let mut config = load(path)?;
+    let log: Box<dyn Write + Send> = match ike_log {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?,
+        ),
+        None => Box::new(std::io::stderr()),
+    };
+    let mut ike = IkeRunner::new(&config, log)?;
     let cores = config.dataplane.cores.clone();
     let mut lcores = vec![config.dataplane.main_core];
     lcores.extend(&cores);
@@ -168,7 +186,19 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
     let mut last_report = Instant::now();
     let mut before = Counters::default();
     while !terminate.load(Ordering::Relaxed) {
-        if slow.poll(&mut handles, dpdk_bindings::tsc()) == 0 {
+        let busy = slow.poll(&mut handles, dpdk_bindings::tsc());
+        ike.receive(Instant::now(), slow.take_ike());
+        let sink = &mut RingSaSink {
+            handles: &mut handles,
+            tables: &tables,
+            state: &mut sa_state,
+            make_room: &mut std::thread::yield_now,
+        };
+        ike.poll(Instant::now(), &config, sink, &mut |local, remote, message| {
+            slow.send_ike(local, remote, message, dpdk_bindings::tsc())
+        });
+        slow.flush(&mut handles);
+        if busy == 0 {
             std::thread::sleep(Duration::from_micros(200));
         }
         retired.retain(|t| Arc::strong_count(t) > 1);
@@ -196,6 +226,9 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
                     for e in sync_static(sink, &installed_static, &wanted) {
                         eprintln!("anygate: {e}");
                     }
+                    if let Err(e) = ike.reload(&new, sink) {
+                        eprintln!("anygate: IKE responder keeps its previous policy: {e}");
+                    }
                     installed_static = wanted;
                     eprintln!(
                         "anygate: reloaded: {} GRE tunnel(s), {} IPsec tunnel(s), {} static SA(s), {} route(s)",
@@ -220,6 +253,7 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
             if let Some(f) = counters_file {
                 let mut json = report::counters_json(&now, &names, &slow.counters);
                 json["workers"] = report::workers_json(&workers);
+                json["ike"] = ike.status_json();
                 if let Err(e) = write_atomically(f, &json.to_string()) {
                     eprintln!("anygate: cannot write {}: {e}", f.display());
                 }
@@ -235,6 +269,7 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>) -> Result
     let workers = per_worker(&mut handles);
     let mut json = report::counters_json(&total(&workers), &slots.names(), &slow.counters);
     json["workers"] = report::workers_json(&workers);
+    json["ike"] = ike.status_json();
     if let Some(f) = counters_file {
         let _ = write_atomically(f, &json.to_string());
     }

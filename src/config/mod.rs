@@ -75,6 +75,15 @@ struct RawConfig {
     ipsec_tunnels: Vec<ipsec::RawIpsecTunnel>,
     #[serde(default)]
     routes: Vec<RawRoute>,
+    #[serde(default)]
+    ike: RawIke,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIke {
+    account_id: Option<String>,
+    domain: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,7 +148,24 @@ pub struct Config {
     pub gre_tunnels: Vec<GreTunnelConfig>,
     pub ipsec_tunnels: Vec<IpsecTunnelConfig>,
     pub routes: Vec<RouteConfig>,
+    pub ike: IkeConfig,
 }
+
+/// What the IKEv2 responder needs besides the tunnels: the names customer routers identify
+/// themselves with (`ipsec@<tunnel>.<account_id>.<domain>`, `<tunnel>.<account_id>.<domain>`,
+/// `<account_id>_<tunnel>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IkeConfig {
+    pub account_id: String,
+    pub domain: String,
+}
+
+/// The account a configuration without `[ike]` identifies its tunnels under.
+pub const DEFAULT_ACCOUNT_ID: &str = "default";
+/// The domain of IKE identities when none is configured (`.invalid` never resolves: RFC 2606).
+pub const DEFAULT_IKE_DOMAIN: &str = "ipsec.anygate.invalid";
+/// The largest node ID: ESP SPIs give it their top 8 bits.
+pub const MAX_NODE_ID: u16 = 255;
 
 /// Cores and DPDK settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -295,6 +321,13 @@ impl Config {
         if mbufs < 1024 {
             return Err(ConfigError::new("dataplane.mbufs", format!("{mbufs} is under the minimum 1024")));
         }
+        let node_id = d.node_id.unwrap_or(0);
+        if node_id > MAX_NODE_ID {
+            return Err(ConfigError::new(
+                "dataplane.node_id",
+                format!("{node_id} is over {MAX_NODE_ID}: ESP SPIs carry the node ID in their top 8 bits"),
+            ));
+        }
         let dataplane = Dataplane {
             cores,
             main_core,
@@ -303,7 +336,7 @@ impl Config {
             rx_descriptors: d.rx_descriptors.unwrap_or(1024),
             tx_descriptors: d.tx_descriptors.unwrap_or(1024),
             icmp_errors_per_second: d.icmp_errors_per_second.unwrap_or(100),
-            node_id: d.node_id.unwrap_or(0),
+            node_id,
         };
 
         if raw.ports.is_empty() {
@@ -425,7 +458,8 @@ impl Config {
                 description: r.description,
             });
         }
-        Ok(Config { dataplane, ports, gre_tunnels, ipsec_tunnels, routes })
+        let ike = ike_config(raw.ike)?;
+        Ok(Config { dataplane, ports, gre_tunnels, ipsec_tunnels, routes, ike })
     }
 
     /// Every IPv4 address of this server: port addresses and anycast endpoints.
@@ -442,6 +476,26 @@ impl Config {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
+}
+
+/// The `[ike]` section, defaults filled in. The account ID and the domain become parts of the
+/// identities routers send, so they hold only what a DNS label and a KEY_ID can.
+fn ike_config(raw: RawIke) -> Result<IkeConfig, ConfigError> {
+    let account_id = raw.account_id.unwrap_or_else(|| DEFAULT_ACCOUNT_ID.into());
+    let label = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    if account_id.is_empty() || account_id.len() > 63 || !account_id.chars().all(label) {
+        return Err(ConfigError::new(
+            "ike.account_id",
+            format!("{account_id:?} must be 1 to 63 letters, digits or '-' (one DNS label)"),
+        ));
+    }
+    let domain = raw.domain.unwrap_or_else(|| DEFAULT_IKE_DOMAIN.into());
+    let domain_ok =
+        domain.len() <= 200 && domain.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(label));
+    if !domain_ok {
+        return Err(ConfigError::new("ike.domain", format!("{domain:?} is not a domain name (labels joined by '.')")));
+    }
+    Ok(IkeConfig { account_id, domain: domain.to_ascii_lowercase() })
 }
 
 /// A tunnel's inside addresses, IPv4 and IPv6, where given.
@@ -580,6 +634,28 @@ priority = 100
         let e = error_of(&GOOD.replace("priority = 100", "priorty = 100"));
         assert!(e.message.contains("priorty"), "{e}");
         assert!(e.message.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn ike_identities_and_the_node_id() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!((c.ike.account_id.as_str(), c.ike.domain.as_str()), (DEFAULT_ACCOUNT_ID, DEFAULT_IKE_DOMAIN));
+        let c = Config::parse(&format!("{GOOD}\n[ike]\naccount_id = \"acct-7\"\ndomain = \"IPsec.Example.NET\"\n"))
+            .unwrap();
+        assert_eq!((c.ike.account_id.as_str(), c.ike.domain.as_str()), ("acct-7", "ipsec.example.net"));
+        for (ike, field) in [
+            ("account_id = \"a_b\"", "ike.account_id"),
+            ("account_id = \"\"", "ike.account_id"),
+            ("domain = \"example..net\"", "ike.domain"),
+            ("domain = \"exa mple.net\"", "ike.domain"),
+        ] {
+            assert_eq!(error_of(&format!("{GOOD}\n[ike]\n{ike}\n")).field, field, "{ike}");
+        }
+        assert_eq!(error_of(&GOOD.replace("cores = [1]", "cores = [1]\nnode_id = 256")).field, "dataplane.node_id");
+        assert_eq!(
+            Config::parse(&GOOD.replace("cores = [1]", "cores = [1]\nnode_id = 255")).unwrap().dataplane.node_id,
+            255
+        );
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl Responder {
             local,
             remote,
             spi_i: half.spi_i,
-            tunnel,
+            tunnel: tunnel_name.clone(),
             suite: half.suite,
             sk: half.sk,
             sk_d: std::mem::take(&mut half.keys.sk_d),

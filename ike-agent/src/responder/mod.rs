@@ -99,7 +99,22 @@ pub struct IkeSaInfo {
 pub enum PolicyError {
     /// The node ID does not fit the 8 bits an ESP SPI gives it.
     NodeIdTooLarge(u16),
+    /// The node ID cannot change while SPIs made with the old one are in use.
+    NodeIdChanged { running: u16, configured: u16 },
 }
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicyError::NodeIdTooLarge(id) => write!(f, "node_id {id} does not fit the 8 bits an ESP SPI gives it"),
+            PolicyError::NodeIdChanged { running, configured } => {
+                write!(f, "node_id {configured} differs from the running {running}: a restart is needed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
 
 /// An IKE SA in one of its states.
 enum IkeSa {
@@ -112,7 +127,8 @@ struct Established {
     local: SocketAddr,
     remote: SocketAddr,
     spi_i: u64,
-    tunnel: usize,
+    /// The tunnel's name: it outlives a configuration reload that reorders the tunnels.
+    tunnel: String,
     suite: IkeSuite,
     sk: SkProtection,
     #[allow(dead_code)] // Keys Child SA rekeys (CREATE_CHILD_SA).
@@ -161,6 +177,34 @@ impl Responder {
         })
     }
 
+    /// Take a new policy (a configuration reload). IKE SAs of tunnels still configured carry on,
+    /// authenticated as they were; those of tunnels that are gone are forgotten, and their names
+    /// returned so that the runner removes their Child SAs.
+    pub fn set_policy(&mut self, policy: ResponderPolicy) -> Result<Vec<String>, PolicyError> {
+        if policy.node_id != self.policy.node_id {
+            return Err(PolicyError::NodeIdChanged { running: self.policy.node_id, configured: policy.node_id });
+        }
+        let gone: Vec<(u64, String)> = self
+            .sas
+            .iter()
+            .filter_map(|(spi, entry)| match &entry.sa {
+                IkeSa::Established(sa) if !policy.tunnels.iter().any(|t| t.name == sa.tunnel) => {
+                    Some((*spi, sa.tunnel.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        self.policy = policy;
+        let mut tunnels = Vec::new();
+        for (spi, tunnel) in gone {
+            self.remove(spi);
+            if !tunnels.contains(&tunnel) {
+                tunnels.push(tunnel);
+            }
+        }
+        Ok(tunnels)
+    }
+
     /// Mark an inbound ESP SPI as taken (by a static SA), so that it is never allocated.
     pub fn reserve_esp_spi(&mut self, spi: u32) {
         self.esp_spis.insert(spi);
@@ -173,7 +217,7 @@ impl Responder {
             .iter()
             .filter_map(|(spi_r, entry)| match &entry.sa {
                 IkeSa::Established(sa) => Some(IkeSaInfo {
-                    tunnel: self.policy.tunnels[sa.tunnel].name.clone(),
+                    tunnel: sa.tunnel.clone(),
                     local: sa.local,
                     remote: sa.remote,
                     spi_i: sa.spi_i,

@@ -437,3 +437,22 @@ fn an_unknown_critical_payload_is_refused_by_name_and_an_unknown_non_critical_on
         assert_eq!(pair.responder.ike_sa_count(), usize::from(!expect_refusal));
     }
 }
+
+#[test]
+fn a_reload_keeps_the_ike_sas_of_tunnels_still_configured() {
+    let (mut pair, _) = establish(config());
+    let mut without_t2 = policy();
+    without_t2.tunnels.retain(|t| t.name != "t2");
+    assert_eq!(pair.responder.set_policy(without_t2).unwrap(), Vec::<String>::new());
+    assert_eq!(pair.responder.established().len(), 1, "t1 is still configured");
+
+    let mut changed_node = policy();
+    changed_node.node_id += 1;
+    assert!(matches!(pair.responder.set_policy(changed_node), Err(PolicyError::NodeIdChanged { .. })));
+    assert_eq!(pair.responder.established().len(), 1, "a refused policy changes nothing");
+
+    let mut without_t1 = policy();
+    without_t1.tunnels.retain(|t| t.name != "t1");
+    assert_eq!(pair.responder.set_policy(without_t1).unwrap(), vec!["t1".to_string()]);
+    assert!(pair.responder.established().is_empty(), "t1's IKE SA went with it");
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# strongSwan (Debian's charon with kernel-libipsec: userspace ESP through the TUN device ipsec0) as
+# an IPsec customer router in a network namespace, run without systemd: its own strongswan.conf,
+# vici socket and a private /run (charon writes /run/charon.pid), all under one folder.
+#
+#   strongswan-router.sh start NS DIR     write DIR/strongswan.conf, start charon; DIR/swanctl.conf
+#                                         must exist (it is loaded)
+#   strongswan-router.sh initiate DIR CHILD [TIMEOUT]
+#   strongswan-router.sh stop DIR
+#
+# The charon log (DIR/charon.log) holds the SAs' SPIs; with SWAN_LOG_KEYS=1 it holds their keys too
+# (level 4), for decrypting captures in a test: never on a router that matters.
+set -euo pipefail
+
+uri() { echo "unix://$1/charon.vici"; }
+
+start() {
+  local ns=$1 dir=$2 level=1
+  [ "${SWAN_LOG_KEYS:-0}" = 1 ] && level=4
+  mkdir -p "$dir/run"
+  stop "$dir"
+  cat >"$dir/strongswan.conf" <<CONF
+charon {
+  load_modular = no
+  load = random nonce openssl kdf pem pkcs1 hmac gcm aes sha2 sha1 gmp curve25519 kernel-libipsec kernel-netlink socket-default vici updown
+  install_routes = yes
+  retransmit_tries = 3
+  filelog {
+    main {
+      path = $dir/charon.log
+      default = 1
+      ike = $level
+      chd = $level
+      ike_name = yes
+      flush_line = yes
+    }
+  }
+  plugins {
+    vici {
+      socket = $(uri "$dir")
+    }
+  }
+}
+CONF
+  : >"$dir/charon.log"
+  STRONGSWAN_CONF=$dir/strongswan.conf setsid ip netns exec "$ns" unshare -m --propagation private \
+    sh -c "mount --bind $dir/run /run && exec /usr/lib/ipsec/charon" >"$dir/charon.out" 2>&1 </dev/null &
+  for _ in $(seq 50); do [ -S "$dir/charon.vici" ] && break; sleep 0.1; done
+  [ -S "$dir/charon.vici" ] || { echo "strongswan-router: charon did not start" >&2; cat "$dir/charon.out" >&2; exit 1; }
+  swanctl --load-all --uri "$(uri "$dir")" --file "$dir/swanctl.conf" >"$dir/load.log" 2>&1 ||
+    { cat "$dir/load.log" >&2; exit 1; }
+}
+
+initiate() {
+  local dir=$1 child=$2 timeout=${3:-10}
+  swanctl --initiate --uri "$(uri "$dir")" --child "$child" --timeout "$timeout" >"$dir/initiate.log" 2>&1
+}
+
+stop() {
+  local dir=$1 pid
+  pid=$(cat "$dir/run/charon.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$dir/charon.vici" "$dir/run/charon.pid"
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+  start | initiate | stop) "$cmd" "$@" ;;
+  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+esac

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# IPsec tunnels negotiated by a real strongSwan router with anygate's IKEv2 responder, carrying
+# traffic through the DPDK dataplane. anygate runs on net_af_packet ports in one namespace, between
+# an internet client and the customer router (Debian's strongSwan 5.9.8, kernel-libipsec, which
+# always sends ESP in UDP 4500). For each IKE suite and ID type the router initiates, the Child SA
+# is installed in the dataplane with the SPIs strongSwan reports, ping and a TCP transfer pass both
+# ways through the ESP tunnel, and the IKE event log tells what was negotiated without a secret.
+#
+#   internet client         anygate (DPDK)                        customer router (strongSwan)
+#   agi-client              agi-gw                                agi-site
+#   198.51.100.10 --------- 198.51.100.1 [internet]
+#                           192.0.2.1    [transit] --------------- 192.0.2.2
+#                           anycast 203.0.113.1 (t1), .2 (t2) <== ESP ==> site hosts 10.10.0.1 (t1),
+#                                                                         10.20.0.1 (t2), on lo
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+cargo build -q --bin anygate
+anygate=$root/target/debug/anygate
+swan=$root/scripts/lib/strongswan-router.sh
+
+client=agi-client gw=agi-gw site=agi-site
+work=$(mktemp -d /tmp/anygate-ipsec.XXXXXX)
+anygate_pid= echo_pids=()
+cleanup() {
+  set +e
+  "$swan" stop "$work/swan" 2>/dev/null
+  for p in "${echo_pids[@]}"; do kill "$p" 2>/dev/null; done
+  if [ -n "$anygate_pid" ] && kill -0 "$anygate_pid" 2>/dev/null; then
+    kill -TERM "$anygate_pid"
+    wait "$anygate_pid" 2>/dev/null
+  fi
+  for ns in $client $gw $site; do
+    ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
+    ip netns del $ns 2>/dev/null
+  done
+  if [ -n "${ANYGATE_TEST_KEEP:-}" ]; then echo "files kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  echo "--- anygate"; tail -n 30 "$work/anygate.err"
+  echo "--- IKE log"; tail -n 20 "$work/ike.log"
+  echo "--- strongSwan"; tail -n 30 "$work/swan/charon.log"; cat "$work/swan/initiate.log" 2>/dev/null | tail -n 10
+  exit 1
+}
+
+for ns in $client $gw $site; do
+  ip netns del $ns 2>/dev/null || true
+  ip netns add $ns
+  ip -n $ns link set lo up
+done
+ip link add agi-c netns $client type veth peer name agi-inet netns $gw
+ip link add agi-transit netns $gw type veth peer name agi-s netns $site
+# Finished frames from the kernel side, as from a real NIC's peer (see demo.sh).
+for dev in "$client agi-c" "$gw agi-inet" "$gw agi-transit" "$site agi-s"; do
+  set -- $dev
+  ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+done
+ip netns exec $gw sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+ip -n $gw link set agi-inet up
+ip -n $gw link set agi-transit up
+ip -n $client addr add 198.51.100.10/24 dev agi-c
+ip -n $client link set agi-c up
+ip -n $client route add default via 198.51.100.1
+ip -n $site addr add 192.0.2.2/24 dev agi-s
+ip -n $site link set agi-s up
+ip -n $site route add 203.0.113.0/24 via 192.0.2.1
+ip -n $site addr add 10.10.0.1/32 dev lo
+ip -n $site addr add 10.20.0.1/32 dev lo
+
+psk=test-only-psk-0123456789abcdef
+cat >"$work/anygate.toml" <<EOF
+[dataplane]
+cores = [1]
+main_core = 0
+eal_args = ["--in-memory", "--no-telemetry"]
+node_id = 7
+
+[[ports]]
+name = "internet"
+device = "net_af_packet0,iface=agi-inet"
+address = "198.51.100.1/24"
+
+[[ports]]
+name = "transit"
+device = "net_af_packet1,iface=agi-transit"
+address = "192.0.2.1/24"
+
+[ike]
+account_id = "acct"
+domain = "ipsec.example.net"
+
+# Identified by name: RFC822, FQDN or KEY_ID.
+[[ipsec_tunnels]]
+name = "t1"
+anycast_endpoint = "203.0.113.1"
+psk = "$psk"
+
+# Identified by the router's address: the endpoint pair is its own.
+[[ipsec_tunnels]]
+name = "t2"
+anycast_endpoint = "203.0.113.2"
+customer_endpoint = "192.0.2.2"
+psk = "$psk"
+
+[[routes]]
+prefix = "10.10.0.0/24"
+nexthop = "t1"
+
+[[routes]]
+prefix = "10.20.0.0/24"
+nexthop = "t2"
+EOF
+ip netns exec $gw "$anygate" run --config "$work/anygate.toml" --stats-interval 0 \
+  --counters "$work/counters.json" --ike-log "$work/ike.log" >"$work/anygate.out" 2>"$work/anygate.err" &
+anygate_pid=$!
+for _ in $(seq 100); do
+  grep -q "running" "$work/anygate.err" 2>/dev/null && break
+  kill -0 $anygate_pid 2>/dev/null || fail "anygate did not start"
+  sleep 0.1
+done
+ip netns exec $site ping -c 1 -W 3 192.0.2.1 >/dev/null || fail "no underlay between router and anygate"
+
+ip netns exec $site /usr/bin/python3 scripts/lib/tcp_echo.py serve 0.0.0.0 5001 &
+echo_pids+=($!)
+ip netns exec $client /usr/bin/python3 scripts/lib/tcp_echo.py serve 0.0.0.0 5001 &
+echo_pids+=($!)
+
+mkdir -p "$work/swan"
+# case: name, IKE proposal, ESP proposal, the router's ID, tunnel, anycast endpoint, site host
+run_case() {
+  local name=$1 ike=$2 esp=$3 id=$4 tunnel=$5 anycast=$6 host=$7
+  cat >"$work/swan/swanctl.conf" <<CONF
+connections {
+  gw {
+    version = 2
+    local_addrs = 192.0.2.2
+    remote_addrs = $anycast
+    proposals = $ike
+    keyingtries = 1
+    local {
+      auth = psk
+      id = $id
+    }
+    remote {
+      auth = psk
+      id = $anycast
+    }
+    children {
+      net {
+        local_ts = ${host%.*}.0/24
+        remote_ts = 198.51.100.0/24
+        esp_proposals = $esp
+      }
+    }
+  }
+}
+secrets {
+  ike-gw {
+    id-a = $id
+    id-b = $anycast
+    secret = "$psk"
+  }
+}
+CONF
+  "$swan" start $site "$work/swan"
+  "$swan" initiate "$work/swan" net || fail "$name: swanctl --initiate"
+  # The SPIs strongSwan installed are the ones anygate installed, the other way round.
+  local spis in_s out_s
+  spis=$(grep -o 'CHILD_SA net{[0-9]*} established with SPIs [0-9a-f]*_i [0-9a-f]*_o' "$work/swan/charon.log" | tail -1)
+  in_s=${spis##*SPIs }; in_s=${in_s%%_i*}
+  out_s=${spis##*_i }; out_s=${out_s%_o}
+  for _ in $(seq 30); do
+    grep -q "installed on every worker for tunnel $tunnel: .* in $out_s out $in_s" "$work/ike.log" && break
+    sleep 0.1
+  done
+  grep -q "installed on every worker for tunnel $tunnel: .* in $out_s out $in_s" "$work/ike.log" ||
+    fail "$name: anygate did not install SPIs in $out_s out $in_s"
+
+  local out
+  out=$(ip netns exec $client ping -c 5 -i 0.2 -W 2 "$host" 2>&1) && grep -q " 0% packet loss" <<<"$out" ||
+    fail "$name: ping client -> $host: $out"
+  out=$(ip netns exec $site ping -c 5 -i 0.2 -W 2 -I "$host" 198.51.100.10 2>&1) && grep -q " 0% packet loss" <<<"$out" ||
+    fail "$name: ping $host -> client: $out"
+  out=$(ip netns exec $client /usr/bin/python3 scripts/lib/tcp_echo.py send "$host" 5001 1000000 2>&1) ||
+    fail "$name: TCP client -> $host: $out"
+  local tcp_in=$out
+  out=$(ip netns exec $site /usr/bin/python3 scripts/lib/tcp_echo.py send 198.51.100.10 5001 300000 2>&1) ||
+    fail "$name: TCP $host -> client: $out"
+  "$swan" stop "$work/swan"
+  echo "$name: up, SPIs in $out_s out $in_s; ping both ways 5/5; TCP $tcp_in"
+}
+
+run_case "AES-GCM-256/SHA2-384/group 20, RFC822 ID, ESP AES-GCM-256 (PFS group 20 offered)" \
+  aes256gcm16-prfsha384-ecp384 aes256gcm16-ecp384 ipsec@t1.acct.ipsec.example.net t1 203.0.113.1 10.10.0.1
+run_case "AES-GCM-128/SHA2-256/group 14, FQDN ID, ESP AES-GCM-128" \
+  aes128gcm16-prfsha256-modp2048 aes128gcm16 t1.acct.ipsec.example.net t1 203.0.113.1 10.10.0.1
+run_case "AES-CBC-256+SHA2-256/SHA2-512/group 5, KEY_ID, ESP AES-CBC-256+SHA2-256 (PFS group 14 offered)" \
+  aes256-sha256-prfsha512-modp1536 aes256-sha256-modp2048 '"keyid:acct_t1"' t1 203.0.113.1 10.10.0.1
+run_case "AES-GCM-256/SHA2-256/group 20, IPv4 ID, ESP AES-CBC-128+SHA1 (PFS group 5 offered)" \
+  aes256gcm16-prfsha256-ecp384 aes128-sha1-modp1536 192.0.2.2 t2 203.0.113.2 10.20.0.1
+
+# The event log: one JSON object per line, the suites named, no secret anywhere.
+/usr/bin/python3 - "$work/ike.log" "$psk" <<'PY' || fail "IKE event log"
+import json, sys
+path, psk = sys.argv[1], sys.argv[2]
+text = open(path).read()
+assert psk not in text, "the pre-shared key is in the log"
+events = [json.loads(line) for line in text.splitlines()]
+for e in events:
+    assert {"time", "level", "message"} <= e.keys(), e
+established = [e for e in events if e["message"].startswith("IKE SA established")]
+assert len(established) == 4, established
+assert all(e["remote_ip"] == "192.0.2.2" and e["local_port"] == 4500 for e in established), established
+print(f"IKE event log: {len(events)} JSON lines, {len(established)} IKE SAs established, no secret")
+PY
+
+kill -TERM $anygate_pid
+wait $anygate_pid || fail "anygate exited with an error"
+anygate_pid=
+/usr/bin/python3 - "$work/counters.json" <<'PY' || fail "counters"
+import json, sys
+c = json.load(open(sys.argv[1]))
+ike = c["ike"]["counters"]
+assert ike["child_sas_installed"] == 4 and ike["child_sas_failed"] == 0, ike
+t = c["tunnels"]
+for name in ("t1", "t2"):
+    assert t[name]["ingress_packets"] > 0 and t[name]["egress_packets"] > 0, t[name]
+print("counters: 4 Child SAs installed; t1 in/out %d/%d packets, t2 %d/%d" % (
+    t["t1"]["ingress_packets"], t["t1"]["egress_packets"], t["t2"]["ingress_packets"], t["t2"]["egress_packets"]))
+PY

@@ -1,0 +1,404 @@
+//! The IKEv2 responder's runner, on the slow-path thread. The slow path reads IKE datagrams out of
+//! what the workers punt ([`IkeDatagram`]); the runner feeds them to `ike-agent`'s [`Responder`]
+//! with the time, hands its answers back to the slow path to send, installs each Child SA it
+//! agrees into every worker through the [`SaSink`], and writes the IKE event log: one JSON line
+//! per event, never a key in it.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use ike_agent::policy::{ResponderPolicy, TunnelPolicy};
+use ike_agent::proposal::{ChildEncryption, ChildIntegrity, ChildSuite};
+use ike_agent::responder::{ChildSa, Encapsulation, Event, LogLevel, Responder};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::{Config, SaDirection};
+use crate::esp::sa::SaSpec;
+use crate::esp::sink::SaSink;
+use crate::esp::{Encryption, Integrity, Transform};
+use crate::secret::Secret;
+use crate::slowpath::IkeDatagram;
+
+/// Events kept for status views (the log file has them all).
+const RECENT_EVENTS: usize = 64;
+
+/// What the runner counts.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct IkeCounters {
+    /// IKE messages handed to the responder.
+    pub received: u64,
+    /// IKE messages sent.
+    pub sent: u64,
+    /// Answers that could not be sent: not IPv4.
+    pub unsendable: u64,
+    /// IKE SAs established since start.
+    pub ike_sas_established: u64,
+    /// Child SAs installed in the dataplane since start.
+    pub child_sas_installed: u64,
+    /// Child SAs agreed with a peer that the dataplane refused.
+    pub child_sas_failed: u64,
+    /// Requests refused (authentication failed, no proposal chosen, ...).
+    pub refusals: u64,
+}
+
+/// A Child SA this runner installed, as status views show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstalledChild {
+    pub tunnel: String,
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+    #[serde(serialize_with = "hex32")]
+    pub inbound_spi: u32,
+    #[serde(serialize_with = "hex32")]
+    pub outbound_spi: u32,
+    pub transform: String,
+    /// ESP in UDP: (our port, the peer's port).
+    pub udp: Option<(u16, u16)>,
+    /// The customer's prefix and ours.
+    pub remote_ts: String,
+    pub local_ts: String,
+}
+
+fn hex32<S: serde::Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:08x}"))
+}
+
+/// The responder's policy from a configuration: every IPsec tunnel with a pre-shared key.
+pub fn policy(config: &Config) -> ResponderPolicy {
+    ResponderPolicy {
+        node_id: config.dataplane.node_id,
+        account_id: config.ike.account_id.clone(),
+        domain: config.ike.domain.clone(),
+        tunnels: config
+            .ipsec_tunnels
+            .iter()
+            .filter_map(|t| {
+                let psk = t.psk.as_ref()?;
+                Some(TunnelPolicy {
+                    name: t.name.clone(),
+                    psk: zeroize::Zeroizing::new(psk.expose().to_vec()),
+                    anycast_endpoint: t.anycast_endpoint,
+                    customer_endpoint: t.customer_endpoint,
+                    allow_null_cipher: t.allow_null_cipher,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The dataplane transform of a negotiated Child SA suite.
+pub fn transform(suite: &ChildSuite) -> Result<Transform, String> {
+    let integrity = match suite.integrity {
+        None => Integrity::Aead,
+        Some(ChildIntegrity::HmacSha256_128) => Integrity::HmacSha256_128,
+        Some(ChildIntegrity::HmacSha1_96) => Integrity::HmacSha1_96,
+    };
+    let encryption = match suite.encryption {
+        ChildEncryption::AesGcm16 { key_bytes } => Encryption::AesGcm16 { key_bytes },
+        ChildEncryption::AesCbc { key_bytes } => Encryption::AesCbc { key_bytes },
+        ChildEncryption::Null => Encryption::Null,
+    };
+    let aead = matches!(encryption, Encryption::AesGcm16 { .. });
+    if aead != (integrity == Integrity::Aead) {
+        return Err(format!("{suite:?} pairs its cipher with the wrong kind of integrity"));
+    }
+    Ok(Transform { encryption, integrity })
+}
+
+/// The inbound and outbound SA of a Child SA, for `config`'s tunnel settings.
+pub fn child_specs(child: &ChildSa, config: &Config) -> Result<[SaSpec; 2], String> {
+    let tunnel = config
+        .ipsec_tunnels
+        .iter()
+        .find(|t| t.name == child.tunnel)
+        .ok_or_else(|| format!("tunnel {} is not configured", child.tunnel))?;
+    let (IpAddr::V4(local), IpAddr::V4(remote)) = (child.local, child.remote) else {
+        return Err("the dataplane carries ESP over IPv4 only".into());
+    };
+    let transform = transform(&child.suite)?;
+    let udp = match child.encapsulation {
+        Encapsulation::Raw => None,
+        Encapsulation::Udp { local_port, remote_port } => Some((local_port, remote_port)),
+    };
+    let spec = |direction, keys: &ike_agent::responder::ChildSaKeys| SaSpec {
+        tunnel: child.tunnel.clone(),
+        spi: keys.spi,
+        direction,
+        transform,
+        encryption_key: Secret::new(keys.encryption.to_vec()),
+        integrity_key: Secret::new(keys.integrity.to_vec()),
+        local,
+        remote,
+        udp,
+        local_ts: vec![child.selectors.responder],
+        remote_ts: vec![child.selectors.initiator],
+        replay_protection: tunnel.replay_protection,
+        ttl: tunnel.ttl,
+        node_id: config.dataplane.node_id,
+    };
+    Ok([spec(SaDirection::Inbound, &child.inbound), spec(SaDirection::Outbound, &child.outbound)])
+}
+
+/// The responder and what it needs around it.
+pub struct IkeRunner {
+    responder: Responder,
+    /// Where each event goes, as a JSON line.
+    log: Box<dyn Write + Send>,
+    recent: VecDeque<serde_json::Value>,
+    installed: Vec<InstalledChild>,
+    pub counters: IkeCounters,
+}
+
+impl std::fmt::Debug for IkeRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IkeRunner").field("responder", &self.responder).field("counters", &self.counters).finish()
+    }
+}
+
+impl IkeRunner {
+    /// A runner for `config`, logging to `log`. The static SAs' inbound SPIs are kept from the
+    /// responder's choice.
+    pub fn new(config: &Config, log: Box<dyn Write + Send>) -> Result<IkeRunner, String> {
+        let mut responder = Responder::new(policy(config)).map_err(|e| e.to_string())?;
+        reserve_static_spis(&mut responder, config);
+        Ok(IkeRunner { responder, log, recent: VecDeque::new(), installed: Vec::new(), counters: Default::default() })
+    }
+
+    /// Take a reloaded configuration: new tunnels and keys count from the next handshake; IKE
+    /// SAs of tunnels no longer configured end, and their Child SAs leave the dataplane.
+    pub fn reload(&mut self, config: &Config, sink: &mut dyn SaSink) -> Result<(), String> {
+        let gone = self.responder.set_policy(policy(config)).map_err(|e| e.to_string())?;
+        reserve_static_spis(&mut self.responder, config);
+        let configured = |name: &str| config.ipsec_tunnels.iter().any(|t| t.name == name && t.psk.is_some());
+        let (keep, remove): (Vec<_>, Vec<_>) = self.installed.drain(..).partition(|c| configured(&c.tunnel));
+        self.installed = keep;
+        for child in remove {
+            // The tunnel's tables are gone with the reload; its SAs may already be unreachable.
+            let _ = sink.delete(SaDirection::Inbound, child.local, child.inbound_spi);
+            let _ = sink.delete(SaDirection::Outbound, child.local, child.outbound_spi);
+            self.note(
+                "info",
+                None,
+                format!(
+                    "Child SA {:08x}/{:08x} of tunnel {} removed: tunnel unconfigured",
+                    child.inbound_spi, child.outbound_spi, child.tunnel
+                ),
+            );
+        }
+        for tunnel in gone {
+            self.note("info", None, format!("IKE SA of tunnel {tunnel} ended: tunnel unconfigured"));
+        }
+        Ok(())
+    }
+
+    /// Hand received IKE messages to the responder.
+    pub fn receive(&mut self, now: Instant, datagrams: Vec<IkeDatagram>) {
+        for d in datagrams {
+            self.counters.received += 1;
+            self.responder.handle_datagram(now, SocketAddr::V4(d.local), SocketAddr::V4(d.remote), &d.message);
+        }
+    }
+
+    /// Run the responder's timers, send its answers through `send`, install the Child SAs it
+    /// agreed through `sink` and log its events.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        config: &Config,
+        sink: &mut dyn SaSink,
+        send: &mut dyn FnMut(SocketAddrV4, SocketAddrV4, &[u8]),
+    ) {
+        self.responder.handle_timeout(now);
+        while let Some(t) = self.responder.poll_transmit() {
+            match (t.local, t.remote) {
+                (SocketAddr::V4(local), SocketAddr::V4(remote)) => {
+                    self.counters.sent += 1;
+                    send(local, remote, &t.bytes);
+                }
+                _ => self.counters.unsendable += 1,
+            }
+        }
+        while let Some(event) = self.responder.poll_event() {
+            match event {
+                Event::Log(log) => {
+                    let level = match log.level {
+                        LogLevel::Info => "info",
+                        LogLevel::Warning => "warning",
+                    };
+                    if log.message.starts_with("IKE SA established") {
+                        self.counters.ike_sas_established += 1;
+                    }
+                    if log.level == LogLevel::Warning {
+                        self.counters.refusals += 1;
+                    }
+                    self.note(level, Some((log.local, log.remote)), log.message);
+                }
+                Event::ChildSaEstablished(child) => self.install(&child, config, sink),
+            }
+        }
+    }
+
+    fn install(&mut self, child: &ChildSa, config: &Config, sink: &mut dyn SaSink) {
+        let ends = Some((SocketAddr::new(child.local, 0), SocketAddr::new(child.remote, 0)));
+        let result = child_specs(child, config).and_then(|[inbound, outbound]| {
+            sink.add(&inbound).map_err(|e| format!("inbound SA {:08x}: {e}", inbound.spi))?;
+            if let Err(e) = sink.add(&outbound) {
+                let _ = sink.delete(SaDirection::Inbound, inbound.local, inbound.spi);
+                return Err(format!("outbound SA {:08x}: {e}", outbound.spi));
+            }
+            Ok(InstalledChild {
+                tunnel: child.tunnel.clone(),
+                local: inbound.local,
+                remote: inbound.remote,
+                inbound_spi: inbound.spi,
+                outbound_spi: outbound.spi,
+                transform: inbound.transform.to_string(),
+                udp: inbound.udp,
+                remote_ts: child.selectors.initiator.to_string(),
+                local_ts: child.selectors.responder.to_string(),
+            })
+        });
+        match result {
+            Ok(installed) => {
+                self.counters.child_sas_installed += 1;
+                let line = format!(
+                    "Child SA installed on every worker for tunnel {}: {} in {:08x} out {:08x}",
+                    installed.tunnel, installed.transform, installed.inbound_spi, installed.outbound_spi
+                );
+                self.installed.push(installed);
+                self.note("info", ends, line);
+            }
+            Err(e) => {
+                self.counters.child_sas_failed += 1;
+                self.note("error", ends, format!("Child SA for tunnel {} not installed: {e}", child.tunnel));
+            }
+        }
+    }
+
+    /// Write one event to the log and keep it among the recent ones.
+    fn note(&mut self, level: &str, ends: Option<(SocketAddr, SocketAddr)>, message: String) {
+        let mut event = json!({ "time": rfc3339(SystemTime::now()), "level": level });
+        if let Some((local, remote)) = ends {
+            event["local_ip"] = json!(local.ip());
+            event["remote_ip"] = json!(remote.ip());
+            if local.port() != 0 {
+                event["local_port"] = json!(local.port());
+                event["remote_port"] = json!(remote.port());
+            }
+        }
+        event["message"] = json!(message);
+        // A log that cannot be written must not stop the responder; the recent events still
+        // show in the counters.
+        let _ = writeln!(self.log, "{event}");
+        let _ = self.log.flush();
+        if self.recent.len() == RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(event);
+    }
+
+    /// The Child SAs this runner installed.
+    pub fn installed(&self) -> &[InstalledChild] {
+        &self.installed
+    }
+
+    /// Counters, IKE SAs, Child SAs and recent events, for the counters file.
+    pub fn status_json(&self) -> serde_json::Value {
+        let ike_sas: Vec<serde_json::Value> = self
+            .responder
+            .established()
+            .iter()
+            .map(|sa| {
+                json!({
+                    "tunnel": sa.tunnel,
+                    "local": sa.local,
+                    "remote": sa.remote,
+                    "spi_i": format!("{:016x}", sa.spi_i),
+                    "spi_r": format!("{:016x}", sa.spi_r),
+                    "suite": format!("{:?}/{}/{}", sa.suite.cipher, sa.suite.prf.id(), sa.suite.ke.id()),
+                })
+            })
+            .collect();
+        json!({
+            "counters": self.counters,
+            "half_open": self.responder.ike_sa_count() - ike_sas.len(),
+            "ike_sas": ike_sas,
+            "child_sas": self.installed,
+            "events": self.recent,
+        })
+    }
+}
+
+fn reserve_static_spis(responder: &mut Responder, config: &Config) {
+    for t in &config.ipsec_tunnels {
+        for sa in t.static_sas.iter().filter(|s| s.direction == SaDirection::Inbound) {
+            responder.reserve_esp_spi(sa.spi);
+        }
+    }
+}
+
+/// A time as RFC 3339 in UTC with milliseconds: `2026-11-23T09:15:02.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (H. Hinnant's algorithm), valid for every date after 1970.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_dates() {
+        let at = |secs: u64, ms: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms));
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_795_000_000, 999), "2026-11-18T11:06:40.999Z");
+        assert_eq!(at(4_107_542_399, 0), "2100-02-28T23:59:59.000Z");
+    }
+
+    #[test]
+    fn every_child_suite_maps_to_a_dataplane_transform() {
+        let suite = |encryption, integrity| ChildSuite { encryption, integrity, pfs: None };
+        let cases = [
+            (suite(ChildEncryption::AesGcm16 { key_bytes: 32 }, None), "aes256gcm16"),
+            (suite(ChildEncryption::AesGcm16 { key_bytes: 16 }, None), "aes128gcm16"),
+            (suite(ChildEncryption::AesCbc { key_bytes: 32 }, Some(ChildIntegrity::HmacSha256_128)), "aes256-sha256"),
+            (suite(ChildEncryption::AesCbc { key_bytes: 16 }, Some(ChildIntegrity::HmacSha1_96)), "aes128-sha1"),
+            (suite(ChildEncryption::Null, Some(ChildIntegrity::HmacSha256_128)), "null-sha256"),
+        ];
+        for (suite, name) in cases {
+            let t = transform(&suite).unwrap();
+            assert_eq!(t.to_string(), name);
+            assert_eq!(
+                (t.encryption_key_len(), t.integrity_key_len()),
+                (suite.encryption_key_len(), suite.integrity_key_len())
+            );
+        }
+        assert!(transform(&suite(ChildEncryption::AesCbc { key_bytes: 32 }, None)).is_err());
+        assert!(
+            transform(&suite(ChildEncryption::AesGcm16 { key_bytes: 32 }, Some(ChildIntegrity::HmacSha1_96))).is_err()
+        );
+    }
+}
