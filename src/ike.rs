@@ -318,7 +318,7 @@ impl IkeRunner {
                     "remote": sa.remote,
                     "spi_i": format!("{:016x}", sa.spi_i),
                     "spi_r": format!("{:016x}", sa.spi_r),
-                    "suite": format!("{:?}/{}/{}", sa.suite.cipher, sa.suite.prf.id(), sa.suite.ke.id()),
+                    "suite": sa.suite.to_string(),
                 })
             })
             .collect();

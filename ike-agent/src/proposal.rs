@@ -33,6 +33,17 @@ pub struct IkeSuite {
     pub ke: KeyExchangeMethod,
 }
 
+impl std::fmt::Display for IkeSuite {
+    /// As strongSwan names it in its logs: `AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.cipher {
+            IkeCipher::AesGcm16 { key_bytes } => write!(f, "AES_GCM_16_{}", key_bytes * 8)?,
+            IkeCipher::AesCbc256HmacSha256 => write!(f, "AES_CBC_256/HMAC_SHA2_256_128")?,
+        }
+        write!(f, "/PRF_{}/{}", self.prf.id(), self.ke.id())
+    }
+}
+
 /// The result of selecting an IKE SA proposal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IkeSelection {
@@ -91,6 +102,27 @@ impl ChildSuite {
             Some(ChildIntegrity::HmacSha256_128) => 32,
             Some(ChildIntegrity::HmacSha1_96) => 20,
             None => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for ChildSuite {
+    /// As strongSwan names it: `AES_GCM_16_256`, `AES_CBC_128/HMAC_SHA1_96`, with `/ECP_384` after
+    /// a PFS key exchange.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.encryption {
+            ChildEncryption::AesGcm16 { key_bytes } => write!(f, "AES_GCM_16_{}", key_bytes * 8)?,
+            ChildEncryption::AesCbc { key_bytes } => write!(f, "AES_CBC_{}", key_bytes * 8)?,
+            ChildEncryption::Null => write!(f, "NULL")?,
+        }
+        match self.integrity {
+            Some(ChildIntegrity::HmacSha256_128) => write!(f, "/HMAC_SHA2_256_128")?,
+            Some(ChildIntegrity::HmacSha1_96) => write!(f, "/HMAC_SHA1_96")?,
+            None => {}
+        }
+        match self.pfs {
+            Some(ke) => write!(f, "/{}", ke.id()),
+            None => Ok(()),
         }
     }
 }

@@ -223,3 +223,21 @@ fn an_esp_proposal_needs_a_four_byte_spi() {
     proposal.spi = vec![1, 2, 3];
     assert_eq!(select_child(&sa(vec![proposal]), false, None), ChildSelection::NoProposal);
 }
+
+#[test]
+fn suites_are_named_as_strongswan_names_them() {
+    let ike =
+        IkeSuite { cipher: IkeCipher::AesGcm16 { key_bytes: 32 }, prf: Prf::HmacSha384, ke: KeyExchangeMethod::Ecp384 };
+    assert_eq!(ike.to_string(), "AES_GCM_16_256/PRF_HMAC_SHA2_384/ECP_384");
+    let ike =
+        IkeSuite { cipher: IkeCipher::AesCbc256HmacSha256, prf: Prf::HmacSha512, ke: KeyExchangeMethod::Modp1536 };
+    assert_eq!(ike.to_string(), "AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_512/MODP_1536");
+    let child = ChildSuite {
+        encryption: ChildEncryption::AesCbc { key_bytes: 16 },
+        integrity: Some(ChildIntegrity::HmacSha1_96),
+        pfs: Some(KeyExchangeMethod::Modp2048),
+    };
+    assert_eq!(child.to_string(), "AES_CBC_128/HMAC_SHA1_96/MODP_2048");
+    let child = ChildSuite { encryption: ChildEncryption::AesGcm16 { key_bytes: 16 }, integrity: None, pfs: None };
+    assert_eq!(child.to_string(), "AES_GCM_16_128");
+}

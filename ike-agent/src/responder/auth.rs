@@ -151,7 +151,7 @@ impl Responder {
         let child = self.agree_child(&half, tunnel, &request, authenticated, &mut answer);
 
         let Some(response) = respond(&mut half.sk, &message.header, &answer) else { return };
-        let ike_suite = format!("{:?}/{}/{}", half.suite.cipher, half.suite.prf.id(), half.suite.ke.id());
+        let ike_suite = half.suite.to_string();
         let established = Established {
             local,
             remote,
@@ -171,7 +171,7 @@ impl Responder {
         match child {
             Ok(child) => {
                 let line = format!(
-                    "Child SA established for tunnel {tunnel_name}: {:?}, SPIs in {:08x} out {:08x}, {} <-> {}, {}",
+                    "Child SA established for tunnel {tunnel_name}: {}, SPIs in {:08x} out {:08x}, {} <-> {}, {}",
                     child.suite,
                     child.inbound.spi,
                     child.outbound.spi,
