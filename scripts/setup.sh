@@ -17,6 +17,10 @@ packages=(
   # the IPsec customer router of the interop tests (userspace ESP through kernel-libipsec)
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
   libstrongswan-extra-plugins libstrongswan-standard-plugins
+  # the libraries of Libreswan's pluto, the second IKEv2 initiator of the interop tests (its own
+  # package conflicts with strongSwan's: it is unpacked below, never installed)
+  libnss3-tools libcurl3-nss libevent-core-2.1-7 libevent-pthreads-2.1-7 libldns3 libunbound8 libcap-ng0
+  dns-root-data
 )
 
 missing=()
@@ -32,6 +36,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   rm -f /usr/sbin/policy-rc.d
+fi
+
+# Libreswan, unpacked where the interop test looks for it.
+libreswan=${ANYGATE_LIBRESWAN:-/opt/anygate/libreswan}
+if [ ! -x "$libreswan/usr/libexec/ipsec/pluto" ]; then
+  download=$(mktemp -d)
+  (cd "$download" && { apt-get download -qq libreswan 2>/dev/null || { apt-get update -qq && apt-get download -qq libreswan; }; })
+  mkdir -p "$libreswan"
+  dpkg -x "$download"/libreswan_*.deb "$libreswan"
+  rm -rf "$download"
 fi
 
 # cargo-fuzz needs a nightly toolchain only when the fuzz targets are built; the tests run them briefly.

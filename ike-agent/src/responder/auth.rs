@@ -129,7 +129,7 @@ impl Responder {
                 .then_some((tunnel, Authenticated(())))
         });
         let Some((tunnel, authenticated)) = authenticated else {
-            let why = format!("authentication failed for {} ID {}", idi.id_type, printable(&idi.data));
+            let why = format!("authentication failed for {} ID {}", idi.id_type, printable(idi.id_type, &idi.data));
             return self.fail_auth(&mut half, message, NotifyType::AUTHENTICATION_FAILED, Vec::new(), &why);
         };
 
@@ -152,6 +152,7 @@ impl Responder {
 
         let Some(response) = respond(&mut half.sk, &message.header, &answer) else { return };
         let ike_suite = half.suite.to_string();
+        let peer_id = format!("{} {}", idi.id_type, printable(idi.id_type, &idi.data));
         let established = Established {
             local,
             remote,
@@ -167,7 +168,12 @@ impl Responder {
             Entry { sa: IkeSa::Established(Box::new(established)), next_request: 1, last_response: None },
         );
         self.send_response(spi_r, local, remote, Some(response));
-        self.log(LogLevel::Info, local, remote, format!("IKE SA established for tunnel {tunnel_name}: {ike_suite}"));
+        self.log(
+            LogLevel::Info,
+            local,
+            remote,
+            format!("IKE SA established for tunnel {tunnel_name} ({peer_id}): {ike_suite}"),
+        );
         match child {
             Ok(child) => {
                 let line = format!(
@@ -303,7 +309,10 @@ fn ip_octets(ip: IpAddr) -> Vec<u8> {
 }
 
 /// An ID for the log: printable ASCII as it is, anything else in hex.
-fn printable(data: &[u8]) -> String {
+fn printable(id_type: IdType, data: &[u8]) -> String {
+    if let (IdType::IPV4_ADDR, Ok(octets)) = (id_type, <[u8; 4]>::try_from(data)) {
+        return std::net::Ipv4Addr::from(octets).to_string();
+    }
     if data.iter().all(|b| b.is_ascii_graphic()) {
         String::from_utf8_lossy(data).into_owned()
     } else {
