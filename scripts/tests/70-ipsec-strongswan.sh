@@ -5,6 +5,8 @@
 # always sends ESP in UDP 4500). For each IKE suite and ID type the router initiates, the Child SA
 # is installed in the dataplane with the SPIs strongSwan reports, ping and a TCP transfer pass both
 # ways through the ESP tunnel, and the IKE event log tells what was negotiated without a secret.
+# What passed on the wire is captured and decrypted by tshark with the keys strongSwan logged: IKE_AUTH
+# and ESP must read as well-formed, with the identities, selectors and packets the case expects.
 #
 #   internet client         anygate (DPDK)                        customer router (strongSwan)
 #   agi-client              agi-gw                                agi-site
@@ -21,9 +23,10 @@ swan=$root/scripts/lib/strongswan-router.sh
 
 client=agi-client gw=agi-gw site=agi-site
 work=$(mktemp -d /tmp/anygate-ipsec.XXXXXX)
-anygate_pid= echo_pids=()
+anygate_pid= echo_pids=() tcpdump_pid=
 cleanup() {
   set +e
+  [ -z "$tcpdump_pid" ] || kill "$tcpdump_pid" 2>/dev/null
   "$swan" stop "$work/swan" 2>/dev/null
   for p in "${echo_pids[@]}"; do kill "$p" 2>/dev/null; done
   if [ -n "$anygate_pid" ] && kill -0 "$anygate_pid" 2>/dev/null; then
@@ -41,7 +44,10 @@ fail() {
   echo "FAIL: $*"
   echo "--- anygate"; tail -n 30 "$work/anygate.err"
   echo "--- IKE log"; tail -n 20 "$work/ike.log"
-  echo "--- strongSwan"; tail -n 30 "$work/swan/charon.log"; cat "$work/swan/initiate.log" 2>/dev/null | tail -n 10
+  # The charon log holds keys (level 4, for decrypting the captures): leave them out.
+  echo "--- strongSwan"
+  grep -v -E '=> [0-9]+ bytes @|> +[0-9]+: ' "$work/swan/charon.log" | tail -n 30
+  grep -v -E '=> [0-9]+ bytes @|> +[0-9]+: ' "$work/swan/initiate.log" 2>/dev/null | tail -n 10
   exit 1
 }
 
@@ -164,7 +170,12 @@ secrets {
   }
 }
 CONF
-  "$swan" start $site "$work/swan"
+  ip netns exec $site tcpdump -i agi-s -s 0 -B 32768 --immediate-mode -U -w "$work/case.pcap" \
+    'udp port 500 or udp port 4500 or ip proto 50' 2>"$work/tcpdump.err" &
+  tcpdump_pid=$!
+  for _ in $(seq 50); do grep -q "listening" "$work/tcpdump.err" && break; sleep 0.1; done
+  # Keys in the charon log, for tshark to decrypt the capture with.
+  SWAN_LOG_KEYS=1 "$swan" start $site "$work/swan"
   "$swan" initiate "$work/swan" net || fail "$name: swanctl --initiate"
   # The SPIs strongSwan installed are the ones anygate installed, the other way round.
   local spis in_s out_s
@@ -189,7 +200,50 @@ CONF
   out=$(ip netns exec $site /usr/bin/python3 scripts/lib/tcp_echo.py send 198.51.100.10 5001 300000 2>&1) ||
     fail "$name: TCP $host -> client: $out"
   "$swan" stop "$work/swan"
+  kill -INT $tcpdump_pid
+  wait $tcpdump_pid || true
+  tcpdump_pid=
   echo "$name: up, SPIs in $out_s out $in_s; ping both ways 5/5; TCP $tcp_in"
+  decrypted "$id" "$anycast" "$host"
+}
+
+# Decrypt the case's capture with the keys strongSwan logged and check what IKE_AUTH and ESP carried.
+decrypted() {
+  local id=$1 anycast=$2 host=$3 spis
+  spis=$(tshark -r "$work/case.pcap" -Y 'isakmp.exchangetype == 34 && isakmp.flag_r == 1' \
+    -T fields -e isakmp.ispi -e isakmp.rspi 2>/dev/null | head -1)
+  [ -n "$spis" ] || fail "no IKE_SA_INIT response in the capture"
+  rm -rf "$work/wireshark"
+  /usr/bin/python3 scripts/lib/swan_keys.py "$work/swan/charon.log" ${spis//:/} "$work/wireshark/wireshark" >/dev/null ||
+    fail "no keys in the charon log"
+  XDG_CONFIG_HOME=$work/wireshark tshark -r "$work/case.pcap" -o esp.enable_encryption_decode:TRUE \
+    -o esp.enable_authentication_check:TRUE -V >"$work/decoded.txt" 2>&1
+  /usr/bin/python3 - "$work/decoded.txt" "${id//\"/}" "$anycast" "$host" <<'PY' || fail "decrypted capture"
+import re, sys
+text, id_value, anycast, host = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3], sys.argv[4]
+if id_value.startswith("keyid:"):
+    # Wireshark shows a KEY_ID as hex.
+    id_value = id_value.removeprefix("keyid:").encode().hex()
+frames = text.split("\nFrame ")
+def count(pattern):
+    return sum(1 for f in frames if re.search(pattern, f, re.S))
+problems = [m for m in ("Malformed Packet", "Bad ICV", "Authentication Data \\[incorrect", "Decryption error") if m in text]
+assert not problems, problems
+auth = [f for f in frames if "Exchange type: IKE_AUTH (35)" in f]
+assert len(auth) >= 2, "IKE_AUTH request and response"
+request, response = auth[0], auth[1]
+assert id_value in request and "Payload: Identification - Initiator" in request, "IDi decrypted"
+assert "Payload: Traffic Selector - Initiator" in request, "TSi decrypted"
+assert "Payload: Identification - Responder" in response and "ID type: IPV4_ADDR" in response and anycast in response, "IDr"
+assert "Payload: Security Association" in response and "Payload: Traffic Selector - Responder" in response, "SA, TSr"
+to_site = count(rf"Encapsulating Security Payload.*Internet Protocol Version 4, Src: 198\.51\.100\.10, Dst: {re.escape(host)}.*Echo \(ping\) request")
+from_site = count(rf"Encapsulating Security Payload.*Internet Protocol Version 4, Src: {re.escape(host)}, Dst: 198\.51\.100\.10.*Echo \(ping\) request")
+tcp = count(r"Encapsulating Security Payload.*Transmission Control Protocol")
+assert to_site >= 5 and from_site >= 5, (to_site, from_site)
+assert tcp > 100, tcp
+print(f"  decrypted capture: IKE_AUTH with IDi {id_value}, IDr {anycast}, SA and selectors; "
+      f"ESP: {to_site} + {from_site} echo requests each way, {tcp} TCP segments, no ICV or format error")
+PY
 }
 
 run_case "AES-GCM-256/SHA2-384/group 20, RFC822 ID, ESP AES-GCM-256 (PFS group 20 offered)" \
