@@ -9,7 +9,8 @@
 #   strongswan-router.sh stop DIR
 #
 # The charon log (DIR/charon.log) holds the SAs' SPIs; with SWAN_LOG_KEYS=1 it holds their keys too
-# (level 4), for decrypting captures in a test: never on a router that matters.
+# (level 4), for decrypting captures in a test: never on a router that matters. SWAN_ROUTES=no keeps
+# charon from routing the remote selectors into ipsec0 (for IKE-only tests).
 set -euo pipefail
 
 uri() { echo "unix://$1/charon.vici"; }
@@ -23,7 +24,7 @@ start() {
 charon {
   load_modular = no
   load = random nonce openssl kdf pem pkcs1 hmac gcm aes sha2 sha1 gmp curve25519 kernel-libipsec kernel-netlink socket-default vici updown
-  install_routes = yes
+  install_routes = ${SWAN_ROUTES:-yes}
   retransmit_tries = 3
   filelog {
     main {

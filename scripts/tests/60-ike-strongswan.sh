@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build -q -p ike-agent --example udp_responder
 responder=$PWD/target/debug/examples/udp_responder
+swan=$PWD/scripts/lib/strongswan-router.sh
 
 work=$(mktemp -d /tmp/anygate-ike.XXXXXX)
 ns_i=ag-ike-i ns_r=ag-ike-r
 cleanup() {
-  [ -f "$work/charon.pid" ] && kill "$(cat "$work/charon.pid")" 2>/dev/null || true
+  "$swan" stop "$work/swan" 2>/dev/null || true
   pkill -f "$responder" 2>/dev/null || true
   ip netns del $ns_i 2>/dev/null || true
   ip netns del $ns_r 2>/dev/null || true
@@ -31,33 +32,12 @@ ip -n $ns_i addr add 198.51.100.1/32 dev lo
 
 psk=test-only-psk-0123456789abcdef
 printf '%s' "$psk" > "$work/psk"
-mkdir -p "$work/run"
-cat > "$work/strongswan.conf" <<CONF
-charon {
-  load_modular = no
-  load = random nonce openssl kdf pem pkcs1 hmac gcm aes sha2 sha1 gmp curve25519 kernel-libipsec kernel-netlink socket-default vici updown
-  install_routes = no
-  retransmit_tries = 2
-  filelog {
-    main {
-      path = $work/charon.log
-      default = 1
-      ike = 1
-      flush_line = yes
-    }
-  }
-  plugins {
-    vici {
-      socket = unix://$work/charon.vici
-    }
-  }
-}
-CONF
+mkdir -p "$work/swan"
 
 # case: name, IKE proposal, ESP proposal, local ID, pre-shared key, expected result
 run_case() {
   local name=$1 ike=$2 esp=$3 id=$4 key=$5 expect=$6
-  cat > "$work/swanctl.conf" <<CONF
+  cat > "$work/swan/swanctl.conf" <<CONF
 connections {
   gw {
     version = 2
@@ -90,25 +70,18 @@ secrets {
   }
 }
 CONF
-  : > "$work/charon.log"
   ip netns exec $ns_r "$responder" 192.0.2.2 acct example.net t1 "$work/psk" 20 > "$work/responder.log" 2>&1 &
   local responder_pid=$!
-  STRONGSWAN_CONF=$work/strongswan.conf setsid ip netns exec $ns_i unshare -m --propagation private \
-    sh -c "mount --bind $work/run /run && exec /usr/lib/ipsec/charon" > "$work/charon.out" 2>&1 < /dev/null &
-  for _ in $(seq 50); do [ -S "$work/charon.vici" ] && break; sleep 0.1; done
-  cp "$work/run/charon.pid" "$work/charon.pid" 2>/dev/null || true
-  swanctl --load-all --uri "unix://$work/charon.vici" --file "$work/swanctl.conf" > /dev/null 2>&1
+  SWAN_ROUTES=no "$swan" start $ns_i "$work/swan"
   local result=up
-  swanctl --initiate --uri "unix://$work/charon.vici" --child net --timeout 10 > "$work/initiate.log" 2>&1 || result=refused
-  kill "$(cat "$work/charon.pid")" 2>/dev/null || true
+  "$swan" initiate "$work/swan" net || result=refused
+  "$swan" stop "$work/swan"
   kill $responder_pid 2>/dev/null || true
   wait $responder_pid 2>/dev/null || true
-  for _ in $(seq 50); do [ -S "$work/charon.vici" ] || break; sleep 0.1; done
-  rm -f "$work/charon.vici" "$work/charon.pid" "$work/run/charon.pid"
   if [ "$result" = up ]; then
     # Both sides name the same Child SA SPIs.
     local spis
-    spis=$(grep -o 'CHILD_SA net{[0-9]*} established with SPIs [0-9a-f]*_i [0-9a-f]*_o' "$work/charon.log" | head -1)
+    spis=$(grep -o 'CHILD_SA net{[0-9]*} established with SPIs [0-9a-f]*_i [0-9a-f]*_o' "$work/swan/charon.log" | head -1)
     local in_i=${spis##*SPIs } ; in_i=${in_i%%_i*}
     local out_i=${spis##*_i } ; out_i=${out_i%_o}
     if ! grep -q "child t1 in $out_i out $in_i" "$work/responder.log"; then
@@ -117,7 +90,7 @@ CONF
   fi
   if [ "$result" != "$expect" ]; then
     echo "$name: expected $expect, got $result"
-    tail -n 20 "$work/initiate.log"; cat "$work/responder.log"; exit 1
+    tail -n 20 "$work/swan/initiate.log"; cat "$work/responder.log"; exit 1
   fi
   echo "$name: $result ($(grep -o 'IKE SA established.*' "$work/responder.log" | head -1 || grep -o 'IKE_AUTH refused.*' "$work/responder.log" | head -1))"
 }

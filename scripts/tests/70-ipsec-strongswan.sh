@@ -20,6 +20,7 @@ root=$PWD
 cargo build -q --bin anygate
 anygate=$root/target/debug/anygate
 swan=$root/scripts/lib/strongswan-router.sh
+. scripts/lib/netns.sh
 
 client=agi-client gw=agi-gw site=agi-site
 work=$(mktemp -d /tmp/anygate-ipsec.XXXXXX)
@@ -56,21 +57,11 @@ for ns in $client $gw $site; do
   ip netns add $ns
   ip -n $ns link set lo up
 done
-ip link add agi-c netns $client type veth peer name agi-inet netns $gw
-ip link add agi-transit netns $gw type veth peer name agi-s netns $site
-# Finished frames from the kernel side, as from a real NIC's peer (see demo.sh).
-for dev in "$client agi-c" "$gw agi-inet" "$gw agi-transit" "$site agi-s"; do
-  set -- $dev
-  ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-done
-ip netns exec $gw sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-ip -n $gw link set agi-inet up
-ip -n $gw link set agi-transit up
+veth $client agi-c $gw agi-inet
+veth $gw agi-transit $site agi-s
 ip -n $client addr add 198.51.100.10/24 dev agi-c
-ip -n $client link set agi-c up
 ip -n $client route add default via 198.51.100.1
 ip -n $site addr add 192.0.2.2/24 dev agi-s
-ip -n $site link set agi-s up
 ip -n $site route add 203.0.113.0/24 via 192.0.2.1
 ip -n $site addr add 10.10.0.1/32 dev lo
 ip -n $site addr add 10.20.0.1/32 dev lo
@@ -93,22 +84,7 @@ name = "transit"
 device = "net_af_packet1,iface=agi-transit"
 address = "192.0.2.1/24"
 
-[ike]
-account_id = "acct"
-domain = "ipsec.example.net"
-
-# Identified by name: RFC822, FQDN or KEY_ID.
-[[ipsec_tunnels]]
-name = "t1"
-anycast_endpoint = "203.0.113.1"
-psk = "$psk"
-
-# Identified by the router's address: the endpoint pair is its own.
-[[ipsec_tunnels]]
-name = "t2"
-anycast_endpoint = "203.0.113.2"
-customer_endpoint = "192.0.2.2"
-psk = "$psk"
+$(ike_test_tunnels "$psk")
 
 [[routes]]
 prefix = "10.10.0.0/24"
@@ -118,14 +94,7 @@ nexthop = "t1"
 prefix = "10.20.0.0/24"
 nexthop = "t2"
 EOF
-ip netns exec $gw "$anygate" run --config "$work/anygate.toml" --stats-interval 0 \
-  --counters "$work/counters.json" --ike-log "$work/ike.log" >"$work/anygate.out" 2>"$work/anygate.err" &
-anygate_pid=$!
-for _ in $(seq 100); do
-  grep -q "running" "$work/anygate.err" 2>/dev/null && break
-  kill -0 $anygate_pid 2>/dev/null || fail "anygate did not start"
-  sleep 0.1
-done
+start_anygate $gw "$anygate" "$work" || fail "anygate did not start"
 ip netns exec $site ping -c 1 -W 3 192.0.2.1 >/dev/null || fail "no underlay between router and anygate"
 
 ip netns exec $site /usr/bin/python3 scripts/lib/tcp_echo.py serve 0.0.0.0 5001 &

@@ -16,6 +16,7 @@ libreswan=${ANYGATE_LIBRESWAN:-/opt/anygate/libreswan}
 [ -x "$libreswan/usr/libexec/ipsec/pluto" ] || { echo "Libreswan is not unpacked: run scripts/setup.sh" >&2; exit 1; }
 cargo build -q --bin anygate
 anygate=$root/target/debug/anygate
+. scripts/lib/netns.sh
 
 gw=agl-gw site=agl-site
 work=$(mktemp -d /tmp/anygate-libreswan.XXXXXX)
@@ -55,15 +56,8 @@ for ns in $gw $site; do
   ip netns add $ns
   ip -n $ns link set lo up
 done
-ip link add agl-transit netns $gw type veth peer name agl-s netns $site
-for dev in "$gw agl-transit" "$site agl-s"; do
-  set -- $dev
-  ip netns exec "$1" ethtool -K "$2" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-done
-ip netns exec $gw sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-ip -n $gw link set agl-transit up
+veth $gw agl-transit $site agl-s
 ip -n $site addr add 192.0.2.2/24 dev agl-s
-ip -n $site link set agl-s up
 ip -n $site route add 203.0.113.0/24 via 192.0.2.1
 ip -n $site addr add 10.10.0.1/32 dev lo
 ip -n $site addr add 10.20.0.1/32 dev lo
@@ -81,29 +75,9 @@ name = "transit"
 device = "net_af_packet0,iface=agl-transit"
 address = "192.0.2.1/24"
 
-[ike]
-account_id = "acct"
-domain = "ipsec.example.net"
-
-[[ipsec_tunnels]]
-name = "t1"
-anycast_endpoint = "203.0.113.1"
-psk = "$psk"
-
-[[ipsec_tunnels]]
-name = "t2"
-anycast_endpoint = "203.0.113.2"
-customer_endpoint = "192.0.2.2"
-psk = "$psk"
+$(ike_test_tunnels "$psk")
 EOF
-ip netns exec $gw "$anygate" run --config "$work/anygate.toml" --stats-interval 0 \
-  --counters "$work/counters.json" --ike-log "$work/ike.log" >"$work/anygate.out" 2>"$work/anygate.err" &
-anygate_pid=$!
-for _ in $(seq 100); do
-  grep -q "running" "$work/anygate.err" 2>/dev/null && break
-  kill -0 $anygate_pid 2>/dev/null || fail "anygate did not start"
-  sleep 0.1
-done
+start_anygate $gw "$anygate" "$work" || fail "anygate did not start"
 ip netns exec $site ping -c 1 -W 3 192.0.2.1 >/dev/null || fail "no underlay between pluto and anygate"
 
 mkdir -p "$work/nss" "$work/run"
