@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ike_agent::policy::{ResponderPolicy, TunnelPolicy};
 use ike_agent::proposal::{ChildEncryption, ChildIntegrity, ChildSuite};
@@ -24,6 +24,9 @@ use crate::slowpath::IkeDatagram;
 
 /// Events kept for status views (the log file has them all).
 const RECENT_EVENTS: usize = 64;
+/// How often the responder's timers run. They walk every IKE SA, so not on each slow-path poll;
+/// the half-open timeout they enforce is 30 s.
+const TIMER_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the runner counts.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -149,6 +152,8 @@ pub struct IkeRunner {
     log: Box<dyn Write + Send>,
     recent: VecDeque<serde_json::Value>,
     installed: Vec<InstalledChild>,
+    /// When the responder's timers last ran.
+    timers_run: Option<Instant>,
     pub counters: IkeCounters,
 }
 
@@ -164,7 +169,14 @@ impl IkeRunner {
     pub fn new(config: &Config, log: Box<dyn Write + Send>) -> Result<IkeRunner, String> {
         let mut responder = Responder::new(policy(config)).map_err(|e| e.to_string())?;
         reserve_static_spis(&mut responder, config);
-        Ok(IkeRunner { responder, log, recent: VecDeque::new(), installed: Vec::new(), counters: Default::default() })
+        Ok(IkeRunner {
+            responder,
+            log,
+            recent: VecDeque::new(),
+            installed: Vec::new(),
+            timers_run: None,
+            counters: Default::default(),
+        })
     }
 
     /// Take a reloaded configuration: new tunnels and keys count from the next handshake; IKE
@@ -211,7 +223,10 @@ impl IkeRunner {
         sink: &mut dyn SaSink,
         send: &mut dyn FnMut(SocketAddrV4, SocketAddrV4, &[u8]),
     ) {
-        self.responder.handle_timeout(now);
+        if self.timers_run.is_none_or(|at| now.duration_since(at) >= TIMER_INTERVAL) {
+            self.responder.handle_timeout(now);
+            self.timers_run = Some(now);
+        }
         while let Some(t) = self.responder.poll_transmit() {
             match (t.local, t.remote) {
                 (SocketAddr::V4(local), SocketAddr::V4(remote)) => {
@@ -298,11 +313,6 @@ impl IkeRunner {
             self.recent.pop_front();
         }
         self.recent.push_back(event);
-    }
-
-    /// The Child SAs this runner installed.
-    pub fn installed(&self) -> &[InstalledChild] {
-        &self.installed
     }
 
     /// Counters, IKE SAs, Child SAs and recent events, for the counters file.

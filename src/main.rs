@@ -187,14 +187,15 @@ fn run(path: &Path, stats_interval: u64, counters_file: Option<&Path>, ike_log: 
     let mut before = Counters::default();
     while !terminate.load(Ordering::Relaxed) {
         let busy = slow.poll(&mut handles, dpdk_bindings::tsc());
-        ike.receive(Instant::now(), slow.take_ike());
+        let time = Instant::now();
+        ike.receive(time, slow.take_ike());
         let sink = &mut RingSaSink {
             handles: &mut handles,
             tables: &tables,
             state: &mut sa_state,
             make_room: &mut std::thread::yield_now,
         };
-        ike.poll(Instant::now(), &config, sink, &mut |local, remote, message| {
+        ike.poll(time, &config, sink, &mut |local, remote, message| {
             slow.send_ike(local, remote, message, dpdk_bindings::tsc())
         });
         slow.flush(&mut handles);

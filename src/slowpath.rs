@@ -11,6 +11,7 @@ use std::sync::Arc;
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, Port};
 use serde::Serialize;
 
+use crate::esp::sa::NAT_T_PORT;
 use crate::pipeline::{l2, PuntReason};
 use crate::tables::{Egress, Tables};
 use crate::wire::{IpProtocol, Ipv4Packet, UdpPacket};
@@ -22,8 +23,6 @@ const HELD_PER_NEIGHBOR: usize = 4;
 const REQUEST_TRIES: u32 = 3;
 /// IKE datagrams waiting for the runner; a flood beyond it is dropped here.
 const IKE_QUEUE: usize = 4096;
-/// The IKE port after NAT detection, where IKE follows the non-ESP marker (RFC 3948 2.2).
-const NAT_T_PORT: u16 = 4500;
 /// The TTL of the datagrams the slow path originates.
 const OWN_TTL: u8 = 64;
 

@@ -9,14 +9,13 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{csum, emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+pub use crate::esp::sa::NAT_T_PORT;
 use crate::esp::sa::{InboundRef, OpenError};
 use crate::tables::TunnelId;
 use crate::wire::EspPacket;
 
 /// The IKE port (RFC 7296).
 pub const IKE_PORT: u16 = 500;
-/// The NAT-T port: IKE behind a non-ESP marker, and ESP in UDP (RFC 3948).
-pub const NAT_T_PORT: u16 = 4500;
 
 /// IP protocol numbers in the ESP trailer's next header field.
 const NEXT_IPV4: u8 = 4;
