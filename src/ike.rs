@@ -243,14 +243,12 @@ impl IkeRunner {
                         LogLevel::Info => "info",
                         LogLevel::Warning => "warning",
                     };
-                    if log.message.starts_with("IKE SA established") {
-                        self.counters.ike_sas_established += 1;
-                    }
                     if log.level == LogLevel::Warning {
                         self.counters.refusals += 1;
                     }
                     self.note(level, Some((log.local, log.remote)), log.message);
                 }
+                Event::IkeSaEstablished(_) => self.counters.ike_sas_established += 1,
                 Event::ChildSaEstablished(child) => self.install(&child, config, sink),
             }
         }

@@ -162,6 +162,7 @@ impl Responder {
             sk: half.sk,
             sk_d: std::mem::take(&mut half.keys.sk_d),
         };
+        let info = established.info(spi_r);
         // send_response moves the window on to message ID 2 and caches the answer.
         self.sas.insert(
             spi_r,
@@ -174,6 +175,7 @@ impl Responder {
             remote,
             format!("IKE SA established for tunnel {tunnel_name} ({peer_id}): {ike_suite}"),
         );
+        self.events.push_back(Event::IkeSaEstablished(info));
         match child {
             Ok(child) => {
                 let line = format!(

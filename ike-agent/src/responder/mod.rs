@@ -71,6 +71,8 @@ pub struct LogEvent {
 /// What the responder has to say to its runner.
 #[derive(Debug)]
 pub enum Event {
+    /// An IKE SA authenticated and established.
+    IkeSaEstablished(IkeSaInfo),
     /// A Child SA to install in the dataplane.
     ChildSaEstablished(ChildSa),
     /// A line for the IKE event log.
@@ -133,6 +135,19 @@ struct Established {
     sk: SkProtection,
     #[allow(dead_code)] // Keys Child SA rekeys (CREATE_CHILD_SA).
     sk_d: SecretBytes,
+}
+
+impl Established {
+    fn info(&self, spi_r: u64) -> IkeSaInfo {
+        IkeSaInfo {
+            tunnel: self.tunnel.clone(),
+            local: self.local,
+            remote: self.remote,
+            spi_i: self.spi_i,
+            spi_r,
+            suite: self.suite,
+        }
+    }
 }
 
 /// An IKE SA with its message ID state.
@@ -216,14 +231,7 @@ impl Responder {
             .sas
             .iter()
             .filter_map(|(spi_r, entry)| match &entry.sa {
-                IkeSa::Established(sa) => Some(IkeSaInfo {
-                    tunnel: sa.tunnel.clone(),
-                    local: sa.local,
-                    remote: sa.remote,
-                    spi_i: sa.spi_i,
-                    spi_r: *spi_r,
-                    suite: sa.suite,
-                }),
+                IkeSa::Established(sa) => Some(sa.info(*spi_r)),
                 IkeSa::HalfOpen(_) => None,
             })
             .collect();

@@ -81,6 +81,8 @@ struct Pair {
     now: Instant,
     local: SocketAddr,
     remote: SocketAddr,
+    /// The IKE SAs the responder announced as established, checked against its table.
+    announced: Vec<IkeSaInfo>,
 }
 
 impl Pair {
@@ -92,6 +94,7 @@ impl Pair {
             now: Instant::now(),
             local,
             remote,
+            announced: Vec::new(),
         }
     }
 
@@ -128,6 +131,10 @@ impl Pair {
             match event {
                 Event::ChildSaEstablished(child) => children.push(child),
                 Event::Log(log) => logs.push(log),
+                Event::IkeSaEstablished(info) => {
+                    assert_eq!(self.responder.established().iter().filter(|sa| **sa == info).count(), 1);
+                    self.announced.push(info);
+                }
             }
         }
         (children, logs)
@@ -153,6 +160,7 @@ fn establish(config: InitiatorConfig) -> (Pair, ChildSa) {
     assert_eq!(child.selectors, ours.selectors);
     assert_ne!(*child.inbound.encryption, *child.outbound.encryption, "each direction has its own key");
     assert!(logs.iter().any(|l| l.message.starts_with("IKE SA established for tunnel")), "{logs:?}");
+    assert_eq!(pair.announced.len(), 1, "the IKE SA is announced once");
     (pair, child)
 }
 
