@@ -221,42 +221,10 @@ ip netns exec $branch tcpdump -i agb-ul -s 128 -B 32768 --immediate-mode -U -w "
   'udp port 4500 and udp[8:4] != 0' 2>"$work/tcpdump-esp.err" &
 tcpdump_esp_pid=$!
 for _ in $(seq 50); do grep -q "listening" "$work/tcpdump-esp.err" && break; sleep 0.1; done
-mkdir -p "$work/swan"
-cat >"$work/swan/swanctl.conf" <<CONF
-connections {
-  anygate {
-    version = 2
-    local_addrs = 100.64.0.2
-    remote_addrs = 203.0.113.1
-    proposals = aes256gcm16-prfsha384-ecp384
-    keyingtries = 1
-    local {
-      auth = psk
-      id = ipsec@branch1.demo.ipsec.example.net
-    }
-    remote {
-      auth = psk
-      id = 203.0.113.1
-    }
-    children {
-      branch {
-        local_ts = 10.30.0.0/24
-        remote_ts = 198.51.100.0/24
-        esp_proposals = aes256gcm16
-      }
-    }
-  }
-}
-secrets {
-  ike-anygate {
-    id-a = ipsec@branch1.demo.ipsec.example.net
-    id-b = 203.0.113.1
-    secret = "$psk"
-  }
-}
-CONF
+scripts/lib/strongswan-router.sh config "$work/swan" 100.64.0.2 203.0.113.1 aes256gcm16-prfsha384-ecp384 aes256gcm16 \
+  ipsec@branch1.demo.ipsec.example.net 10.30.0.0/24 198.51.100.0/24 "$psk"
 scripts/lib/strongswan-router.sh start $branch "$work/swan"
-if scripts/lib/strongswan-router.sh initiate "$work/swan" branch; then
+if scripts/lib/strongswan-router.sh initiate "$work/swan" net; then
   for _ in $(seq 30); do grep -q "installed on every worker" "$work/ike.log" && break; sleep 0.1; done
   grep -h "IKE SA established\|installed on every worker" "$work/ike.log" |
     /usr/bin/python3 -c 'import json, sys; [print("  anygate:", json.loads(l)["message"]) for l in sys.stdin]'

@@ -3,6 +3,10 @@
 # an IPsec customer router in a network namespace, run without systemd: its own strongswan.conf,
 # vici socket and a private /run (charon writes /run/charon.pid), all under one folder.
 #
+#   strongswan-router.sh config DIR LOCAL_ADDR REMOTE_ADDR IKE_PROPOSAL ESP_PROPOSAL ID LOCAL_TS REMOTE_TS PSK
+#                                         write DIR/swanctl.conf: connection "anygate" with PSK
+#                                         authentication as ID, the peer identified by its
+#                                         address, and one Child SA "net"
 #   strongswan-router.sh start NS DIR     write DIR/strongswan.conf, start charon; DIR/swanctl.conf
 #                                         must exist (it is loaded)
 #   strongswan-router.sh initiate DIR CHILD [TIMEOUT]
@@ -14,6 +18,44 @@
 set -euo pipefail
 
 uri() { echo "unix://$1/charon.vici"; }
+
+config() {
+  local dir=$1 local_addr=$2 remote_addr=$3 ike=$4 esp=$5 id=$6 local_ts=$7 remote_ts=$8 psk=$9
+  mkdir -p "$dir"
+  cat >"$dir/swanctl.conf" <<CONF
+connections {
+  anygate {
+    version = 2
+    local_addrs = $local_addr
+    remote_addrs = $remote_addr
+    proposals = $ike
+    keyingtries = 1
+    local {
+      auth = psk
+      id = $id
+    }
+    remote {
+      auth = psk
+      id = $remote_addr
+    }
+    children {
+      net {
+        local_ts = $local_ts
+        remote_ts = $remote_ts
+        esp_proposals = $esp
+      }
+    }
+  }
+}
+secrets {
+  ike-anygate {
+    id-a = $id
+    id-b = $remote_addr
+    secret = "$psk"
+  }
+}
+CONF
+}
 
 start() {
   local ns=$1 dir=$2 level=1
@@ -69,6 +111,6 @@ stop() {
 cmd=${1:-}
 shift || true
 case $cmd in
-  start | initiate | stop) "$cmd" "$@" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  config | start | initiate | stop) "$cmd" "$@" ;;
+  *) sed -n '2,18p' "$0" >&2; exit 2 ;;
 esac

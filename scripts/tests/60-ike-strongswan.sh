@@ -32,44 +32,11 @@ ip -n $ns_i addr add 198.51.100.1/32 dev lo
 
 psk=test-only-psk-0123456789abcdef
 printf '%s' "$psk" > "$work/psk"
-mkdir -p "$work/swan"
 
 # case: name, IKE proposal, ESP proposal, local ID, pre-shared key, expected result
 run_case() {
   local name=$1 ike=$2 esp=$3 id=$4 key=$5 expect=$6
-  cat > "$work/swan/swanctl.conf" <<CONF
-connections {
-  gw {
-    version = 2
-    local_addrs = 192.0.2.1
-    remote_addrs = 192.0.2.2
-    proposals = $ike
-    keyingtries = 1
-    local {
-      auth = psk
-      id = $id
-    }
-    remote {
-      auth = psk
-      id = 192.0.2.2
-    }
-    children {
-      net {
-        local_ts = 198.51.100.0/24
-        remote_ts = 0.0.0.0/0
-        esp_proposals = $esp
-      }
-    }
-  }
-}
-secrets {
-  ike-gw {
-    id-a = $id
-    id-b = 192.0.2.2
-    secret = "$key"
-  }
-}
-CONF
+  "$swan" config "$work/swan" 192.0.2.1 192.0.2.2 "$ike" "$esp" "$id" 198.51.100.0/24 0.0.0.0/0 "$key"
   ip netns exec $ns_r "$responder" 192.0.2.2 acct example.net t1 "$work/psk" 20 > "$work/responder.log" 2>&1 &
   local responder_pid=$!
   SWAN_ROUTES=no "$swan" start $ns_i "$work/swan"

@@ -102,43 +102,10 @@ echo_pids+=($!)
 ip netns exec $client /usr/bin/python3 scripts/lib/tcp_echo.py serve 0.0.0.0 5001 &
 echo_pids+=($!)
 
-mkdir -p "$work/swan"
 # case: name, IKE proposal, ESP proposal, the router's ID, tunnel, anycast endpoint, site host
 run_case() {
   local name=$1 ike=$2 esp=$3 id=$4 tunnel=$5 anycast=$6 host=$7
-  cat >"$work/swan/swanctl.conf" <<CONF
-connections {
-  gw {
-    version = 2
-    local_addrs = 192.0.2.2
-    remote_addrs = $anycast
-    proposals = $ike
-    keyingtries = 1
-    local {
-      auth = psk
-      id = $id
-    }
-    remote {
-      auth = psk
-      id = $anycast
-    }
-    children {
-      net {
-        local_ts = ${host%.*}.0/24
-        remote_ts = 198.51.100.0/24
-        esp_proposals = $esp
-      }
-    }
-  }
-}
-secrets {
-  ike-gw {
-    id-a = $id
-    id-b = $anycast
-    secret = "$psk"
-  }
-}
-CONF
+  "$swan" config "$work/swan" 192.0.2.2 "$anycast" "$ike" "$esp" "$id" "${host%.*}.0/24" 198.51.100.0/24 "$psk"
   ip netns exec $site tcpdump -i agi-s -s 0 -B 32768 --immediate-mode -U -w "$work/case.pcap" \
     'udp port 500 or udp port 4500 or ip proto 50' 2>"$work/tcpdump.err" &
   tcpdump_pid=$!
