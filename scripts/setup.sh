@@ -21,6 +21,8 @@ packages=(
   # package conflicts with strongSwan's: it is unpacked below, never installed)
   libnss3-tools libcurl3-nss libevent-core-2.1-7 libevent-pthreads-2.1-7 libldns3 libunbound8 libcap-ng0
   dns-root-data
+  # unpacks Debian 13's strongSwan 6 (below), the interop tests' raw-ESP router
+  debootstrap
 )
 
 missing=()
@@ -46,6 +48,19 @@ if [ ! -x "$libreswan/usr/libexec/ipsec/pluto" ]; then
   mkdir -p "$libreswan"
   dpkg -x "$download"/libreswan_*.deb "$libreswan"
   rm -rf "$download"
+fi
+
+# strongSwan 6 (Debian 13, trixie) in a chroot of Debian's own packages, where the raw-ESP interop
+# case runs it: 5.9.8's kernel-libipsec always sends ESP in UDP. About 300 MB, under a minute.
+swan6=${ANYGATE_STRONGSWAN6:-/opt/anygate/strongswan-trixie}
+if [ ! -x "$swan6/usr/lib/ipsec/charon" ]; then
+  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  rm -rf "$swan6.partial"
+  debootstrap --variant=minbase \
+    --include=strongswan-charon,strongswan-swanctl,libcharon-extra-plugins,libstrongswan-extra-plugins,libstrongswan-standard-plugins \
+    trixie "$swan6.partial" "${mirror:-http://deb.debian.org/debian}" >/dev/null
+  mv "$swan6.partial" "$swan6"
 fi
 
 # cargo-fuzz needs a nightly toolchain only when the fuzz targets are built; the tests run them briefly.

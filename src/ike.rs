@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ike_agent::policy::{ResponderPolicy, TunnelPolicy};
 use ike_agent::proposal::{ChildEncryption, ChildIntegrity, ChildSuite};
-use ike_agent::responder::{ChildSa, Encapsulation, Event, LogLevel, Responder};
+use ike_agent::responder::{ChildSa, DeletedChild, Encapsulation, Event, LogLevel, Responder};
 use serde::Serialize;
 use serde_json::json;
 
@@ -24,6 +24,10 @@ use crate::slowpath::IkeDatagram;
 
 /// Events kept for status views (the log file has them all).
 const RECENT_EVENTS: usize = 64;
+/// How long a rekeyed Child SA's new outbound SA waits for the peer to delete the old one. The
+/// peer installs its new inbound SA when it reads our answer and deletes the old SA right after;
+/// should that Delete be lost, the new outbound SA takes over anyway once the peer surely has it.
+const REKEY_OUTBOUND_GRACE: Duration = Duration::from_secs(10);
 /// How often the responder's timers run. They walk every IKE SA, so not on each slow-path poll;
 /// the half-open timeout they enforce is 30 s.
 const TIMER_INTERVAL: Duration = Duration::from_millis(100);
@@ -43,6 +47,14 @@ pub struct IkeCounters {
     pub child_sas_installed: u64,
     /// Child SAs agreed with a peer that the dataplane refused.
     pub child_sas_failed: u64,
+    /// Child SAs that replaced another (CREATE_CHILD_SA with REKEY_SA), among those installed.
+    pub child_sas_rekeyed: u64,
+    /// Child SAs removed from the dataplane: deleted by the peer, or with their IKE SA.
+    pub child_sas_deleted: u64,
+    /// IKE SAs rekeyed.
+    pub ike_sas_rekeyed: u64,
+    /// IKE SAs deleted by the peer.
+    pub ike_sas_deleted: u64,
     /// Requests refused (authentication failed, no proposal chosen, ...).
     pub refusals: u64,
 }
@@ -63,6 +75,18 @@ pub struct InstalledChild {
     /// The customer's prefix and ours.
     pub remote_ts: String,
     pub local_ts: String,
+    /// A rekey replaced it; it carries what is still in flight until the peer deletes it.
+    pub rekeyed: bool,
+    /// It replaced another whose Delete has not come yet: inbound only so far.
+    pub outbound_pending: bool,
+}
+
+/// The outbound SA of a rekey's new Child SA, waiting for the old Child SA to go.
+struct PendingOutbound {
+    /// The old Child SA's inbound SPI.
+    rekey_of: u32,
+    spec: SaSpec,
+    since: Instant,
 }
 
 fn hex32<S: serde::Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
@@ -152,6 +176,7 @@ pub struct IkeRunner {
     log: Box<dyn Write + Send>,
     recent: VecDeque<serde_json::Value>,
     installed: Vec<InstalledChild>,
+    pending_outbound: Vec<PendingOutbound>,
     /// When the responder's timers last ran.
     timers_run: Option<Instant>,
     pub counters: IkeCounters,
@@ -174,6 +199,7 @@ impl IkeRunner {
             log,
             recent: VecDeque::new(),
             installed: Vec::new(),
+            pending_outbound: Vec::new(),
             timers_run: None,
             counters: Default::default(),
         })
@@ -187,6 +213,7 @@ impl IkeRunner {
         let configured = |name: &str| config.ipsec_tunnels.iter().any(|t| t.name == name && t.psk.is_some());
         let (keep, remove): (Vec<_>, Vec<_>) = self.installed.drain(..).partition(|c| configured(&c.tunnel));
         self.installed = keep;
+        self.pending_outbound.retain(|p| configured(&p.spec.tunnel));
         for child in remove {
             // The tunnel's tables are gone with the reload; its SAs may already be unreachable.
             let _ = sink.delete(SaDirection::Inbound, child.local, child.inbound_spi);
@@ -226,6 +253,15 @@ impl IkeRunner {
         if self.timers_run.is_none_or(|at| now.duration_since(at) >= TIMER_INTERVAL) {
             self.responder.handle_timeout(now);
             self.timers_run = Some(now);
+            let overdue: Vec<u32> = self
+                .pending_outbound
+                .iter()
+                .filter(|p| now.duration_since(p.since) >= REKEY_OUTBOUND_GRACE)
+                .map(|p| p.rekey_of)
+                .collect();
+            for old in overdue {
+                self.take_over(old, sink, "no Delete of the old Child SA");
+            }
         }
         while let Some(t) = self.responder.poll_transmit() {
             match (t.local, t.remote) {
@@ -249,20 +285,23 @@ impl IkeRunner {
                     self.note(level, Some((log.local, log.remote)), log.message);
                 }
                 Event::IkeSaEstablished(_) => self.counters.ike_sas_established += 1,
-                Event::ChildSaEstablished(child) => self.install(&child, config, sink),
+                Event::IkeSaRekeyed(_) => self.counters.ike_sas_rekeyed += 1,
+                Event::IkeSaDeleted(_) => self.counters.ike_sas_deleted += 1,
+                Event::ChildSaEstablished(child) => self.install(now, &child, config, sink),
+                Event::ChildSaDeleted(child) => self.uninstall(&child, sink),
             }
         }
     }
 
-    fn install(&mut self, child: &ChildSa, config: &Config, sink: &mut dyn SaSink) {
+    /// Install a Child SA on every worker. A rekey's new SA goes in inbound first; its outbound SA
+    /// waits for the old Child SA's Delete (make-before-break: the peer may not have read our
+    /// answer yet, and until it has, only the old SA is known to it).
+    fn install(&mut self, now: Instant, child: &ChildSa, config: &Config, sink: &mut dyn SaSink) {
         let ends = Some((SocketAddr::new(child.local, 0), SocketAddr::new(child.remote, 0)));
+        let replaced = child.rekey_of.filter(|old| self.installed.iter().any(|c| c.inbound_spi == *old));
         let result = child_specs(child, config).and_then(|[inbound, outbound]| {
             sink.add(&inbound).map_err(|e| format!("inbound SA {:08x}: {e}", inbound.spi))?;
-            if let Err(e) = sink.add(&outbound) {
-                let _ = sink.delete(SaDirection::Inbound, inbound.local, inbound.spi);
-                return Err(format!("outbound SA {:08x}: {e}", outbound.spi));
-            }
-            Ok(InstalledChild {
+            let record = InstalledChild {
                 tunnel: child.tunnel.clone(),
                 local: inbound.local,
                 remote: inbound.remote,
@@ -272,15 +311,38 @@ impl IkeRunner {
                 udp: inbound.udp,
                 remote_ts: child.selectors.initiator.to_string(),
                 local_ts: child.selectors.responder.to_string(),
-            })
+                rekeyed: false,
+                outbound_pending: replaced.is_some(),
+            };
+            match replaced {
+                Some(old) => self.pending_outbound.push(PendingOutbound { rekey_of: old, spec: outbound, since: now }),
+                None => {
+                    if let Err(e) = sink.add(&outbound) {
+                        let _ = sink.delete(SaDirection::Inbound, inbound.local, inbound.spi);
+                        return Err(format!("outbound SA {:08x}: {e}", outbound.spi));
+                    }
+                }
+            }
+            Ok(record)
         });
         match result {
             Ok(installed) => {
                 self.counters.child_sas_installed += 1;
-                let line = format!(
-                    "Child SA installed on every worker for tunnel {}: {} in {:08x} out {:08x}",
-                    installed.tunnel, installed.transform, installed.inbound_spi, installed.outbound_spi
-                );
+                let line = match replaced {
+                    Some(old) => {
+                        self.counters.child_sas_rekeyed += 1;
+                        self.installed.iter_mut().filter(|c| c.inbound_spi == old).for_each(|c| c.rekeyed = true);
+                        format!(
+                            "Child SA installed inbound on every worker for tunnel {}: {} in {:08x}; out {:08x} \
+                             follows when {old:08x} is deleted",
+                            installed.tunnel, installed.transform, installed.inbound_spi, installed.outbound_spi
+                        )
+                    }
+                    None => format!(
+                        "Child SA installed on every worker for tunnel {}: {} in {:08x} out {:08x}",
+                        installed.tunnel, installed.transform, installed.inbound_spi, installed.outbound_spi
+                    ),
+                };
                 self.installed.push(installed);
                 self.note("info", ends, line);
             }
@@ -289,6 +351,51 @@ impl IkeRunner {
                 self.note("error", ends, format!("Child SA for tunnel {} not installed: {e}", child.tunnel));
             }
         }
+    }
+
+    /// The new outbound SA of the rekey of `old` (an inbound SPI) takes over the traffic.
+    fn take_over(&mut self, old: u32, sink: &mut dyn SaSink, why: &str) {
+        let Some(at) = self.pending_outbound.iter().position(|p| p.rekey_of == old) else { return };
+        let pending = self.pending_outbound.remove(at);
+        let spec = pending.spec;
+        let ends = Some((SocketAddr::new(IpAddr::V4(spec.local), 0), SocketAddr::new(IpAddr::V4(spec.remote), 0)));
+        match sink.add(&spec) {
+            Ok(()) => {
+                for c in self.installed.iter_mut().filter(|c| c.outbound_spi == spec.spi && c.local == spec.local) {
+                    c.outbound_pending = false;
+                }
+                let line = format!("Child SA of tunnel {} sends on {:08x} now: {why}", spec.tunnel, spec.spi);
+                self.note("info", ends, line);
+            }
+            Err(e) => {
+                self.counters.child_sas_failed += 1;
+                let line = format!("outbound SA {:08x} of tunnel {} not installed: {e}", spec.spi, spec.tunnel);
+                self.note("error", ends, line);
+            }
+        }
+    }
+
+    /// Remove a Child SA from every worker; a rekey waiting for it to go takes over first, so
+    /// that the tunnel always has an outbound SA.
+    fn uninstall(&mut self, child: &DeletedChild, sink: &mut dyn SaSink) {
+        let IpAddr::V4(local) = child.local else { return };
+        self.take_over(child.inbound_spi, sink, "the old Child SA was deleted");
+        // A rekey's new Child SA deleted before its outbound SA went in leaves nothing to install.
+        self.pending_outbound.retain(|p| !(p.spec.spi == child.outbound_spi && p.spec.local == local));
+        let Some(at) = self.installed.iter().position(|c| c.local == local && c.inbound_spi == child.inbound_spi)
+        else {
+            return;
+        };
+        let gone = self.installed.remove(at);
+        let _ = sink.delete(SaDirection::Outbound, local, gone.outbound_spi);
+        let _ = sink.delete(SaDirection::Inbound, local, gone.inbound_spi);
+        self.counters.child_sas_deleted += 1;
+        let ends = Some((SocketAddr::new(child.local, 0), SocketAddr::new(IpAddr::V4(gone.remote), 0)));
+        let line = format!(
+            "Child SA removed from every worker for tunnel {}: in {:08x} out {:08x}",
+            gone.tunnel, gone.inbound_spi, gone.outbound_spi
+        );
+        self.note("info", ends, line);
     }
 
     /// Write one event to the log and keep it among the recent ones.

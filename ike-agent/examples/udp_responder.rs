@@ -66,12 +66,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         while let Some(event) = responder.poll_event() {
             match event {
-                Event::IkeSaEstablished(_) => {}
+                Event::IkeSaEstablished(_) | Event::IkeSaRekeyed(_) | Event::IkeSaDeleted(_) => {}
                 Event::Log(log) => println!("{:?} {} {} {}", log.level, log.local, log.remote, log.message),
                 Event::ChildSaEstablished(child) => println!(
                     "child {} in {:08x} out {:08x} {:?} {:?}",
                     child.tunnel, child.inbound.spi, child.outbound.spi, child.suite, child.encapsulation
                 ),
+                Event::ChildSaDeleted(child) => {
+                    println!(
+                        "child {} deleted in {:08x} out {:08x}",
+                        child.tunnel, child.inbound_spi, child.outbound_spi
+                    )
+                }
             }
         }
     }

@@ -1,6 +1,8 @@
 //! An IKEv2 initiator for tests and load generation: the customer router's side of IKE_SA_INIT
-//! and IKE_AUTH with a pre-shared key, built on the same codec and crypto as the responder. It
-//! checks the responder's AUTH, so that a test passing through it has proven both directions.
+//! and IKE_AUTH with a pre-shared key, CREATE_CHILD_SA (new Child SAs, their rekeys with or
+//! without PFS, the IKE SA's rekey) and Deletes, built on the same codec and crypto as the
+//! responder. It checks the responder's AUTH, so that a test passing through it has proven both
+//! directions.
 
 use std::net::SocketAddr;
 
@@ -8,15 +10,16 @@ use aws_lc_rs::rand;
 
 use crate::crypto::auth::{psk_auth, verify_psk_auth, SignedOctets};
 use crate::crypto::ke::{KeyExchangeMethod, PendingKe};
-use crate::crypto::keys::{child_keys, skeyseed, IkeSaKeys};
+use crate::crypto::keys::{child_keys, skeyseed, skeyseed_from_sk_d, IkeSaKeys};
 use crate::crypto::prf::{Prf, SecretBytes};
 use crate::crypto::sk::{IkeCipher, SkProtection};
-use crate::proposal::{select_child, ChildSelection, ChildSuite};
+use crate::proposal::{select_child, ChildKe, ChildSelection, ChildSuite};
 use crate::responder::nat::detection_hash;
 use crate::selectors::{narrow, SelectorPair};
 use crate::wire::{
-    AuthMethod, Authentication, ExchangeType, Flags, Header, Identification, KeMethod, KeyExchange, Message, Nonce,
-    Notify, NotifyType, Payload, PayloadType, Proposal, SecurityAssociation, TrafficSelectors, TransformType,
+    AuthMethod, Authentication, Delete, ExchangeType, Flags, Header, Identification, KeMethod, KeyExchange, Message,
+    Nonce, Notify, NotifyType, Payload, PayloadType, Proposal, ProtocolId, SecurityAssociation, TrafficSelectors,
+    TransformType,
 };
 
 /// What NAT detection notifications the initiator sends.
@@ -88,6 +91,14 @@ pub struct AuthOutcome {
     pub child: Result<InitiatorChild, NotifyType>,
 }
 
+/// A CREATE_CHILD_SA request sent, waiting for its response.
+struct PendingCreate {
+    ni: Vec<u8>,
+    ke: Option<PendingKe>,
+    /// Our SPI of the new Child SA, or our new IKE SPI in an IKE SA rekey.
+    spi: u64,
+}
+
 struct InitDone {
     spi_r: u64,
     prf: Prf,
@@ -108,6 +119,7 @@ pub struct Initiator {
     done: Option<InitDone>,
     child_spi: u32,
     next_message_id: u32,
+    pending_create: Option<PendingCreate>,
 }
 
 impl std::fmt::Debug for Initiator {
@@ -136,6 +148,7 @@ impl Initiator {
             done: None,
             child_spi: u32::from_be_bytes(random()) | 0x100,
             next_message_id: 0,
+            pending_create: None,
         }
     }
 
@@ -219,14 +232,7 @@ impl Initiator {
             return Err(InitiatorError::Malformed("IKE_SA_INIT response payloads"));
         };
         let [proposal] = sa.proposals.as_slice() else { return Err(InitiatorError::Malformed("chosen proposal")) };
-        let transform = |kind| proposal.transforms_of(kind).next();
-        let encr = transform(TransformType::ENCR).ok_or(InitiatorError::Malformed("ENCR"))?;
-        let prf = transform(TransformType::PRF)
-            .and_then(|t| Prf::from_id(crate::wire::PrfId(t.id)))
-            .ok_or(InitiatorError::Malformed("PRF"))?;
-        let integ = transform(TransformType::INTEG).map(|t| crate::wire::IntegId(t.id));
-        let cipher = IkeCipher::from_transforms(crate::wire::EncrId(encr.id), encr.key_length(), integ)
-            .ok_or(InitiatorError::Malformed("IKE cipher"))?;
+        let (cipher, prf) = chosen_ike_suite(proposal)?;
         let pending = self.pending.take().ok_or(InitiatorError::OutOfOrder)?;
         let shared = pending.finish(&ke.data).map_err(|_| InitiatorError::Malformed("KEr"))?;
         let spi_r = message.header.spi_r;
@@ -305,9 +311,179 @@ impl Initiator {
 
     /// `HDR, SK {} -->`: a liveness check.
     pub fn informational(&mut self) -> Result<Vec<u8>, InitiatorError> {
-        let header = self.header(ExchangeType::INFORMATIONAL, self.next_message_id);
+        self.seal_request(ExchangeType::INFORMATIONAL, &[])
+    }
+
+    /// `HDR, SK {[N(REKEY_SA)], SA, Ni, [KEi], TSi, TSr} -->`: a new Child SA, or the rekey of
+    /// the one we receive on with `rekey` (our inbound SPI), with a KE payload of `pfs` or none.
+    /// The ESP proposals are the configured ones: they list the PFS groups offered.
+    pub fn create_child_sa(
+        &mut self,
+        rekey: Option<u32>,
+        pfs: Option<KeyExchangeMethod>,
+    ) -> Result<Vec<u8>, InitiatorError> {
+        let spi = u32::from_be_bytes(random()) | 0x100;
+        let mut proposals = self.config.esp_proposals.clone();
+        for proposal in &mut proposals {
+            proposal.spi = spi.to_be_bytes().to_vec();
+        }
+        let ni = random::<32>().to_vec();
+        let mut payloads = Vec::new();
+        if let Some(old) = rekey {
+            payloads.push(Payload::Notify(Notify {
+                protocol: ProtocolId::ESP,
+                spi: old.to_be_bytes().to_vec(),
+                kind: NotifyType::REKEY_SA,
+                data: Vec::new(),
+            }));
+        }
+        payloads.push(Payload::Sa(SecurityAssociation { proposals }));
+        payloads.push(Payload::Nonce(Nonce(ni.clone())));
+        let ke = match pfs {
+            Some(group) => {
+                let (pending, value) = group.initiate().map_err(|_| InitiatorError::OutOfOrder)?;
+                payloads.push(Payload::Ke(KeyExchange { method: group.id(), data: value }));
+                Some(pending)
+            }
+            None => None,
+        };
+        payloads.push(Payload::TsI(self.config.tsi.clone()));
+        payloads.push(Payload::TsR(self.config.tsr.clone()));
+        self.pending_create = Some(PendingCreate { ni, ke, spi: u64::from(spi) });
+        self.seal_request(ExchangeType::CREATE_CHILD_SA, &payloads)
+    }
+
+    /// `<-- HDR, SK {SA, Nr, [KEr], TSi, TSr}`: the Child SA, or the notification refusing it.
+    pub fn on_create_child_sa_response(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<Result<InitiatorChild, NotifyType>, InitiatorError> {
+        let payloads = self.open_response(bytes)?;
+        let pending = self.pending_create.take().ok_or(InitiatorError::OutOfOrder)?;
+        let (mut sa, mut nr, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
+        for payload in &payloads {
+            match payload {
+                Payload::Notify(n) if n.kind.is_error() => return Ok(Err(n.kind)),
+                Payload::Sa(s) => sa = Some(s),
+                Payload::Nonce(n) => nr = Some(&n.0),
+                Payload::Ke(k) => ke = Some(k),
+                Payload::TsI(t) => tsi = Some(t),
+                Payload::TsR(t) => tsr = Some(t),
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(nr), Some(tsi), Some(tsr)) = (sa, nr, tsi, tsr) else {
+            return Err(InitiatorError::Malformed("CREATE_CHILD_SA response payloads"));
+        };
+        let child_ke = ke.map_or(ChildKe::Omitted, |k| ChildKe::Payload(k.method));
+        let ChildSelection::Chosen(suite, responder_spi, _) = select_child(sa, true, child_ke) else {
+            return Err(InitiatorError::Malformed("chosen ESP proposal"));
+        };
+        let shared = match (pending.ke, ke) {
+            (Some(ours), Some(theirs)) => {
+                Some(ours.finish(&theirs.data).map_err(|_| InitiatorError::Malformed("KEr"))?)
+            }
+            (None, None) => None,
+            _ => return Err(InitiatorError::Malformed("KEr without KEi, or none answering it")),
+        };
+        let selectors = narrow(tsi, tsr).ok_or(InitiatorError::Malformed("chosen selectors"))?;
+        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
+        let secrets: Vec<&[u8]> = shared.iter().map(|s| &s[..]).collect();
+        let (to_peer, to_us) = child_keys(
+            done.prf,
+            &done.keys.sk_d,
+            &secrets,
+            (&pending.ni, nr),
+            suite.encryption_key_len(),
+            suite.integrity_key_len(),
+        );
+        let our_spi = u32::try_from(pending.spi).map_err(|_| InitiatorError::OutOfOrder)?;
+        Ok(Ok(InitiatorChild {
+            suite,
+            outbound: (responder_spi, to_peer.encryption, to_peer.integrity),
+            inbound: (our_spi, to_us.encryption, to_us.integrity),
+            selectors,
+        }))
+    }
+
+    /// `HDR, SK {SA, Ni, KEi} -->`: rekey the IKE SA with the configured IKE proposals, a new SPI
+    /// and a key exchange of the configured group.
+    pub fn rekey_ike_sa(&mut self) -> Result<Vec<u8>, InitiatorError> {
+        let spi = u64::from_be_bytes(random()) | 1;
+        let mut proposals = self.config.ike_proposals.clone();
+        for proposal in &mut proposals {
+            proposal.spi = spi.to_be_bytes().to_vec();
+        }
+        let ni = random::<32>().to_vec();
+        let (pending, value) = self.ke.initiate().map_err(|_| InitiatorError::OutOfOrder)?;
+        let payloads = [
+            Payload::Sa(SecurityAssociation { proposals }),
+            Payload::Nonce(Nonce(ni.clone())),
+            Payload::Ke(KeyExchange { method: self.ke.id(), data: value }),
+        ];
+        self.pending_create = Some(PendingCreate { ni, ke: Some(pending), spi });
+        self.seal_request(ExchangeType::CREATE_CHILD_SA, &payloads)
+    }
+
+    /// `<-- HDR, SK {SA, Nr, KEr}`: the new IKE SA, as an initiator of its own (message IDs
+    /// from 0). This one stays, to delete the old IKE SA.
+    pub fn on_rekey_ike_sa_response(&mut self, bytes: &[u8]) -> Result<Result<Initiator, NotifyType>, InitiatorError> {
+        let payloads = self.open_response(bytes)?;
+        let pending = self.pending_create.take().ok_or(InitiatorError::OutOfOrder)?;
+        let (mut sa, mut nr, mut ke) = (None, None, None);
+        for payload in &payloads {
+            match payload {
+                Payload::Notify(n) if n.kind.is_error() => return Ok(Err(n.kind)),
+                Payload::Sa(s) => sa = Some(s),
+                Payload::Nonce(n) => nr = Some(&n.0),
+                Payload::Ke(k) => ke = Some(k),
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(nr), Some(ke)) = (sa, nr, ke) else {
+            return Err(InitiatorError::Malformed("IKE SA rekey response payloads"));
+        };
+        let [proposal] = sa.proposals.as_slice() else { return Err(InitiatorError::Malformed("chosen proposal")) };
+        let (cipher, prf) = chosen_ike_suite(proposal)?;
+        let spi_r = <[u8; 8]>::try_from(proposal.spi.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| InitiatorError::Malformed("new responder SPI"))?;
+        let ours = pending.ke.ok_or(InitiatorError::OutOfOrder)?;
+        let shared = ours.finish(&ke.data).map_err(|_| InitiatorError::Malformed("KEr"))?;
+        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
+        let seed = skeyseed_from_sk_d(done.prf, &done.keys.sk_d, &shared, &pending.ni, nr);
+        let keys = IkeSaKeys::derive(cipher.key_lengths(prf), &seed, &pending.ni, nr, pending.spi, spi_r);
+        let sk = SkProtection::initiator(cipher, &keys).map_err(|_| InitiatorError::Malformed("SK keys"))?;
+        Ok(Ok(Initiator {
+            config: self.config.clone(),
+            spi_i: pending.spi,
+            ni: pending.ni,
+            ke: self.ke,
+            pending: None,
+            init_request: Vec::new(),
+            done: Some(InitDone { spi_r, prf, keys, sk, nr: nr.clone(), init_response: Vec::new() }),
+            child_spi: self.child_spi,
+            next_message_id: 0,
+            pending_create: None,
+        }))
+    }
+
+    /// `HDR, SK {D(ESP, SPIs)} -->`: delete Child SAs by the SPIs we receive on.
+    pub fn delete_child_sas(&mut self, spis: Vec<u32>) -> Result<Vec<u8>, InitiatorError> {
+        let delete = Payload::Delete(Delete { protocol: ProtocolId::ESP, spis });
+        self.seal_request(ExchangeType::INFORMATIONAL, &[delete])
+    }
+
+    /// `HDR, SK {D(IKE)} -->`: delete this IKE SA.
+    pub fn delete_ike_sa(&mut self) -> Result<Vec<u8>, InitiatorError> {
+        let delete = Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: Vec::new() });
+        self.seal_request(ExchangeType::INFORMATIONAL, &[delete])
+    }
+
+    fn seal_request(&mut self, exchange: ExchangeType, payloads: &[Payload]) -> Result<Vec<u8>, InitiatorError> {
+        let header = self.header(exchange, self.next_message_id);
         let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;
-        done.sk.seal(&header, PayloadType::NONE, &[]).map_err(|_| InitiatorError::OutOfOrder)
+        crate::protected::seal(&mut done.sk, &header, payloads).ok_or(InitiatorError::OutOfOrder)
     }
 
     /// Check and decrypt a response to our last request; the message ID moves on.
@@ -332,7 +508,7 @@ impl Initiator {
         tsr: &TrafficSelectors,
     ) -> Result<InitiatorChild, InitiatorError> {
         let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
-        let ChildSelection::Chosen(suite, responder_spi, _) = select_child(sa, true, None) else {
+        let ChildSelection::Chosen(suite, responder_spi, _) = select_child(sa, true, ChildKe::NotInExchange) else {
             return Err(InitiatorError::Malformed("chosen ESP proposal"));
         };
         let selectors = narrow(tsi, tsr).ok_or(InitiatorError::Malformed("chosen selectors"))?;
@@ -351,4 +527,17 @@ impl Initiator {
             selectors,
         })
     }
+}
+
+/// The cipher and PRF of the IKE proposal a responder chose.
+fn chosen_ike_suite(proposal: &Proposal) -> Result<(IkeCipher, Prf), InitiatorError> {
+    let transform = |kind| proposal.transforms_of(kind).next();
+    let encr = transform(TransformType::ENCR).ok_or(InitiatorError::Malformed("ENCR"))?;
+    let prf = transform(TransformType::PRF)
+        .and_then(|t| Prf::from_id(crate::wire::PrfId(t.id)))
+        .ok_or(InitiatorError::Malformed("PRF"))?;
+    let integ = transform(TransformType::INTEG).map(|t| crate::wire::IntegId(t.id));
+    let cipher = IkeCipher::from_transforms(crate::wire::EncrId(encr.id), encr.key_length(), integ)
+        .ok_or(InitiatorError::Malformed("IKE cipher"))?;
+    Ok((cipher, prf))
 }

@@ -132,6 +132,8 @@ impl std::fmt::Display for ChildSuite {
 pub enum ChildSelection {
     /// A suite, the initiator's SPI, and the proposal to answer with (our SPI still to be set).
     Chosen(ChildSuite, u32, Proposal),
+    /// A proposal fits but the KE payload is of another group: ask for this one.
+    WrongKeyExchange(KeMethod),
     /// Nothing fits: NO_PROPOSAL_CHOSEN.
     NoProposal,
 }
@@ -179,12 +181,23 @@ fn answer(proposal: &Proposal, spi: Vec<u8>, transforms: Vec<Transform>) -> Prop
     Proposal { number: proposal.number, protocol: proposal.protocol, spi, transforms }
 }
 
-/// Select an IKE SA suite from `offer`; `ke_payload` is the group of the initiator's KE payload.
+/// Select an IKE SA suite from `offer` in IKE_SA_INIT (proposals without SPIs); `ke_payload` is
+/// the group of the initiator's KE payload.
 pub fn select_ike(offer: &SecurityAssociation, ke_payload: KeMethod) -> IkeSelection {
+    select_ike_with_spi(offer, ke_payload, 0)
+}
+
+/// Select the suite of a new IKE SA in a rekey (CREATE_CHILD_SA, RFC 7296 1.3.2): proposals carry
+/// the initiator's new 8-byte SPI, which stays in the answer for the caller to replace by ours.
+pub fn select_ike_rekey(offer: &SecurityAssociation, ke_payload: KeMethod) -> IkeSelection {
+    select_ike_with_spi(offer, ke_payload, 8)
+}
+
+fn select_ike_with_spi(offer: &SecurityAssociation, ke_payload: KeMethod, spi_len: usize) -> IkeSelection {
     let candidates: Vec<&Proposal> = offer
         .proposals
         .iter()
-        .filter(|p| p.protocol == ProtocolId::IKE && p.spi.is_empty())
+        .filter(|p| p.protocol == ProtocolId::IKE && p.spi.len() == spi_len)
         .filter(|p| p.transforms.iter().all(|t| known_type(t.kind)))
         .filter(|p| additional_ke_none(p))
         .collect();
@@ -214,16 +227,28 @@ pub fn select_ike(offer: &SecurityAssociation, ke_payload: KeMethod) -> IkeSelec
                     transforms.push(Transform::integ(id));
                 }
                 transforms.push(Transform::ke(TransformType::KE, ke.id()));
-                return IkeSelection::Chosen(IkeSuite { cipher, prf, ke }, answer(proposal, Vec::new(), transforms));
+                let chosen = answer(proposal, proposal.spi.clone(), transforms);
+                return IkeSelection::Chosen(IkeSuite { cipher, prf, ke }, chosen);
             }
         }
     }
     wrong_group.map_or(IkeSelection::NoProposal, IkeSelection::WrongKeyExchange)
 }
 
-/// Select a Child SA suite from `offer` (ESP only). `pfs` is the group of the exchange's KE
-/// payload (CREATE_CHILD_SA), or `None` where there is none (IKE_AUTH, or no PFS).
-pub fn select_child(offer: &SecurityAssociation, allow_null: bool, pfs: Option<KeMethod>) -> ChildSelection {
+/// The key exchange of the exchange that carries a Child SA offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildKe {
+    /// IKE_AUTH has none: key exchange transforms offered for later rekeys are passed over
+    /// (RFC 7296 1.2).
+    NotInExchange,
+    /// CREATE_CHILD_SA without a KE payload: only proposals that allow no key exchange.
+    Omitted,
+    /// CREATE_CHILD_SA with a KE payload of this group: PFS with it.
+    Payload(KeMethod),
+}
+
+/// Select a Child SA suite from `offer` (ESP only), for an exchange with key exchange `ke`.
+pub fn select_child(offer: &SecurityAssociation, allow_null: bool, ke: ChildKe) -> ChildSelection {
     let candidates: Vec<(&Proposal, u32)> = offer
         .proposals
         .iter()
@@ -233,6 +258,7 @@ pub fn select_child(offer: &SecurityAssociation, allow_null: bool, pfs: Option<K
         .filter(|p| p.transforms_of(TransformType::ESN).any(|t| t.id == EsnId::NO_ESN.0))
         .filter_map(|p| <[u8; 4]>::try_from(p.spi.as_slice()).ok().map(|spi| (p, u32::from_be_bytes(spi))))
         .collect();
+    let mut wrong_group = None;
     for (encryption, encr, bits) in CHILD_CIPHERS {
         if encryption == ChildEncryption::Null && !allow_null {
             continue;
@@ -251,16 +277,31 @@ pub fn select_child(offer: &SecurityAssociation, allow_null: bool, pfs: Option<K
                     None => continue,
                 },
             };
-            let pfs_choice = match pfs {
-                // IKE_AUTH: no key exchange; KE transforms offered for later rekeys are passed over.
-                None => None,
-                Some(group) => match KeyExchangeMethod::from_id(group) {
+            let groups_offered = proposal.transforms_of(TransformType::KE).filter(|t| t.id != KeMethod::NONE.0).count();
+            let pfs_choice = match ke {
+                ChildKe::NotInExchange => None,
+                // Without a KE payload, the proposal must allow none: no groups, or NONE among them.
+                ChildKe::Omitted
+                    if groups_offered == 0 || offers(proposal, TransformType::KE, KeMethod::NONE.0, None) =>
+                {
+                    None
+                }
+                ChildKe::Omitted => continue,
+                // A KE payload for a proposal without key exchange is not used.
+                ChildKe::Payload(_) if groups_offered == 0 => None,
+                ChildKe::Payload(group) => match KeyExchangeMethod::from_id(group) {
                     Some(method)
                         if DH_GROUPS.contains(&method) && offers(proposal, TransformType::KE, group.0, None) =>
                     {
                         Some(method)
                     }
-                    _ => continue,
+                    _ => {
+                        let ours = DH_GROUPS.into_iter().find(|g| offers(proposal, TransformType::KE, g.id().0, None));
+                        if let Some(ours) = ours {
+                            wrong_group.get_or_insert(ours.id());
+                        }
+                        continue;
+                    }
                 },
             };
             let mut transforms = vec![Transform::encr(encr, bits)];
@@ -275,7 +316,7 @@ pub fn select_child(offer: &SecurityAssociation, allow_null: bool, pfs: Option<K
             return ChildSelection::Chosen(suite, spi, answer(proposal, Vec::new(), transforms));
         }
     }
-    ChildSelection::NoProposal
+    wrong_group.map_or(ChildSelection::NoProposal, ChildSelection::WrongKeyExchange)
 }
 
 #[cfg(test)]

@@ -14,7 +14,10 @@
 #
 # The charon log (DIR/charon.log) holds the SAs' SPIs; with SWAN_LOG_KEYS=1 it holds their keys too
 # (level 4), for decrypting captures in a test: never on a router that matters. SWAN_ROUTES=no keeps
-# charon from routing the remote selectors into ipsec0 (for IKE-only tests).
+# charon from routing the remote selectors into ipsec0 (for IKE-only tests). SWAN_CHROOT=DIR runs
+# the charon of another Debian userland unpacked in DIR (setup.sh puts trixie's strongSwan 6 in
+# /opt/anygate/strongswan-trixie); SWAN_RAW_ESP=yes then has kernel-libipsec send raw ESP
+# (protocol 50) where no NAT is seen, which 5.9.8 cannot.
 set -euo pipefail
 
 uri() { echo "unix://$1/charon.vici"; }
@@ -82,12 +85,23 @@ charon {
     vici {
       socket = $(uri "$dir")
     }
+    kernel-libipsec {
+      raw_esp = ${SWAN_RAW_ESP:-no}
+    }
   }
 }
 CONF
   : >"$dir/charon.log"
+  local run="mount --bind $dir/run /run && exec /usr/lib/ipsec/charon"
+  if [ -n "${SWAN_CHROOT:-}" ]; then
+    # The same paths inside the chroot (DIR bound at DIR), /dev for /dev/net/tun, its own /run.
+    local root=$SWAN_CHROOT
+    mkdir -p "$root$dir"
+    run="mount --bind $dir $root$dir && mount --bind /dev $root/dev && mount -t proc proc $root/proc && \
+         mount --bind $dir/run $root/run && exec chroot $root /usr/lib/ipsec/charon"
+  fi
   STRONGSWAN_CONF=$dir/strongswan.conf setsid ip netns exec "$ns" unshare -m --propagation private \
-    sh -c "mount --bind $dir/run /run && exec /usr/lib/ipsec/charon" >"$dir/charon.out" 2>&1 </dev/null &
+    sh -c "$run" >"$dir/charon.out" 2>&1 </dev/null &
   for _ in $(seq 50); do [ -S "$dir/charon.vici" ] && break; sleep 0.1; done
   [ -S "$dir/charon.vici" ] || { echo "strongswan-router: charon did not start" >&2; cat "$dir/charon.out" >&2; exit 1; }
   swanctl --load-all --uri "$(uri "$dir")" --file "$dir/swanctl.conf" >"$dir/load.log" 2>&1 ||
@@ -106,11 +120,15 @@ stop() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$dir/charon.vici" "$dir/run/charon.pid"
+  # The mount point start made in the chroot for DIR, and the folder holding it, if now empty.
+  if [ -n "${SWAN_CHROOT:-}" ]; then
+    rmdir "$SWAN_CHROOT$dir" "$(dirname "$SWAN_CHROOT$dir")" 2>/dev/null || true
+  fi
 }
 
 cmd=${1:-}
 shift || true
 case $cmd in
   config | start | initiate | stop) "$cmd" "$@" ;;
-  *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
 esac

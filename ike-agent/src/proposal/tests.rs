@@ -163,9 +163,12 @@ fn gcm256_esp(extra: Vec<Transform>) -> Proposal {
 #[test]
 fn esn_alone_is_refused_and_no_esn_is_chosen_when_both_are_offered() {
     let only_esn = gcm256_esp(vec![Transform::esn(EsnId::ESN)]);
-    assert_eq!(select_child(&sa(vec![only_esn]), false, None), ChildSelection::NoProposal);
+    assert_eq!(select_child(&sa(vec![only_esn]), false, ChildKe::NotInExchange), ChildSelection::NoProposal);
     let both = gcm256_esp(vec![Transform::esn(EsnId::ESN), Transform::esn(EsnId::NO_ESN)]);
-    let ChildSelection::Chosen(suite, spi, answer) = select_child(&sa(vec![both]), false, None) else { panic!() };
+    let ChildSelection::Chosen(suite, spi, answer) = select_child(&sa(vec![both]), false, ChildKe::NotInExchange)
+    else {
+        panic!()
+    };
     assert_eq!(
         (suite.encryption, suite.integrity, suite.pfs),
         (ChildEncryption::AesGcm16 { key_bytes: 32 }, None, None)
@@ -185,8 +188,10 @@ fn null_encryption_only_where_the_tunnel_opts_in() {
             Transform::esn(EsnId::NO_ESN),
         ],
     );
-    assert_eq!(select_child(&sa(vec![null.clone()]), false, None), ChildSelection::NoProposal);
-    let ChildSelection::Chosen(suite, _, _) = select_child(&sa(vec![null]), true, None) else { panic!() };
+    assert_eq!(select_child(&sa(vec![null.clone()]), false, ChildKe::NotInExchange), ChildSelection::NoProposal);
+    let ChildSelection::Chosen(suite, _, _) = select_child(&sa(vec![null]), true, ChildKe::NotInExchange) else {
+        panic!()
+    };
     assert_eq!((suite.encryption, suite.integrity), (ChildEncryption::Null, Some(ChildIntegrity::HmacSha256_128)));
 }
 
@@ -203,25 +208,60 @@ fn cbc_child_takes_sha256_over_sha1_and_pfs_groups_only_when_there_is_a_key_exch
             Transform::esn(EsnId::NO_ESN),
         ],
     )]);
-    let ChildSelection::Chosen(suite, _, answer) = select_child(&offer, false, None) else { panic!() };
+    let ChildSelection::Chosen(suite, _, answer) = select_child(&offer, false, ChildKe::NotInExchange) else {
+        panic!()
+    };
     assert_eq!(suite.integrity, Some(ChildIntegrity::HmacSha256_128));
     assert_eq!(suite.pfs, None, "IKE_AUTH has no key exchange");
     assert!(answer.transforms.iter().all(|t| t.kind != TransformType::KE));
     assert_eq!((suite.encryption_key_len(), suite.integrity_key_len()), (16, 32));
 
-    let ChildSelection::Chosen(suite, _, answer) = select_child(&offer, false, Some(KeMethod::MODP_2048)) else {
+    let ChildSelection::Chosen(suite, _, answer) = select_child(&offer, false, ChildKe::Payload(KeMethod::MODP_2048))
+    else {
         panic!()
     };
     assert_eq!(suite.pfs, Some(KeyExchangeMethod::Modp2048));
     assert!(answer.transforms.contains(&ke(KeMethod::MODP_2048)));
-    assert_eq!(select_child(&offer, false, Some(KeMethod::MODP_1536)), ChildSelection::NoProposal);
+    // A KE payload of a group the proposal does not offer: the answer names the group we want.
+    assert_eq!(
+        select_child(&offer, false, ChildKe::Payload(KeMethod::MODP_1536)),
+        ChildSelection::WrongKeyExchange(KeMethod::ECP_384)
+    );
+    // CREATE_CHILD_SA without a KE payload: a proposal that insists on PFS does not fit...
+    assert_eq!(select_child(&offer, false, ChildKe::Omitted), ChildSelection::NoProposal);
+    // ...one that also allows NONE does, without PFS.
+    let mut optional = offer.clone();
+    optional.proposals[0].transforms.push(ke(KeMethod::NONE));
+    let ChildSelection::Chosen(suite, _, answer) = select_child(&optional, false, ChildKe::Omitted) else { panic!() };
+    assert_eq!(suite.pfs, None);
+    assert!(answer.transforms.iter().all(|t| t.kind != TransformType::KE));
+}
+
+#[test]
+fn an_ike_rekey_proposal_carries_the_initiators_new_spi() {
+    let mut proposal = ike(
+        1,
+        vec![
+            Transform::encr(EncrId::AES_GCM_16, Some(256)),
+            Transform::prf(PrfId::HMAC_SHA2_384),
+            ke(KeMethod::ECP_384),
+        ],
+    );
+    assert_eq!(select_ike_rekey(&sa(vec![proposal.clone()]), KeMethod::ECP_384), IkeSelection::NoProposal);
+    proposal.spi = vec![1, 2, 3, 4, 5, 6, 7, 8];
+    assert_eq!(select_ike(&sa(vec![proposal.clone()]), KeMethod::ECP_384), IkeSelection::NoProposal);
+    let IkeSelection::Chosen(suite, answer) = select_ike_rekey(&sa(vec![proposal]), KeMethod::ECP_384) else {
+        panic!()
+    };
+    assert_eq!(suite.prf, Prf::HmacSha384);
+    assert_eq!(answer.spi, vec![1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 #[test]
 fn an_esp_proposal_needs_a_four_byte_spi() {
     let mut proposal = gcm256_esp(vec![Transform::esn(EsnId::NO_ESN)]);
     proposal.spi = vec![1, 2, 3];
-    assert_eq!(select_child(&sa(vec![proposal]), false, None), ChildSelection::NoProposal);
+    assert_eq!(select_child(&sa(vec![proposal]), false, ChildKe::NotInExchange), ChildSelection::NoProposal);
 }
 
 #[test]

@@ -10,11 +10,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::init::HalfOpen;
-use super::{respond, Entry, Established, Event, IkeSa, LogLevel, Responder};
+use super::{respond, ChildRecord, Entry, Established, Event, IkeSa, LogLevel, Responder, MAX_CHILD_SAS_PER_TUNNEL};
 use crate::crypto::auth::{psk_auth, verify_psk_auth, SignedOctets};
 use crate::crypto::keys::child_keys;
 use crate::crypto::prf::SecretBytes;
-use crate::proposal::{select_child, ChildSelection, ChildSuite};
+use crate::proposal::{select_child, ChildKe, ChildSelection, ChildSuite};
 use crate::protected::{open, read_inner};
 use crate::selectors::{narrow, SelectorPair};
 use crate::wire::{
@@ -70,12 +70,11 @@ pub struct ChildSa {
     pub remote: IpAddr,
     /// Raw ESP or ESP in UDP.
     pub encapsulation: Encapsulation,
+    /// The inbound SPI of the Child SA this one rekeys, if it rekeys one.
+    pub rekey_of: Option<u32>,
     /// The proof it was authenticated.
     pub authenticated: Authenticated,
 }
-
-/// The NAT-T port.
-const NAT_T_PORT: u16 = 4500;
 
 impl Responder {
     pub(super) fn handle_ike_auth(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8], message: &Message) {
@@ -161,6 +160,10 @@ impl Responder {
             suite: half.suite,
             sk: half.sk,
             sk_d: std::mem::take(&mut half.keys.sk_d),
+            nat: half.nat.any(),
+            authenticated,
+            children: child.iter().map(ChildSa::record).collect(),
+            rekeyed: false,
         };
         let info = established.info(spi_r);
         // send_response moves the window on to message ID 2 and caches the answer.
@@ -178,19 +181,7 @@ impl Responder {
         self.events.push_back(Event::IkeSaEstablished(info));
         match child {
             Ok(child) => {
-                let line = format!(
-                    "Child SA established for tunnel {tunnel_name}: {}, SPIs in {:08x} out {:08x}, {} <-> {}, {}",
-                    child.suite,
-                    child.inbound.spi,
-                    child.outbound.spi,
-                    child.selectors.initiator,
-                    child.selectors.responder,
-                    match child.encapsulation {
-                        Encapsulation::Raw => "raw ESP".to_string(),
-                        Encapsulation::Udp { remote_port, .. } => format!("ESP in UDP to port {remote_port}"),
-                    }
-                );
-                self.log(LogLevel::Info, local, remote, line);
+                self.log(LogLevel::Info, local, remote, child.log_line());
                 self.events.push_back(Event::ChildSaEstablished(child));
             }
             Err(refusal) => {
@@ -221,12 +212,17 @@ impl Responder {
             return refuse(answer, NotifyType::NO_PROPOSAL_CHOSEN);
         };
         let policy = &self.policy.tunnels[tunnel];
-        let ChildSelection::Chosen(suite, peer_spi, mut proposal) = select_child(offer, policy.allow_null_cipher, None)
+        let ChildSelection::Chosen(suite, peer_spi, mut proposal) =
+            select_child(offer, policy.allow_null_cipher, ChildKe::NotInExchange)
         else {
             return refuse(answer, NotifyType::NO_PROPOSAL_CHOSEN);
         };
         let Some(selectors) = narrow(tsi, tsr) else { return refuse(answer, NotifyType::TS_UNACCEPTABLE) };
         let tunnel_name = policy.name.clone();
+        // One slot stays free for a rekey, whose new Child SA lives beside the old until its Delete.
+        if self.child_sa_count(&tunnel_name) + 1 >= MAX_CHILD_SAS_PER_TUNNEL {
+            return refuse(answer, NotifyType::NO_ADDITIONAL_SAS);
+        }
         let Some(our_spi) = self.allocate_esp_spi() else { return refuse(answer, NotifyType::TEMPORARY_FAILURE) };
         proposal.spi = our_spi.to_be_bytes().to_vec();
 
@@ -242,12 +238,7 @@ impl Responder {
         let inbound = ChildSaKeys { spi: our_spi, encryption: to_us.encryption, integrity: to_us.integrity };
         let outbound = ChildSaKeys { spi: peer_spi, encryption: to_peer.encryption, integrity: to_peer.integrity };
 
-        let encapsulation = if half.nat.any() {
-            let remote_port = if half.local.port() == NAT_T_PORT { half.remote.port() } else { NAT_T_PORT };
-            Encapsulation::Udp { local_port: NAT_T_PORT, remote_port }
-        } else {
-            Encapsulation::Raw
-        };
+        let encapsulation = super::encapsulation(half.nat.any(), half.local, half.remote);
         let (tsi, tsr) = selectors.payloads();
         answer.extend([
             Payload::Sa(SecurityAssociation { proposals: vec![proposal] }),
@@ -263,6 +254,7 @@ impl Responder {
             local: half.local.ip(),
             remote: half.remote.ip(),
             encapsulation,
+            rekey_of: None,
             authenticated,
         })
     }
@@ -274,6 +266,37 @@ impl Responder {
             self.transmits.push_back(super::Transmit { local, remote, bytes: response });
         }
         self.log(LogLevel::Warning, local, remote, format!("IKE_AUTH refused ({kind}): {why}"));
+    }
+}
+
+impl ChildSa {
+    /// What its IKE SA remembers of it.
+    pub(super) fn record(&self) -> ChildRecord {
+        ChildRecord {
+            inbound_spi: self.inbound.spi,
+            outbound_spi: self.outbound.spi,
+            suite: self.suite,
+            selectors: self.selectors,
+            rekeyed: false,
+        }
+    }
+
+    /// Its line in the IKE event log.
+    pub(super) fn log_line(&self) -> String {
+        format!(
+            "Child SA {} for tunnel {}: {}, SPIs in {:08x} out {:08x}, {} <-> {}, {}",
+            if self.rekey_of.is_some() { "rekeyed" } else { "established" },
+            self.tunnel,
+            self.suite,
+            self.inbound.spi,
+            self.outbound.spi,
+            self.selectors.initiator,
+            self.selectors.responder,
+            match self.encapsulation {
+                Encapsulation::Raw => "raw ESP".to_string(),
+                Encapsulation::Udp { remote_port, .. } => format!("ESP in UDP to port {remote_port}"),
+            }
+        )
     }
 }
 

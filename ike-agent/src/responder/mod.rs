@@ -3,11 +3,15 @@
 //!
 //! Each IKE SA is in one state at a time, a type each: `HalfOpen` after IKE_SA_INIT, waiting for
 //! IKE_AUTH, then `Established`. A Child SA can only be built from an [`auth::Authenticated`]
-//! token, which only a verified AUTH payload yields. Requests carry message IDs with a window of
+//! token, which only a verified AUTH payload yields and an established IKE SA keeps for the
+//! Child SAs its CREATE_CHILD_SA exchanges agree (`child`). INFORMATIONAL exchanges answer
+//! liveness checks and Deletes (`informational`). Requests carry message IDs with a window of
 //! one: the next ID is processed, a repeat of the last one is answered with the cached response
 //! byte for byte, and anything else is dropped.
 
 mod auth;
+mod child;
+mod informational;
 mod init;
 pub mod nat;
 
@@ -18,12 +22,14 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::rand;
 
 pub use auth::{Authenticated, ChildSa, ChildSaKeys, Encapsulation};
+pub use child::MAX_CHILD_SAS_PER_TUNNEL;
 
 use crate::crypto::prf::SecretBytes;
 use crate::crypto::sk::SkProtection;
 use crate::policy::ResponderPolicy;
-use crate::proposal::IkeSuite;
-use crate::protected::{open, read_inner};
+use crate::proposal::{ChildSuite, IkeSuite};
+use crate::protected::open;
+use crate::selectors::SelectorPair;
 use crate::wire::{ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadType};
 
 /// How long an IKE SA may wait for IKE_AUTH after IKE_SA_INIT.
@@ -73,8 +79,15 @@ pub struct LogEvent {
 pub enum Event {
     /// An IKE SA authenticated and established.
     IkeSaEstablished(IkeSaInfo),
-    /// A Child SA to install in the dataplane.
+    /// A Child SA to install in the dataplane: a new one, or one that rekeys another (then its
+    /// inbound SA goes in at once and its outbound SA once the old Child SA is deleted).
     ChildSaEstablished(ChildSa),
+    /// A Child SA ended (deleted by the peer, or with its IKE SA): out of the dataplane.
+    ChildSaDeleted(DeletedChild),
+    /// An IKE SA was rekeyed: this is the new one, which took over the old one's Child SAs.
+    IkeSaRekeyed(IkeSaInfo),
+    /// An IKE SA ended.
+    IkeSaDeleted(IkeSaInfo),
     /// A line for the IKE event log.
     Log(LogEvent),
 }
@@ -94,6 +107,30 @@ pub struct IkeSaInfo {
     pub spi_r: u64,
     /// Its suite.
     pub suite: IkeSuite,
+}
+
+/// A Child SA that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedChild {
+    /// The tunnel it belonged to.
+    pub tunnel: String,
+    /// Our address (the tunnel's anycast endpoint).
+    pub local: IpAddr,
+    /// Our SPI.
+    pub inbound_spi: u32,
+    /// The peer's SPI.
+    pub outbound_spi: u32,
+}
+
+/// What an IKE SA remembers of each of its Child SAs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ChildRecord {
+    inbound_spi: u32,
+    outbound_spi: u32,
+    suite: ChildSuite,
+    selectors: SelectorPair,
+    /// A newer Child SA rekeyed this one, which now waits for its Delete.
+    rekeyed: bool,
 }
 
 /// Why the responder could not be built.
@@ -133,8 +170,15 @@ struct Established {
     tunnel: String,
     suite: IkeSuite,
     sk: SkProtection,
-    #[allow(dead_code)] // Keys Child SA rekeys (CREATE_CHILD_SA).
+    /// Keys Child SAs and the IKE SA's rekey.
     sk_d: SecretBytes,
+    /// A NAT was detected in IKE_SA_INIT: ESP goes in UDP.
+    nat: bool,
+    /// The proof IKE_AUTH gave: what it keys may be installed.
+    authenticated: Authenticated,
+    children: Vec<ChildRecord>,
+    /// A rekey moved this IKE SA's Child SAs to a new one; it waits for its Delete.
+    rekeyed: bool,
 }
 
 impl Established {
@@ -212,6 +256,7 @@ impl Responder {
         self.policy = policy;
         let mut tunnels = Vec::new();
         for (spi, tunnel) in gone {
+            // The runner removes the tunnel's Child SAs from the dataplane by its name.
             self.remove(spi);
             if !tunnels.contains(&tunnel) {
                 tunnels.push(tunnel);
@@ -294,25 +339,13 @@ impl Responder {
         match header.exchange {
             ExchangeType::IKE_AUTH => self.handle_ike_auth(local, remote, bytes, &message),
             ExchangeType::INFORMATIONAL => self.handle_informational(local, remote, bytes, &message),
+            ExchangeType::CREATE_CHILD_SA => self.handle_create_child_sa(local, remote, bytes, &message),
             _ => self.answer_unsupported_exchange(local, remote, bytes, &message),
         }
     }
 
-    /// An INFORMATIONAL request on an established SA: a liveness check is answered empty.
-    fn handle_informational(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8], message: &Message) {
-        let spi_r = message.header.spi_r;
-        let Some(entry) = self.sas.get_mut(&spi_r) else { return };
-        let IkeSa::Established(sa) = &mut entry.sa else { return };
-        let Some(inner) = open(&sa.sk, bytes, message) else { return };
-        if read_inner(message, &inner).is_none() {
-            return;
-        }
-        let response = respond(&mut sa.sk, &message.header, &[]);
-        self.send_response(spi_r, local, remote, response);
-    }
-
-    /// CREATE_CHILD_SA and unknown exchanges on an established SA: refused, not ignored, so that
-    /// the peer does not retransmit.
+    /// Unknown exchanges on an established SA: refused, not ignored, so that the peer does not
+    /// retransmit.
     fn answer_unsupported_exchange(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8], message: &Message) {
         let spi_r = message.header.spi_r;
         let Some(entry) = self.sas.get_mut(&spi_r) else { return };
@@ -320,7 +353,7 @@ impl Responder {
         if open(&sa.sk, bytes, message).is_none() {
             return;
         }
-        let refusal = Payload::Notify(Notify::new(NotifyType::NO_ADDITIONAL_SAS, Vec::new()));
+        let refusal = Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, Vec::new()));
         let response = respond(&mut sa.sk, &message.header, &[refusal]);
         self.send_response(spi_r, local, remote, response);
     }
@@ -335,12 +368,39 @@ impl Responder {
         self.transmits.push_back(Transmit { local, remote, bytes });
     }
 
-    fn remove(&mut self, spi_r: u64) {
-        if let Some(entry) = self.sas.remove(&spi_r) {
-            if let IkeSa::HalfOpen(h) = &entry.sa {
+    /// Forget an IKE SA and free its Child SAs' SPIs; returns the Child SAs it had.
+    fn remove(&mut self, spi_r: u64) -> Vec<DeletedChild> {
+        let Some(entry) = self.sas.remove(&spi_r) else { return Vec::new() };
+        match entry.sa {
+            IkeSa::HalfOpen(h) => {
                 self.by_initiator.remove(&(h.remote, h.spi_i));
+                Vec::new()
             }
+            IkeSa::Established(sa) => sa
+                .children
+                .iter()
+                .map(|c| {
+                    self.esp_spis.remove(&c.inbound_spi);
+                    DeletedChild {
+                        tunnel: sa.tunnel.clone(),
+                        local: sa.local.ip(),
+                        inbound_spi: c.inbound_spi,
+                        outbound_spi: c.outbound_spi,
+                    }
+                })
+                .collect(),
         }
+    }
+
+    /// The Child SAs of every IKE SA of `tunnel`, those waiting for their Delete included.
+    fn child_sa_count(&self, tunnel: &str) -> usize {
+        self.sas
+            .values()
+            .filter_map(|e| match &e.sa {
+                IkeSa::Established(sa) if sa.tunnel == tunnel => Some(sa.children.len()),
+                _ => None,
+            })
+            .sum()
     }
 
     fn log(&mut self, level: LogLevel, local: SocketAddr, remote: SocketAddr, message: String) {
@@ -383,6 +443,19 @@ fn respond(sk: &mut SkProtection, request: &Header, payloads: &[Payload]) -> Opt
     crate::protected::seal(sk, &response_header(request), payloads)
 }
 
+/// How ESP of an IKE SA's Child SAs travels: in UDP when a NAT was seen, to the port the peer's
+/// IKE came from if it came to 4500, else to 4500 (RFC 3948).
+fn encapsulation(nat: bool, local: SocketAddr, remote: SocketAddr) -> Encapsulation {
+    if !nat {
+        return Encapsulation::Raw;
+    }
+    let remote_port = if local.port() == NAT_T_PORT { remote.port() } else { NAT_T_PORT };
+    Encapsulation::Udp { local_port: NAT_T_PORT, remote_port }
+}
+
+/// The NAT-T port.
+const NAT_T_PORT: u16 = 4500;
+
 /// The IP address of a socket address, for the tunnel lookup (IPv4 endpoints only).
 fn ipv4_of(address: SocketAddr) -> Option<std::net::Ipv4Addr> {
     match address.ip() {
@@ -391,5 +464,7 @@ fn ipv4_of(address: SocketAddr) -> Option<std::net::Ipv4Addr> {
     }
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

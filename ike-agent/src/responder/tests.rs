@@ -13,11 +13,11 @@ use crate::wire::{
     TrafficSelector, TrafficSelectors, Transform, TransformType,
 };
 
-const ANYCAST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-const ROUTER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
-const NODE_ID: u16 = 0x2a;
+pub(super) const ANYCAST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+pub(super) const ROUTER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
+pub(super) const NODE_ID: u16 = 0x2a;
 
-fn policy() -> ResponderPolicy {
+pub(super) fn policy() -> ResponderPolicy {
     let tunnel = |name: &str, psk: &[u8], customer| TunnelPolicy {
         name: name.into(),
         psk: zeroize::Zeroizing::new(psk.to_vec()),
@@ -33,18 +33,24 @@ fn policy() -> ResponderPolicy {
     }
 }
 
-fn ike_proposal(encr: EncrId, bits: u16, integ: Option<IntegId>, prf: PrfId, groups: &[KeMethod]) -> Proposal {
+pub(super) fn ike_proposal(
+    encr: EncrId,
+    bits: u16,
+    integ: Option<IntegId>,
+    prf: PrfId,
+    groups: &[KeMethod],
+) -> Proposal {
     let mut transforms = vec![Transform::encr(encr, Some(bits)), Transform::prf(prf)];
     transforms.extend(integ.map(Transform::integ));
     transforms.extend(groups.iter().map(|g| Transform::ke(TransformType::KE, *g)));
     Proposal { number: 1, protocol: ProtocolId::IKE, spi: Vec::new(), transforms }
 }
 
-fn esp_proposal(transforms: Vec<Transform>) -> Proposal {
+pub(super) fn esp_proposal(transforms: Vec<Transform>) -> Proposal {
     Proposal { number: 1, protocol: ProtocolId::ESP, spi: Vec::new(), transforms }
 }
 
-fn v4_selector(start: [u8; 4], end: [u8; 4]) -> TrafficSelectors {
+pub(super) fn v4_selector(start: [u8; 4], end: [u8; 4]) -> TrafficSelectors {
     TrafficSelectors {
         selectors: vec![TrafficSelector::Ipv4(SelectorRange {
             protocol: 0,
@@ -56,7 +62,7 @@ fn v4_selector(start: [u8; 4], end: [u8; 4]) -> TrafficSelectors {
     }
 }
 
-fn config() -> InitiatorConfig {
+pub(super) fn config() -> InitiatorConfig {
     InitiatorConfig {
         ike_proposals: vec![ike_proposal(EncrId::AES_GCM_16, 256, None, PrfId::HMAC_SHA2_384, &[KeMethod::ECP_384])],
         ke: KeyExchangeMethod::Ecp384,
@@ -75,18 +81,23 @@ fn config() -> InitiatorConfig {
 }
 
 /// Both sides, and the virtual clock.
-struct Pair {
-    responder: Responder,
-    initiator: Initiator,
-    now: Instant,
+pub(super) struct Pair {
+    pub(super) responder: Responder,
+    pub(super) initiator: Initiator,
+    pub(super) now: Instant,
     local: SocketAddr,
     remote: SocketAddr,
     /// The IKE SAs the responder announced as established, checked against its table.
-    announced: Vec<IkeSaInfo>,
+    pub(super) announced: Vec<IkeSaInfo>,
+    /// The Child SAs it announced as ended.
+    pub(super) deleted: Vec<DeletedChild>,
+    /// The IKE SAs it announced as rekeyed (the new ones) and as ended.
+    pub(super) rekeyed: Vec<IkeSaInfo>,
+    pub(super) ended: Vec<IkeSaInfo>,
 }
 
 impl Pair {
-    fn new(config: InitiatorConfig) -> Self {
+    pub(super) fn new(config: InitiatorConfig) -> Self {
         let (local, remote) = (config.remote, config.local);
         Self {
             responder: Responder::new(policy()).unwrap(),
@@ -95,11 +106,14 @@ impl Pair {
             local,
             remote,
             announced: Vec::new(),
+            deleted: Vec::new(),
+            rekeyed: Vec::new(),
+            ended: Vec::new(),
         }
     }
 
     /// Deliver a request; return the one datagram the responder sends, if it sends one.
-    fn exchange(&mut self, request: &[u8]) -> Option<Vec<u8>> {
+    pub(super) fn exchange(&mut self, request: &[u8]) -> Option<Vec<u8>> {
         self.now += Duration::from_millis(10);
         self.responder.handle_datagram(self.now, self.local, self.remote, request);
         let transmit = self.responder.poll_transmit()?;
@@ -109,7 +123,7 @@ impl Pair {
     }
 
     /// IKE_SA_INIT, repeated while the responder asks for another group.
-    fn init(&mut self) -> Result<(), InitiatorError> {
+    pub(super) fn init(&mut self) -> Result<(), InitiatorError> {
         loop {
             let request = self.initiator.ike_sa_init();
             let response = self.exchange(&request).expect("IKE_SA_INIT is answered");
@@ -119,13 +133,13 @@ impl Pair {
         }
     }
 
-    fn auth(&mut self) -> Result<crate::initiator::AuthOutcome, InitiatorError> {
+    pub(super) fn auth(&mut self) -> Result<crate::initiator::AuthOutcome, InitiatorError> {
         let request = self.initiator.ike_auth()?;
         let response = self.exchange(&request).ok_or(InitiatorError::Malformed("no answer"))?;
         self.initiator.on_ike_auth_response(&response)
     }
 
-    fn events(&mut self) -> (Vec<ChildSa>, Vec<LogEvent>) {
+    pub(super) fn events(&mut self) -> (Vec<ChildSa>, Vec<LogEvent>) {
         let (mut children, mut logs) = (Vec::new(), Vec::new());
         while let Some(event) = self.responder.poll_event() {
             match event {
@@ -135,21 +149,17 @@ impl Pair {
                     assert_eq!(self.responder.established().iter().filter(|sa| **sa == info).count(), 1);
                     self.announced.push(info);
                 }
+                Event::ChildSaDeleted(child) => self.deleted.push(child),
+                Event::IkeSaRekeyed(info) => self.rekeyed.push(info),
+                Event::IkeSaDeleted(info) => self.ended.push(info),
             }
         }
         (children, logs)
     }
 }
 
-/// Bring a tunnel up and check that both sides hold the same Child SA keys.
-fn establish(config: InitiatorConfig) -> (Pair, ChildSa) {
-    let mut pair = Pair::new(config);
-    pair.init().unwrap();
-    let outcome = pair.auth().unwrap();
-    let ours = outcome.child.expect("a Child SA");
-    let (mut children, logs) = pair.events();
-    assert_eq!(children.len(), 1);
-    let child = children.remove(0);
+/// Both sides hold the same SPIs, keys, suite and selectors for a Child SA.
+pub(super) fn assert_same_child(child: &ChildSa, ours: &crate::initiator::InitiatorChild) {
     assert_eq!(child.inbound.spi, ours.outbound.0, "our outbound SPI is the responder's inbound");
     assert_eq!(child.outbound.spi, ours.inbound.0);
     assert_eq!(*child.inbound.encryption, *ours.outbound.1);
@@ -159,6 +169,18 @@ fn establish(config: InitiatorConfig) -> (Pair, ChildSa) {
     assert_eq!(child.suite, ours.suite);
     assert_eq!(child.selectors, ours.selectors);
     assert_ne!(*child.inbound.encryption, *child.outbound.encryption, "each direction has its own key");
+}
+
+/// Bring a tunnel up and check that both sides hold the same Child SA keys.
+pub(super) fn establish(config: InitiatorConfig) -> (Pair, ChildSa) {
+    let mut pair = Pair::new(config);
+    pair.init().unwrap();
+    let outcome = pair.auth().unwrap();
+    let ours = outcome.child.expect("a Child SA");
+    let (mut children, logs) = pair.events();
+    assert_eq!(children.len(), 1);
+    let child = children.remove(0);
+    assert_same_child(&child, &ours);
     assert!(logs.iter().any(|l| l.message.starts_with("IKE SA established for tunnel")), "{logs:?}");
     assert_eq!(pair.announced.len(), 1, "the IKE SA is announced once");
     (pair, child)

@@ -1,0 +1,358 @@
+//! CREATE_CHILD_SA on an established IKE SA (RFC 7296 1.3): a new Child SA, the rekey of one,
+//! or the rekey of the IKE SA itself.
+//! ```text
+//! HDR, SK {[N(REKEY_SA)], SA, Ni, [KEi], TSi, TSr}  -->
+//!                                   <--  HDR, SK {SA, Nr, [KEr], TSi, TSr}
+//! HDR, SK {SA, Ni, KEi}  -->
+//!                                   <--  HDR, SK {SA, Nr, KEr}
+//! ```
+//! A Child SA's keys come from SK_d, the new nonces and, with PFS, the new shared secret (2.17).
+//! A rekeyed Child SA stays until the peer deletes it: its replacement's inbound SA is installed at
+//! once, its outbound SA when the old one goes, so that nothing in flight either way is lost
+//! (make-before-break). A refusal is a notification in the response; the IKE SA stands.
+
+use std::net::SocketAddr;
+
+use aws_lc_rs::rand;
+
+use super::auth::{ChildSa, ChildSaKeys};
+use super::{respond, Entry, Established, Event, IkeSa, LogLevel, Responder};
+use crate::crypto::ke::KeyExchangeMethod;
+use crate::crypto::keys::{child_keys, skeyseed_from_sk_d, IkeSaKeys};
+use crate::crypto::prf::SecretBytes;
+use crate::crypto::sk::SkProtection;
+use crate::proposal::{select_child, select_ike_rekey, ChildKe, ChildSelection, IkeSelection};
+use crate::protected::{open, read_inner};
+use crate::selectors::narrow;
+use crate::wire::{
+    KeyExchange, Message, Nonce, Notify, NotifyType, Payload, ProtocolId, SecurityAssociation, TrafficSelectors,
+};
+
+/// The most Child SAs one tunnel may have, counted over all its IKE SAs. New Child SAs stop one
+/// short of it, keeping room for a rekey's replacement beside the SA it replaces.
+pub const MAX_CHILD_SAS_PER_TUNNEL: usize = 100;
+
+/// Our nonce length, as in IKE_SA_INIT.
+const NONCE_LEN: usize = 32;
+
+/// The payloads of a CREATE_CHILD_SA request the responder reads.
+struct Request<'a> {
+    sa: Option<&'a SecurityAssociation>,
+    nonce: Option<&'a Nonce>,
+    ke: Option<&'a KeyExchange>,
+    tsi: Option<&'a TrafficSelectors>,
+    tsr: Option<&'a TrafficSelectors>,
+    /// The SPI of N(REKEY_SA): the Child SA's SPI as the peer receives it, our outbound SPI.
+    rekey: Option<Result<u32, ()>>,
+}
+
+impl<'a> Request<'a> {
+    fn gather(payloads: &'a [Payload]) -> Self {
+        let mut request = Self { sa: None, nonce: None, ke: None, tsi: None, tsr: None, rekey: None };
+        for payload in payloads {
+            match payload {
+                Payload::Sa(sa) => request.sa = Some(sa),
+                Payload::Nonce(n) => request.nonce = Some(n),
+                Payload::Ke(ke) => request.ke = Some(ke),
+                Payload::TsI(ts) => request.tsi = Some(ts),
+                Payload::TsR(ts) => request.tsr = Some(ts),
+                Payload::Notify(n) if n.kind == NotifyType::REKEY_SA => {
+                    let spi = <[u8; 4]>::try_from(n.spi.as_slice()).map(u32::from_be_bytes).map_err(|_| ());
+                    request.rekey = Some(if n.protocol == ProtocolId::ESP { spi } else { Err(()) });
+                }
+                _ => {}
+            }
+        }
+        request
+    }
+}
+
+/// A refusal: the notification, and what the log says of it.
+struct Refusal {
+    kind: NotifyType,
+    data: Vec<u8>,
+    why: String,
+}
+
+impl Refusal {
+    fn new(kind: NotifyType, why: impl Into<String>) -> Self {
+        Self { kind, data: Vec::new(), why: why.into() }
+    }
+}
+
+/// A new IKE SA agreed in a rekey, before it replaces the old one.
+struct IkeRekey {
+    spi_r: u64,
+    established: Established,
+    answer: Vec<Payload>,
+}
+
+impl Responder {
+    pub(super) fn handle_create_child_sa(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        message: &Message,
+    ) {
+        let spi_r = message.header.spi_r;
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else { return };
+        let Some(plaintext) = open(&sa.sk, bytes, message) else { return };
+        let Some(payloads) = read_inner(message, &plaintext) else {
+            let refusal = Refusal::new(NotifyType::INVALID_SYNTAX, "malformed CREATE_CHILD_SA");
+            return self.refuse_create_child(spi_r, local, remote, message, refusal);
+        };
+        if let Some(kind) = crate::wire::message::unsupported_critical(&payloads) {
+            let refusal = Refusal {
+                kind: NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
+                data: vec![kind.0],
+                why: format!("critical payload {kind}"),
+            };
+            return self.refuse_create_child(spi_r, local, remote, message, refusal);
+        }
+        let request = Request::gather(&payloads);
+        let rekeys_ike = request.sa.is_some_and(|sa| sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE));
+        if rekeys_ike {
+            match self.agree_ike_rekey(spi_r, &request) {
+                Ok(rekey) => self.finish_ike_rekey(spi_r, local, remote, message, rekey),
+                Err(refusal) => self.refuse_create_child(spi_r, local, remote, message, refusal),
+            }
+            return;
+        }
+        match self.agree_child_sa(spi_r, &request) {
+            Ok((child, answer)) => {
+                let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
+                if let Some(old) = child.rekey_of {
+                    sa.children.iter_mut().filter(|c| c.inbound_spi == old).for_each(|c| c.rekeyed = true);
+                }
+                sa.children.push(child.record());
+                let response = respond(&mut sa.sk, &message.header, &answer);
+                self.send_response(spi_r, local, remote, response);
+                self.log(LogLevel::Info, local, remote, child.log_line());
+                self.events.push_back(Event::ChildSaEstablished(child));
+            }
+            Err(refusal) => self.refuse_create_child(spi_r, local, remote, message, refusal),
+        }
+    }
+
+    /// Agree a new or rekeyed Child SA: the SA to install and the response's payloads.
+    fn agree_child_sa(&mut self, spi_r: u64, request: &Request<'_>) -> Result<(ChildSa, Vec<Payload>), Refusal> {
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else {
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA gone"));
+        };
+        if sa.rekeyed {
+            // RFC 7296 2.8: an IKE SA being rekeyed takes no new Child SAs.
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA rekeyed"));
+        }
+        let (Some(offer), Some(ni), Some(tsi), Some(tsr)) = (request.sa, request.nonce, request.tsi, request.tsr)
+        else {
+            return Err(Refusal::new(NotifyType::INVALID_SYNTAX, "CREATE_CHILD_SA without SA, Ni, TSi or TSr"));
+        };
+        let rekey_of = match request.rekey {
+            None => None,
+            Some(Err(())) => return Err(Refusal::new(NotifyType::INVALID_SYNTAX, "REKEY_SA without an ESP SPI")),
+            Some(Ok(spi)) => match sa.children.iter().find(|c| c.outbound_spi == spi && !c.rekeyed) {
+                Some(old) => Some(old.inbound_spi),
+                None => return Err(Refusal::new(NotifyType::CHILD_SA_NOT_FOUND, format!("no Child SA {spi:08x}"))),
+            },
+        };
+        let Some(tunnel) = self.policy.tunnels.iter().find(|t| t.name == sa.tunnel) else {
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "tunnel unconfigured"));
+        };
+        let count = self.child_sa_count(&sa.tunnel);
+        let full = if rekey_of.is_some() { MAX_CHILD_SAS_PER_TUNNEL } else { MAX_CHILD_SAS_PER_TUNNEL - 1 };
+        if count >= full {
+            let kind = if rekey_of.is_some() { NotifyType::TEMPORARY_FAILURE } else { NotifyType::NO_ADDITIONAL_SAS };
+            return Err(Refusal::new(kind, format!("tunnel has {count} Child SAs")));
+        }
+        let ke = match request.ke {
+            None => ChildKe::Omitted,
+            Some(ke) => ChildKe::Payload(ke.method),
+        };
+        let (suite, peer_spi, mut proposal) = match select_child(offer, tunnel.allow_null_cipher, ke) {
+            ChildSelection::Chosen(suite, spi, proposal) => (suite, spi, proposal),
+            ChildSelection::WrongKeyExchange(group) => {
+                let offered = request.ke.map(|k| k.method.to_string()).unwrap_or_default();
+                let refusal = Refusal {
+                    kind: NotifyType::INVALID_KE_PAYLOAD,
+                    data: group.0.to_be_bytes().to_vec(),
+                    why: format!("KE of {offered}, asking for {group}"),
+                };
+                return Err(refusal);
+            }
+            ChildSelection::NoProposal => {
+                return Err(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN, "no acceptable proposal"))
+            }
+        };
+        let Some(selectors) = narrow(tsi, tsr) else {
+            return Err(Refusal::new(NotifyType::TS_UNACCEPTABLE, "traffic selectors"));
+        };
+        let exchanged = match (suite.pfs, request.ke) {
+            (Some(method), Some(ke)) => Some(respond_ke(method, &ke.data)?),
+            _ => None,
+        };
+        let mut nr = vec![0u8; NONCE_LEN];
+        rand::fill(&mut nr).map_err(|_| Refusal::new(NotifyType::TEMPORARY_FAILURE, "no randomness"))?;
+        let (tunnel_name, local, remote, nat, authenticated) =
+            (sa.tunnel.clone(), sa.local, sa.remote, sa.nat, sa.authenticated);
+        let shared: Vec<&[u8]> = exchanged.iter().map(|(_, secret)| &secret[..]).collect();
+        // KEYMAT = prf+(SK_d, [g^ir (new)] | Ni | Nr); we receive with the initiator-to-responder keys.
+        let (to_us, to_peer) = child_keys(
+            sa.suite.prf,
+            &sa.sk_d,
+            &shared,
+            (&ni.0, &nr),
+            suite.encryption_key_len(),
+            suite.integrity_key_len(),
+        );
+        let Some(our_spi) = self.allocate_esp_spi() else {
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "no free SPI"));
+        };
+        proposal.spi = our_spi.to_be_bytes().to_vec();
+        let (tsi, tsr) = selectors.payloads();
+        let mut answer =
+            vec![Payload::Sa(SecurityAssociation { proposals: vec![proposal] }), Payload::Nonce(Nonce(nr))];
+        if let (Some(method), Some((value, _))) = (suite.pfs, &exchanged) {
+            answer.push(Payload::Ke(KeyExchange { method: method.id(), data: value.clone() }));
+        }
+        answer.extend([Payload::TsI(tsi), Payload::TsR(tsr)]);
+        let child = ChildSa {
+            tunnel: tunnel_name,
+            suite,
+            inbound: ChildSaKeys { spi: our_spi, encryption: to_us.encryption, integrity: to_us.integrity },
+            outbound: ChildSaKeys { spi: peer_spi, encryption: to_peer.encryption, integrity: to_peer.integrity },
+            selectors,
+            local: local.ip(),
+            remote: remote.ip(),
+            encapsulation: super::encapsulation(nat, local, remote),
+            rekey_of,
+            authenticated,
+        };
+        Ok((child, answer))
+    }
+
+    /// Agree the new IKE SA of a rekey (RFC 7296 1.3.2, 2.18): new SPIs, SKEYSEED from the old SK_d.
+    fn agree_ike_rekey(&mut self, spi_r: u64, request: &Request<'_>) -> Result<IkeRekey, Refusal> {
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else {
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA gone"));
+        };
+        if sa.rekeyed {
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA already rekeyed"));
+        }
+        let (Some(offer), Some(ni), Some(ke)) = (request.sa, request.nonce, request.ke) else {
+            return Err(Refusal::new(NotifyType::INVALID_SYNTAX, "IKE SA rekey without SA, Ni or KEi"));
+        };
+        let (suite, mut proposal) = match select_ike_rekey(offer, ke.method) {
+            IkeSelection::Chosen(suite, proposal) => (suite, proposal),
+            IkeSelection::WrongKeyExchange(group) => {
+                return Err(Refusal {
+                    kind: NotifyType::INVALID_KE_PAYLOAD,
+                    data: group.0.to_be_bytes().to_vec(),
+                    why: format!("IKE SA rekey: KE of {}, asking for {group}", ke.method),
+                });
+            }
+            IkeSelection::NoProposal => {
+                return Err(Refusal::new(NotifyType::NO_PROPOSAL_CHOSEN, "IKE SA rekey: no acceptable proposal"))
+            }
+        };
+        let new_spi_i = <[u8; 8]>::try_from(proposal.spi.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Refusal::new(NotifyType::INVALID_SYNTAX, "IKE SA rekey SPI"))?;
+        let (ke_r, shared) = respond_ke(suite.ke, &ke.data)?;
+        let mut nr = vec![0u8; NONCE_LEN];
+        rand::fill(&mut nr).map_err(|_| Refusal::new(NotifyType::TEMPORARY_FAILURE, "no randomness"))?;
+        let new_spi_r =
+            self.allocate_ike_spi().ok_or_else(|| Refusal::new(NotifyType::TEMPORARY_FAILURE, "no free IKE SPI"))?;
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else {
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA gone"));
+        };
+        // SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with the old PRF; then the new keys
+        // with the new suite's PRF and SPIs.
+        let seed = skeyseed_from_sk_d(sa.suite.prf, &sa.sk_d, &shared, &ni.0, &nr);
+        let keys = IkeSaKeys::derive(suite.cipher.key_lengths(suite.prf), &seed, &ni.0, &nr, new_spi_i, new_spi_r);
+        let sk = SkProtection::responder(suite.cipher, &keys)
+            .map_err(|_| Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA keys"))?;
+        proposal.spi = new_spi_r.to_be_bytes().to_vec();
+        let answer = vec![
+            Payload::Sa(SecurityAssociation { proposals: vec![proposal] }),
+            Payload::Nonce(Nonce(nr)),
+            Payload::Ke(KeyExchange { method: suite.ke.id(), data: ke_r }),
+        ];
+        let established = Established {
+            local: sa.local,
+            remote: sa.remote,
+            spi_i: new_spi_i,
+            tunnel: sa.tunnel.clone(),
+            suite,
+            sk,
+            sk_d: keys.sk_d,
+            nat: sa.nat,
+            authenticated: sa.authenticated,
+            // Filled from the old IKE SA once the response is sealed.
+            children: Vec::new(),
+            rekeyed: false,
+        };
+        Ok(IkeRekey { spi_r: new_spi_r, established, answer })
+    }
+
+    /// Answer an IKE SA rekey and move the Child SAs over; the old IKE SA waits for its Delete.
+    fn finish_ike_rekey(
+        &mut self,
+        spi_r: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message,
+        mut rekey: IkeRekey,
+    ) {
+        let Some(Entry { sa: IkeSa::Established(old), .. }) = self.sas.get_mut(&spi_r) else { return };
+        let response = respond(&mut old.sk, &message.header, &rekey.answer);
+        if response.is_none() {
+            return;
+        }
+        rekey.established.children = std::mem::take(&mut old.children);
+        old.rekeyed = true;
+        let old_info = old.info(spi_r);
+        self.send_response(spi_r, local, remote, response);
+        let info = rekey.established.info(rekey.spi_r);
+        self.sas.insert(
+            rekey.spi_r,
+            Entry { sa: IkeSa::Established(Box::new(rekey.established)), next_request: 0, last_response: None },
+        );
+        self.log(
+            LogLevel::Info,
+            local,
+            remote,
+            format!(
+                "IKE SA rekeyed for tunnel {}: {:016x}_i {:016x}_r -> {:016x}_i {:016x}_r, {}",
+                info.tunnel, old_info.spi_i, old_info.spi_r, info.spi_i, info.spi_r, info.suite
+            ),
+        );
+        self.events.push_back(Event::IkeSaRekeyed(info));
+    }
+
+    /// Answer a CREATE_CHILD_SA with a notification; the IKE SA stands.
+    fn refuse_create_child(
+        &mut self,
+        spi_r: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message,
+        refusal: Refusal,
+    ) {
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
+        let tunnel = sa.tunnel.clone();
+        let notify = Payload::Notify(Notify::new(refusal.kind, refusal.data));
+        let response = respond(&mut sa.sk, &message.header, &[notify]);
+        self.send_response(spi_r, local, remote, response);
+        let line = format!("CREATE_CHILD_SA refused for tunnel {tunnel} ({}): {}", refusal.kind, refusal.why);
+        self.log(LogLevel::Warning, local, remote, line);
+    }
+}
+
+/// Our KE value and the shared secret; a peer value of the wrong length or off the group is
+/// INVALID_SYNTAX (RFC 7296 1.3, RFC 6989).
+fn respond_ke(method: KeyExchangeMethod, value: &[u8]) -> Result<(Vec<u8>, SecretBytes), Refusal> {
+    method
+        .respond(value)
+        .map_err(|_| Refusal::new(NotifyType::INVALID_SYNTAX, format!("invalid {} value", method.id())))
+}

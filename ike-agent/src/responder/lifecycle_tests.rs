@@ -1,0 +1,195 @@
+//! CREATE_CHILD_SA and Deletes against our initiator, exchange by exchange, in RFC notation.
+
+use super::tests::*;
+use super::*;
+use crate::crypto::ke::KeyExchangeMethod;
+use crate::initiator::InitiatorChild;
+use crate::wire::{Delete, EncrId, EsnId, KeMethod, Proposal, ProtocolId, Transform, TransformType};
+
+impl Pair {
+    /// CREATE_CHILD_SA from the initiator: the Child SA it agreed, or the refusal.
+    fn create_child(
+        &mut self,
+        rekey: Option<u32>,
+        pfs: Option<KeyExchangeMethod>,
+    ) -> Result<InitiatorChild, NotifyType> {
+        let request = self.initiator.create_child_sa(rekey, pfs).unwrap();
+        let response = self.exchange(&request).expect("CREATE_CHILD_SA is answered");
+        self.initiator.on_create_child_sa_response(&response).unwrap()
+    }
+
+    /// The one Child SA the responder announced since the last look.
+    fn announced_child(&mut self) -> ChildSa {
+        let (mut children, _) = self.events();
+        assert_eq!(children.len(), 1, "one Child SA announced");
+        children.remove(0)
+    }
+
+    /// INFORMATIONAL with a Delete of Child SAs by the initiator's inbound SPIs: the payloads
+    /// of the answer.
+    fn delete_children(&mut self, spis: Vec<u32>) -> Vec<Payload> {
+        let request = self.initiator.delete_child_sas(spis).unwrap();
+        let response = self.exchange(&request).expect("a Delete is answered");
+        self.initiator.open_response(&response).unwrap()
+    }
+}
+
+/// An ESP proposal of AES-GCM-256 offering `groups` for PFS.
+fn esp_with_groups(groups: &[KeMethod]) -> Proposal {
+    let mut transforms = vec![Transform::encr(EncrId::AES_GCM_16, Some(256))];
+    transforms.extend(groups.iter().map(|g| Transform::ke(TransformType::KE, *g)));
+    transforms.push(Transform::esn(EsnId::NO_ESN));
+    esp_proposal(transforms)
+}
+
+#[test]
+fn child_sa_rekeys_with_and_without_pfs_then_the_old_one_is_deleted() {
+    // CREATE_CHILD_SA SK { N(REKEY_SA), SA, Ni, [KEi], TSi, TSr } -->
+    //                 <-- SK { SA, Nr, [KEr], TSi, TSr }
+    // INFORMATIONAL SK { D(ESP, old SPI_i) } -->  <-- SK { D(ESP, old SPI_r) }
+    let cases = [
+        (None, vec![]),
+        (Some(KeyExchangeMethod::Ecp384), vec![KeMethod::ECP_384]),
+        (Some(KeyExchangeMethod::Modp2048), vec![KeMethod::MODP_2048]),
+        (Some(KeyExchangeMethod::Modp1536), vec![KeMethod::MODP_1536]),
+    ];
+    for (pfs, groups) in cases {
+        let mut config = config();
+        config.esp_proposals = vec![esp_with_groups(&groups)];
+        let (mut pair, old) = establish(config);
+        assert_eq!(old.suite.pfs, None, "IKE_AUTH has no key exchange");
+
+        let ours = pair.create_child(Some(old.outbound.spi), pfs).expect("the rekey is agreed");
+        let new = pair.announced_child();
+        assert_same_child(&new, &ours);
+        assert_eq!(new.suite.pfs, pfs);
+        assert_eq!(new.rekey_of, Some(old.inbound.spi), "it names the Child SA it replaces");
+        assert_ne!(new.inbound.spi, old.inbound.spi);
+        assert_ne!(*new.inbound.encryption, *old.inbound.encryption, "fresh nonces, fresh keys");
+        assert!(pair.deleted.is_empty(), "the old Child SA stays until its Delete");
+
+        let answer = pair.delete_children(vec![old.outbound.spi]);
+        assert_eq!(answer, vec![Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: vec![old.inbound.spi] })]);
+        pair.events();
+        assert_eq!(pair.deleted.len(), 1);
+        assert_eq!((pair.deleted[0].inbound_spi, pair.deleted[0].outbound_spi), (old.inbound.spi, old.outbound.spi));
+        assert_eq!(pair.deleted[0].tunnel, "t1");
+
+        // A Delete of an SPI it no longer knows is answered empty (RFC 7296 3.11).
+        assert!(pair.delete_children(vec![old.outbound.spi]).is_empty());
+        // The new Child SA can be rekeyed in turn; the old one cannot.
+        assert_eq!(pair.create_child(Some(old.outbound.spi), pfs).unwrap_err(), NotifyType::CHILD_SA_NOT_FOUND);
+        pair.create_child(Some(new.outbound.spi), pfs).expect("the new Child SA rekeys");
+    }
+}
+
+#[test]
+fn a_pfs_group_the_proposal_does_not_offer_gets_invalid_ke_payload_naming_ours() {
+    // CREATE_CHILD_SA SK { SA(ECP_384, MODP_2048), Ni, KEi(MODP_1536), ... } -->
+    //                 <-- SK { N(INVALID_KE_PAYLOAD, ECP_384) }
+    let mut config = config();
+    config.esp_proposals = vec![esp_with_groups(&[KeMethod::ECP_384, KeMethod::MODP_2048])];
+    let (mut pair, old) = establish(config);
+    let refusal = pair.create_child(Some(old.outbound.spi), Some(KeyExchangeMethod::Modp1536));
+    assert_eq!(refusal.unwrap_err(), NotifyType::INVALID_KE_PAYLOAD);
+    let (_, logs) = pair.events();
+    assert!(logs.iter().any(|l| l.message.contains("asking for ECP_384")), "{logs:?}");
+    // The initiator's own group from the offer is taken as it is.
+    let ours = pair.create_child(Some(old.outbound.spi), Some(KeyExchangeMethod::Modp2048)).unwrap();
+    assert_eq!(ours.suite.pfs, Some(KeyExchangeMethod::Modp2048));
+    // Without a KE payload, a proposal that insists on PFS is not chosen.
+    let refusal = pair.create_child(None, None);
+    assert_eq!(refusal.unwrap_err(), NotifyType::NO_PROPOSAL_CHOSEN);
+}
+
+#[test]
+fn new_child_sas_stop_one_short_of_the_limit_which_a_rekey_may_reach() {
+    let (mut pair, first) = establish(config());
+    for n in 2..MAX_CHILD_SAS_PER_TUNNEL {
+        let ours = pair.create_child(None, None).unwrap_or_else(|e| panic!("Child SA {n}: {e}"));
+        let child = pair.announced_child();
+        assert_same_child(&child, &ours);
+        assert_eq!(child.rekey_of, None);
+    }
+    // 99 Child SAs: a new one is refused, a rekey takes the last slot, a second rekey must wait.
+    assert_eq!(pair.create_child(None, None).unwrap_err(), NotifyType::NO_ADDITIONAL_SAS);
+    pair.create_child(Some(first.outbound.spi), None).expect("a rekey at the limit");
+    let newest = pair.announced_child();
+    assert_eq!(pair.create_child(Some(newest.outbound.spi), None).unwrap_err(), NotifyType::TEMPORARY_FAILURE);
+    // Once the rekeyed Child SA is deleted, there is room again.
+    pair.delete_children(vec![first.outbound.spi]);
+    pair.create_child(Some(newest.outbound.spi), None).expect("room after the Delete");
+}
+
+#[test]
+fn an_ike_sa_rekey_moves_the_child_sas_and_the_old_ike_sa_ends_alone() {
+    // CREATE_CHILD_SA SK { SA(IKE, new SPI_i), Ni, KEi } -->  <-- SK { SA(IKE, new SPI_r), Nr, KEr }
+    // (old IKE SA) INFORMATIONAL SK { D(IKE) } -->  <-- SK {}
+    let (mut pair, child) = establish(config());
+    let old_spi_r = pair.responder.established()[0].spi_r;
+    let request = pair.initiator.rekey_ike_sa().unwrap();
+    let response = pair.exchange(&request).unwrap();
+    let successor = pair.initiator.on_rekey_ike_sa_response(&response).unwrap().expect("the rekey is agreed");
+    pair.events();
+    assert_eq!(pair.rekeyed.len(), 1);
+    let new_sa = pair.rekeyed[0].clone();
+    assert_eq!(Some(new_sa.spi_r), successor.spi_r());
+    assert_eq!(new_sa.spi_i, successor.spi_i());
+    assert_eq!(new_sa.spi_r >> 48, u64::from(NODE_ID), "the node ID tops the new IKE SPI");
+    assert_eq!(pair.responder.established().len(), 2, "the old IKE SA waits for its Delete");
+
+    // The old IKE SA takes no new Child SA now.
+    assert_eq!(pair.create_child(None, None).unwrap_err(), NotifyType::TEMPORARY_FAILURE);
+    let mut old = std::mem::replace(&mut pair.initiator, successor);
+    let request = old.delete_ike_sa().unwrap();
+    let response = pair.exchange(&request).unwrap();
+    assert!(old.open_response(&response).unwrap().is_empty());
+    pair.events();
+    assert_eq!(pair.ended.len(), 1);
+    assert_eq!(pair.ended[0].spi_r, old_spi_r);
+    assert!(pair.deleted.is_empty(), "the Child SAs moved to the new IKE SA");
+    assert_eq!(pair.responder.established(), vec![new_sa]);
+
+    // The new IKE SA speaks with its own keys from message ID 0: a liveness check, then the rekey
+    // of the Child SA that moved to it.
+    let request = pair.initiator.informational().unwrap();
+    let response = pair.exchange(&request).unwrap();
+    assert!(pair.initiator.open_response(&response).unwrap().is_empty());
+    let ours = pair.create_child(Some(child.outbound.spi), None).unwrap();
+    assert_same_child(&pair.announced_child(), &ours);
+}
+
+#[test]
+fn a_delete_of_the_ike_sa_ends_every_child_sa_it_has() {
+    // INFORMATIONAL SK { D(IKE) } -->  <-- SK {}
+    let (mut pair, first) = establish(config());
+    let second = pair.create_child(None, None).unwrap();
+    pair.events();
+    let request = pair.initiator.delete_ike_sa().unwrap();
+    let response = pair.exchange(&request).unwrap();
+    assert!(pair.initiator.open_response(&response).unwrap().is_empty());
+    pair.events();
+    let mut gone: Vec<u32> = pair.deleted.iter().map(|c| c.inbound_spi).collect();
+    gone.sort_unstable();
+    let mut expected = vec![first.inbound.spi, second.outbound.0];
+    expected.sort_unstable();
+    assert_eq!(gone, expected);
+    assert_eq!(pair.ended.len(), 1);
+    assert!(pair.responder.established().is_empty());
+    assert_eq!(pair.responder.ike_sa_count(), 0);
+    // Anything more on it is dropped without an answer.
+    let request = pair.initiator.informational().unwrap();
+    assert!(pair.exchange(&request).is_none());
+}
+
+#[test]
+fn a_retransmitted_create_child_sa_gets_the_same_answer_and_installs_nothing_twice() {
+    let (mut pair, old) = establish(config());
+    let request = pair.initiator.create_child_sa(Some(old.outbound.spi), None).unwrap();
+    let first = pair.exchange(&request).unwrap();
+    let again = pair.exchange(&request).unwrap();
+    assert_eq!(first, again, "byte for byte");
+    let (children, _) = pair.events();
+    assert_eq!(children.len(), 1);
+    pair.initiator.on_create_child_sa_response(&first).unwrap().unwrap();
+}
