@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ike_agent::policy::{ResponderPolicy, TunnelPolicy};
+use ike_agent::policy::{HalfOpenLimits, ResponderPolicy, TunnelPolicy};
 use ike_agent::proposal::{ChildEncryption, ChildIntegrity, ChildSuite};
 use ike_agent::responder::{ChildSa, DeletedChild, Encapsulation, Event, LogLevel, Responder};
 use serde::Serialize;
@@ -113,6 +113,11 @@ pub fn policy(config: &Config) -> ResponderPolicy {
                 })
             })
             .collect(),
+        half_open: HalfOpenLimits {
+            cookie_threshold: config.ike.cookie_threshold,
+            per_peer: config.ike.half_open_per_peer,
+            total: config.ike.half_open_max,
+        },
     }
 }
 
@@ -437,9 +442,19 @@ impl IkeRunner {
                 })
             })
             .collect();
+        let r = self.responder.counters();
         json!({
             "counters": self.counters,
-            "half_open": self.responder.ike_sa_count() - ike_sas.len(),
+            "responder": {
+                "retransmits_answered": r.retransmits,
+                "out_of_window": r.out_of_window,
+                "bad_icv": r.bad_icv,
+                "cookies_sent": r.cookies_sent,
+                "half_open_dropped": r.half_open_dropped,
+                "half_open_peak": r.half_open_peak,
+                "initial_contact_deletes": r.initial_contact_deletes,
+            },
+            "half_open": self.responder.half_open_count(),
             "ike_sas": ike_sas,
             "child_sas": self.installed,
             "events": self.recent,

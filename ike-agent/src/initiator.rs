@@ -56,6 +56,8 @@ pub struct InitiatorConfig {
     pub remote: SocketAddr,
     /// The NAT detection notifications sent.
     pub nat_detection: NatDetection,
+    /// Whether IKE_AUTH says N(INITIAL_CONTACT): this router has no other IKE SA with the responder.
+    pub initial_contact: bool,
 }
 
 /// Why the initiator stopped.
@@ -120,6 +122,8 @@ pub struct Initiator {
     child_spi: u32,
     next_message_id: u32,
     pending_create: Option<PendingCreate>,
+    /// The responder's COOKIE, sent first in the next IKE_SA_INIT.
+    cookie: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Initiator {
@@ -149,6 +153,7 @@ impl Initiator {
             child_spi: u32::from_be_bytes(random()) | 0x100,
             next_message_id: 0,
             pending_create: None,
+            cookie: None,
         }
     }
 
@@ -185,11 +190,15 @@ impl Initiator {
     pub fn ike_sa_init(&mut self) -> Vec<u8> {
         let (pending, value) = self.ke.initiate().expect("a supported key exchange starts");
         self.pending = Some(pending);
-        let mut payloads = vec![
+        let mut payloads = Vec::new();
+        if let Some(cookie) = &self.cookie {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::COOKIE, cookie.clone())));
+        }
+        payloads.extend([
             Payload::Sa(SecurityAssociation { proposals: self.config.ike_proposals.clone() }),
             Payload::Ke(KeyExchange { method: self.ke.id(), data: value }),
             Payload::Nonce(Nonce(self.ni.clone())),
-        ];
+        ]);
         let source = match self.config.nat_detection {
             NatDetection::Omit => None,
             NatDetection::Honest => Some(detection_hash(self.spi_i, 0, self.config.local)),
@@ -206,7 +215,7 @@ impl Initiator {
     }
 
     /// `<-- HDR, SAr1, KEr, Nr, [N]`. Returns `Ok(false)` when the responder asked for another
-    /// group: call [`Self::ike_sa_init`] again.
+    /// group or for a cookie: call [`Self::ike_sa_init`] again.
     pub fn on_ike_sa_init_response(&mut self, bytes: &[u8]) -> Result<bool, InitiatorError> {
         let message = Message::parse(bytes).map_err(|_| InitiatorError::Malformed("IKE_SA_INIT response"))?;
         let mut sa = None;
@@ -219,6 +228,10 @@ impl Initiator {
                     self.ke = group
                         .and_then(KeyExchangeMethod::from_id)
                         .ok_or(InitiatorError::Malformed("INVALID_KE_PAYLOAD group"))?;
+                    return Ok(false);
+                }
+                Payload::Notify(n) if n.kind == NotifyType::COOKIE => {
+                    self.cookie = Some(n.data.clone());
                     return Ok(false);
                 }
                 Payload::Notify(n) if n.kind.is_error() => return Err(InitiatorError::Refused(n.kind)),
@@ -260,13 +273,16 @@ impl Initiator {
         for proposal in &mut proposals {
             proposal.spi = self.child_spi.to_be_bytes().to_vec();
         }
-        let payloads = [
-            Payload::IdI(self.config.id.clone()),
+        let mut payloads = vec![Payload::IdI(self.config.id.clone())];
+        if self.config.initial_contact {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::INITIAL_CONTACT, Vec::new())));
+        }
+        payloads.extend([
             Payload::Auth(Authentication { method: AuthMethod::SHARED_KEY_MIC, data: auth.to_vec() }),
             Payload::Sa(SecurityAssociation { proposals }),
             Payload::TsI(self.config.tsi.clone()),
             Payload::TsR(self.config.tsr.clone()),
-        ];
+        ]);
         crate::protected::seal(&mut done.sk, &header, &payloads).ok_or(InitiatorError::OutOfOrder)
     }
 
@@ -465,6 +481,7 @@ impl Initiator {
             child_spi: self.child_spi,
             next_message_id: 0,
             pending_create: None,
+            cookie: None,
         }))
     }
 

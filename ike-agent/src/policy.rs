@@ -26,6 +26,24 @@ pub struct TunnelPolicy {
     pub allow_null_cipher: bool,
 }
 
+/// Bounds on IKE SAs that have not authenticated yet: what a flood of IKE_SA_INIT from strangers
+/// may cost (RFC 7296 2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HalfOpenLimits {
+    /// Half-open IKE SAs, in total, from which on an IKE_SA_INIT must bring a cookie.
+    pub cookie_threshold: usize,
+    /// Half-open IKE SAs one address may hold; past it, its IKE_SA_INIT is dropped.
+    pub per_peer: usize,
+    /// Half-open IKE SAs in total; past it, every IKE_SA_INIT is dropped.
+    pub total: usize,
+}
+
+impl Default for HalfOpenLimits {
+    fn default() -> Self {
+        Self { cookie_threshold: 64, per_peer: 8, total: 8192 }
+    }
+}
+
 /// Everything the responder is configured with.
 #[derive(Debug, Clone)]
 pub struct ResponderPolicy {
@@ -37,6 +55,8 @@ pub struct ResponderPolicy {
     pub domain: String,
     /// The tunnels.
     pub tunnels: Vec<TunnelPolicy>,
+    /// Bounds on half-open IKE SAs.
+    pub half_open: HalfOpenLimits,
 }
 
 impl ResponderPolicy {
@@ -103,6 +123,7 @@ mod tests {
                 tunnel("nice", [192, 0, 2, 10], Some([198, 51, 100, 2])),
                 tunnel("brest", [192, 0, 2, 20], None),
             ],
+            half_open: HalfOpenLimits::default(),
         }
     }
 

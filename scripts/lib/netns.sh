@@ -28,7 +28,8 @@ start_anygate() {
   return 1
 }
 
-# ike_test_tunnels PSK: the [ike] section and the two IPsec tunnels the IKE interop tests bring up:
+# ike_test_tunnels PSK [IKE_LINES]: the [ike] section (with IKE_LINES added to it) and the two IPsec
+# tunnels the IKE interop tests bring up:
 # t1 on 203.0.113.1, identified by name (RFC822, FQDN, KEY_ID under account "acct", domain
 # "ipsec.example.net"), and t2 on 203.0.113.2, identified by its router's address 192.0.2.2.
 ike_test_tunnels() {
@@ -37,6 +38,7 @@ ike_test_tunnels() {
 [ike]
 account_id = "acct"
 domain = "ipsec.example.net"
+${2:-}
 
 [[ipsec_tunnels]]
 name = "t1"

@@ -11,7 +11,9 @@
 # 5.9.8 cannot send. Cases that offer PFS rekey their Child SA with it (CREATE_CHILD_SA with a KE
 # payload) while a ping stream of 50 packets a second runs both ways: not one may be lost, the new
 # SPIs must carry the traffic and the old SA must leave every worker on strongSwan's Delete. One
-# case also rekeys the IKE SA.
+# case also rekeys the IKE SA, and one comes up while a flood of IKE_SA_INIT from spoofed sources
+# keeps the responder past its cookie threshold: strongSwan answers the COOKIE challenge and gets
+# through, and the half-open table never grows past the threshold.
 #
 #   internet client         anygate (DPDK)                        customer router (strongSwan)
 #   agi-client              agi-gw                                agi-site
@@ -72,6 +74,7 @@ ip -n $site addr add 10.10.0.1/32 dev lo
 ip -n $site addr add 10.20.0.1/32 dev lo
 
 psk=test-only-psk-0123456789abcdef
+cookie_threshold=16
 cat >"$work/anygate.toml" <<EOF
 [dataplane]
 cores = [1]
@@ -89,7 +92,7 @@ name = "transit"
 device = "net_af_packet1,iface=agi-transit"
 address = "192.0.2.1/24"
 
-$(ike_test_tunnels "$psk")
+$(ike_test_tunnels "$psk" "cookie_threshold = $cookie_threshold")
 
 [[routes]]
 prefix = "10.10.0.0/24"
@@ -179,10 +182,11 @@ rekey_ike() {
 run_case() {
   local name=$1 ike=$2 esp=$3 id=$4 tunnel=$5 anycast=$6 host=$7
   shift 7
-  local raw=no pfs= ike_rekey=no opt
+  local raw=no pfs= ike_rekey=no flood=no opt
   for opt in "$@"; do
     case $opt in
       raw) raw=yes ;;
+      flood) flood=yes ;;
       rekey=*) pfs=${opt#rekey=} ;;
       ike-rekey) ike_rekey=yes ;;
     esac
@@ -198,7 +202,20 @@ run_case() {
   for _ in $(seq 50); do grep -q "listening" "$work/tcpdump.err" && break; sleep 0.1; done
   # Keys in the charon log, for tshark to decrypt the capture with.
   SWAN_LOG_KEYS=1 "$swan" start $site "$work/swan"
+  local flood_pid=
+  if [ $flood = yes ]; then
+    # 6000 spoofed IKE_SA_INIT over 4 s from the internet side; strongSwan starts 1 s in.
+    ip netns exec $client /usr/bin/python3 scripts/lib/ike_flood.py fuzz/seeds/ike_message/strongswan-ike-sa-init \
+      "$anycast" 6000 4 >"$work/flood.txt" 2>&1 &
+    flood_pid=$!
+    sleep 1
+  fi
   "$swan" initiate "$work/swan" net || fail "$name: swanctl --initiate"
+  if [ -n "$flood_pid" ]; then
+    wait $flood_pid || fail "$name: the flood: $(cat "$work/flood.txt")"
+    grep -q "received COOKIE notify" "$work/swan/charon.log" || fail "$name: strongSwan got no COOKIE"
+    echo "$name: $(cat "$work/flood.txt"); strongSwan answered the COOKIE challenge and got through"
+  fi
   # The SPIs strongSwan installed are the ones anygate installed, the other way round.
   local in_s out_s
   read -r in_s out_s < <(swan_spis) || fail "$name: no Child SA in the strongSwan log"
@@ -238,8 +255,9 @@ run_case() {
 # Decrypt the case's capture with the keys strongSwan logged and check what IKE_AUTH and ESP carried.
 decrypted() {
   local id=$1 anycast=$2 host=$3 raw=$4 spis
+  # The IKE_SA_INIT response that made the IKE SA (a COOKIE challenge has no responder SPI).
   spis=$(tshark -r "$work/case.pcap" -Y 'isakmp.exchangetype == 34 && isakmp.flag_r == 1' \
-    -T fields -e isakmp.ispi -e isakmp.rspi 2>/dev/null | head -1)
+    -T fields -e isakmp.ispi -e isakmp.rspi 2>/dev/null | awk '$2 !~ /^[0:]*$/' | head -1)
   [ -n "$spis" ] || fail "no IKE_SA_INIT response in the capture"
   rm -rf "$work/wireshark"
   /usr/bin/python3 scripts/lib/swan_keys.py "$work/swan/charon.log" ${spis//:/} "$work/wireshark/wireshark" >/dev/null ||
@@ -281,8 +299,8 @@ PY
 run_case "AES-GCM-256/SHA2-384/group 20, RFC822 ID, ESP AES-GCM-256, PFS group 20" \
   aes256gcm16-prfsha384-ecp384 aes256gcm16-ecp384 ipsec@t1.acct.ipsec.example.net t1 203.0.113.1 10.10.0.1 \
   rekey=ECP_384 ike-rekey
-run_case "AES-GCM-128/SHA2-256/group 14, FQDN ID, ESP AES-GCM-128, no PFS" \
-  aes128gcm16-prfsha256-modp2048 aes128gcm16 t1.acct.ipsec.example.net t1 203.0.113.1 10.10.0.1
+run_case "AES-GCM-128/SHA2-256/group 14, FQDN ID, ESP AES-GCM-128, no PFS, under an IKE_SA_INIT flood" \
+  aes128gcm16-prfsha256-modp2048 aes128gcm16 t1.acct.ipsec.example.net t1 203.0.113.1 10.10.0.1 flood
 run_case "AES-CBC-256+SHA2-256/SHA2-512/group 5, KEY_ID, ESP AES-CBC-256+SHA2-256, PFS group 14" \
   aes256-sha256-prfsha512-modp1536 aes256-sha256-modp2048 '"keyid:acct_t1"' t1 203.0.113.1 10.10.0.1 \
   rekey=MODP_2048
@@ -313,10 +331,17 @@ PY
 kill -TERM $anygate_pid
 wait $anygate_pid || fail "anygate exited with an error"
 anygate_pid=
-/usr/bin/python3 - "$work/counters.json" <<'PY' || fail "counters"
+/usr/bin/python3 - "$work/counters.json" "$cookie_threshold" <<'PY' || fail "counters"
 import json, sys
 c = json.load(open(sys.argv[1]))
+threshold = int(sys.argv[2])
 ike = c["ike"]["counters"]
+r = c["ike"]["responder"]
+# Past the threshold only requests with a valid cookie make state: the spoofed sources never return
+# one, strongSwan did.
+assert r["cookies_sent"] > 1000 and r["half_open_peak"] <= threshold + 1, r
+print(f"flood: {r['cookies_sent']} COOKIE challenges, at most {r['half_open_peak']} IKE SAs half-open "
+      f"(threshold {threshold})")
 # 5 Child SAs by IKE_AUTH, 4 by rekeys; each rekeyed one deleted, then the rest as strongSwan stops.
 assert ike["child_sas_installed"] == 9 and ike["child_sas_rekeyed"] == 4 and ike["child_sas_failed"] == 0, ike
 assert ike["child_sas_deleted"] == 9 and ike["ike_sas_rekeyed"] == 1, ike

@@ -84,6 +84,9 @@ struct RawConfig {
 struct RawIke {
     account_id: Option<String>,
     domain: Option<String>,
+    cookie_threshold: Option<usize>,
+    half_open_per_peer: Option<usize>,
+    half_open_max: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +161,12 @@ pub struct Config {
 pub struct IkeConfig {
     pub account_id: String,
     pub domain: String,
+    /// Half-open IKE SAs from which on IKE_SA_INIT must bring a cookie.
+    pub cookie_threshold: usize,
+    /// Half-open IKE SAs one address may hold.
+    pub half_open_per_peer: usize,
+    /// Half-open IKE SAs in total.
+    pub half_open_max: usize,
 }
 
 /// The account a configuration without `[ike]` identifies its tunnels under.
@@ -495,7 +504,26 @@ fn ike_config(raw: RawIke) -> Result<IkeConfig, ConfigError> {
     if !domain_ok {
         return Err(ConfigError::new("ike.domain", format!("{domain:?} is not a domain name (labels joined by '.')")));
     }
-    Ok(IkeConfig { account_id, domain: domain.to_ascii_lowercase() })
+    let defaults = ike_agent::policy::HalfOpenLimits::default();
+    let half_open_max = raw.half_open_max.unwrap_or(defaults.total);
+    let cookie_threshold = raw.cookie_threshold.unwrap_or(defaults.cookie_threshold);
+    let half_open_per_peer = raw.half_open_per_peer.unwrap_or(defaults.per_peer);
+    if half_open_max == 0 || half_open_per_peer == 0 {
+        return Err(ConfigError::new("ike.half_open_max", "half_open_max and half_open_per_peer must be at least 1"));
+    }
+    if cookie_threshold > half_open_max {
+        return Err(ConfigError::new(
+            "ike.cookie_threshold",
+            format!("{cookie_threshold} is above half_open_max {half_open_max}: cookies would never be asked for"),
+        ));
+    }
+    Ok(IkeConfig {
+        account_id,
+        domain: domain.to_ascii_lowercase(),
+        cookie_threshold,
+        half_open_per_peer,
+        half_open_max,
+    })
 }
 
 /// A tunnel's inside addresses, IPv4 and IPv6, where given.
@@ -648,9 +676,13 @@ priority = 100
             ("account_id = \"\"", "ike.account_id"),
             ("domain = \"example..net\"", "ike.domain"),
             ("domain = \"exa mple.net\"", "ike.domain"),
+            ("cookie_threshold = 100\nhalf_open_max = 50", "ike.cookie_threshold"),
+            ("half_open_per_peer = 0", "ike.half_open_max"),
         ] {
             assert_eq!(error_of(&format!("{GOOD}\n[ike]\n{ike}\n")).field, field, "{ike}");
         }
+        let c = Config::parse(&format!("{GOOD}\n[ike]\ncookie_threshold = 5\nhalf_open_per_peer = 2\n")).unwrap();
+        assert_eq!((c.ike.cookie_threshold, c.ike.half_open_per_peer, c.ike.half_open_max), (5, 2, 8192));
         assert_eq!(error_of(&GOOD.replace("cores = [1]", "cores = [1]\nnode_id = 256")).field, "dataplane.node_id");
         assert_eq!(
             Config::parse(&GOOD.replace("cores = [1]", "cores = [1]\nnode_id = 255")).unwrap().dataplane.node_id,

@@ -85,9 +85,11 @@ impl Responder {
             return;
         }
         // A message that fails its ICV is dropped without a word (RFC 7296 2.21.2).
-        let Some(plaintext) = open(&half.sk, bytes, message) else { return };
-        let Some(Entry { sa: IkeSa::HalfOpen(mut half), .. }) = self.sas.remove(&spi_r) else { return };
-        self.by_initiator.remove(&(half.remote, half.spi_i));
+        let Some(plaintext) = open(&half.sk, bytes, message) else {
+            self.counters.bad_icv += 1;
+            return;
+        };
+        let Some(mut half) = self.take_half_open(spi_r) else { return };
         half.local = local;
         half.remote = remote;
 
@@ -147,16 +149,22 @@ impl Responder {
             Payload::Auth(Authentication { method: AuthMethod::SHARED_KEY_MIC, data: our_auth.to_vec() }),
         ];
         let tunnel_name = self.policy.tunnels[tunnel].name.clone();
+        let peer_id = format!("{} {}", idi.id_type, printable(idi.id_type, &idi.data));
+        if request.initial_contact {
+            // The peer restarted: its earlier IKE SAs and their Child SAs are gone on its side
+            // (RFC 7296 2.4), and go here before the new Child SA counts against the tunnel.
+            self.end_for_initial_contact(&tunnel_name, &peer_id, local, remote);
+        }
         let child = self.agree_child(&half, tunnel, &request, authenticated, &mut answer);
 
         let Some(response) = respond(&mut half.sk, &message.header, &answer) else { return };
         let ike_suite = half.suite.to_string();
-        let peer_id = format!("{} {}", idi.id_type, printable(idi.id_type, &idi.data));
         let established = Established {
             local,
             remote,
             spi_i: half.spi_i,
             tunnel: tunnel_name.clone(),
+            peer: peer_id.clone(),
             suite: half.suite,
             sk: half.sk,
             sk_d: std::mem::take(&mut half.keys.sk_d),
@@ -259,6 +267,32 @@ impl Responder {
         })
     }
 
+    /// End every established IKE SA of `tunnel` authenticated as `peer`, with its Child SAs.
+    fn end_for_initial_contact(&mut self, tunnel: &str, peer: &str, local: SocketAddr, remote: SocketAddr) {
+        let stale: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, e)| matches!(&e.sa, IkeSa::Established(sa) if sa.tunnel == tunnel && sa.peer == peer))
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi_r in stale {
+            let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else { continue };
+            let info = sa.info(spi_r);
+            let children = self.remove(spi_r);
+            self.counters.initial_contact_deletes += 1;
+            let line = format!(
+                "IKE SA {:016x}_i {:016x}_r of tunnel {tunnel} ended: the peer came back with INITIAL_CONTACT, \
+                 {} Child SAs with it",
+                info.spi_i,
+                info.spi_r,
+                children.len()
+            );
+            self.log(LogLevel::Info, local, remote, line);
+            self.events.extend(children.into_iter().map(Event::ChildSaDeleted));
+            self.events.push_back(Event::IkeSaDeleted(info));
+        }
+    }
+
     /// Answer a failed IKE_AUTH with `kind` and forget the IKE SA.
     fn fail_auth(&mut self, half: &mut HalfOpen, message: &Message, kind: NotifyType, data: Vec<u8>, why: &str) {
         let (local, remote) = (half.local, half.remote);
@@ -307,11 +341,12 @@ struct AuthRequest<'a> {
     sa: Option<&'a SecurityAssociation>,
     tsi: Option<&'a TrafficSelectors>,
     tsr: Option<&'a TrafficSelectors>,
+    initial_contact: bool,
 }
 
 impl<'a> AuthRequest<'a> {
     fn gather(payloads: &'a [Payload]) -> Self {
-        let mut request = Self { idi: None, auth: None, sa: None, tsi: None, tsr: None };
+        let mut request = Self { idi: None, auth: None, sa: None, tsi: None, tsr: None, initial_contact: false };
         for payload in payloads {
             match payload {
                 Payload::IdI(id) => request.idi = Some(id),
@@ -319,6 +354,7 @@ impl<'a> AuthRequest<'a> {
                 Payload::Sa(sa) => request.sa = Some(sa),
                 Payload::TsI(ts) => request.tsi = Some(ts),
                 Payload::TsR(ts) => request.tsr = Some(ts),
+                Payload::Notify(n) if n.kind == NotifyType::INITIAL_CONTACT => request.initial_contact = true,
                 _ => {}
             }
         }

@@ -97,7 +97,10 @@ impl Responder {
     ) {
         let spi_r = message.header.spi_r;
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else { return };
-        let Some(plaintext) = open(&sa.sk, bytes, message) else { return };
+        let Some(plaintext) = open(&sa.sk, bytes, message) else {
+            self.counters.bad_icv += 1;
+            return;
+        };
         let Some(payloads) = read_inner(message, &plaintext) else {
             let refusal = Refusal::new(NotifyType::INVALID_SYNTAX, "malformed CREATE_CHILD_SA");
             return self.refuse_create_child(spi_r, local, remote, message, refusal);
@@ -283,6 +286,7 @@ impl Responder {
             remote: sa.remote,
             spi_i: new_spi_i,
             tunnel: sa.tunnel.clone(),
+            peer: sa.peer.clone(),
             suite,
             sk,
             sk_d: keys.sk_d,

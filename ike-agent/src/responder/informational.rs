@@ -24,7 +24,10 @@ impl Responder {
     ) {
         let spi_r = message.header.spi_r;
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
-        let Some(plaintext) = open(&sa.sk, bytes, message) else { return };
+        let Some(plaintext) = open(&sa.sk, bytes, message) else {
+            self.counters.bad_icv += 1;
+            return;
+        };
         let Some(payloads) = read_inner(message, &plaintext) else { return };
         let deletes: Vec<&Delete> = payloads
             .iter()

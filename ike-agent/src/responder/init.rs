@@ -4,7 +4,8 @@
 //!                                           <--  HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*)
 //! ```
 //! or one of the errors, without state: N(NO_PROPOSAL_CHOSEN), N(INVALID_KE_PAYLOAD) naming our
-//! group, N(INVALID_SYNTAX) for missing payloads or a bad KE value, N(UNSUPPORTED_CRITICAL_PAYLOAD).
+//! group, N(INVALID_SYNTAX) for missing payloads or a bad KE value, N(UNSUPPORTED_CRITICAL_PAYLOAD),
+//! or N(COOKIE) while too many IKE SAs are half-open (`cookie`).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -79,6 +80,9 @@ impl Responder {
         let (Some(offer), Some(ke), Some(ni)) = (offer, ke, ni) else {
             return self.refuse_init(&header, local, remote, NotifyType::INVALID_SYNTAX, Vec::new());
         };
+        if !self.admit(now, &message, &ni.0, local, remote) {
+            return;
+        }
         let (suite, proposal) = match select_ike(offer, ke.method) {
             IkeSelection::Chosen(suite, proposal) => (suite, proposal),
             IkeSelection::WrongKeyExchange(group) => {
@@ -147,11 +151,42 @@ impl Responder {
             created: now,
         };
         self.by_initiator.insert((remote, header.spi_i), spi_r);
+        self.half_open += 1;
+        self.counters.half_open_peak = self.counters.half_open_peak.max(self.half_open as u64);
+        *self.half_open_by_peer.entry(remote.ip()).or_default() += 1;
         self.sas.insert(
             spi_r,
             Entry { sa: IkeSa::HalfOpen(Box::new(half_open)), next_request: 1, last_response: Some(response.clone()) },
         );
         self.transmits.push_back(super::Transmit { local, remote, bytes: response });
+    }
+
+    /// Whether a new half-open IKE SA may be made for this IKE_SA_INIT. Past the per-address or
+    /// total limit it is dropped; past the cookie threshold it must carry a valid cookie as its
+    /// first payload, or it is answered with one (RFC 7296 2.6), keeping no state either way.
+    fn admit(&mut self, now: Instant, message: &Message, ni: &[u8], local: SocketAddr, remote: SocketAddr) -> bool {
+        let limits = self.policy.half_open;
+        let from_peer = self.half_open_by_peer.get(&remote.ip()).copied().unwrap_or(0);
+        if self.half_open >= limits.total || from_peer >= limits.per_peer {
+            self.counters.half_open_dropped += 1;
+            return false;
+        }
+        if self.half_open < limits.cookie_threshold {
+            return true;
+        }
+        let spi_i = message.header.spi_i;
+        let cookie = match message.payloads.first() {
+            Some(Payload::Notify(n)) if n.kind == NotifyType::COOKIE => Some(&n.data[..]),
+            _ => None,
+        };
+        if cookie.is_some_and(|c| self.cookies.check(c, ni, remote.ip(), spi_i)) {
+            return true;
+        }
+        if let Some(cookie) = self.cookies.make(now, ni, remote.ip(), spi_i) {
+            self.counters.cookies_sent += 1;
+            self.refuse_init(&message.header, local, remote, NotifyType::COOKIE, cookie);
+        }
+        false
     }
 
     /// An error answer to IKE_SA_INIT, keeping no state (RFC 7296 2.6: responder SPI zero).

@@ -3,8 +3,10 @@
 use super::tests::*;
 use super::*;
 use crate::crypto::ke::KeyExchangeMethod;
-use crate::initiator::InitiatorChild;
-use crate::wire::{Delete, EncrId, EsnId, KeMethod, Proposal, ProtocolId, Transform, TransformType};
+use crate::initiator::{Initiator, InitiatorChild};
+use crate::wire::{
+    Delete, EncrId, EsnId, IdType, Identification, KeMethod, Proposal, ProtocolId, Transform, TransformType,
+};
 
 impl Pair {
     /// CREATE_CHILD_SA from the initiator: the Child SA it agreed, or the refusal.
@@ -192,4 +194,118 @@ fn a_retransmitted_create_child_sa_gets_the_same_answer_and_installs_nothing_twi
     let (children, _) = pair.events();
     assert_eq!(children.len(), 1);
     pair.initiator.on_create_child_sa_response(&first).unwrap().unwrap();
+}
+
+#[test]
+fn initial_contact_ends_the_earlier_ike_sas_of_the_same_peer_and_tunnel() {
+    // A router that restarted: IKE_AUTH SK { IDi, N(INITIAL_CONTACT), AUTH, SA, TSi, TSr } -->
+    let (mut pair, first) = establish(config());
+    // A second IKE SA of the same router without INITIAL_CONTACT stands beside the first...
+    pair.initiator = Initiator::new(config());
+    pair.init().unwrap();
+    let second = pair.auth().unwrap().child.unwrap();
+    pair.events();
+    // ...and one of another tunnel, with another ID, is none of the restart's business.
+    let mut other = config();
+    other.id = Identification::new(IdType::FQDN, b"t2.acct.ipsec.example.net".to_vec());
+    other.psk = b"second secret".to_vec();
+    pair.initiator = Initiator::new(other);
+    pair.init().unwrap();
+    pair.auth().unwrap().child.unwrap();
+    pair.events();
+    assert_eq!(pair.responder.established().len(), 3);
+
+    let mut restarted = config();
+    restarted.initial_contact = true;
+    pair.initiator = Initiator::new(restarted);
+    pair.init().unwrap();
+    let fresh = pair.auth().unwrap().child.unwrap();
+    let (children, logs) = pair.events();
+    let mut gone: Vec<u32> = pair.deleted.iter().map(|c| c.inbound_spi).collect();
+    gone.sort_unstable();
+    let mut expected = vec![first.inbound.spi, second.outbound.0];
+    expected.sort_unstable();
+    assert_eq!(gone, expected, "both earlier Child SAs of t1 end");
+    assert_eq!(pair.ended.len(), 2);
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0].inbound.spi, fresh.outbound.0);
+    let tunnels: Vec<String> = pair.responder.established().into_iter().map(|sa| sa.tunnel).collect();
+    assert_eq!(tunnels, vec!["t1".to_string(), "t2".to_string()]);
+    assert_eq!(pair.responder.counters().initial_contact_deletes, 2);
+    assert!(logs.iter().any(|l| l.message.contains("INITIAL_CONTACT")), "{logs:?}");
+}
+
+/// An IKE_SA_INIT from `address` (a stranger that never goes on): the answer, if any.
+fn init_from(pair: &mut Pair, address: SocketAddr) -> Option<Vec<u8>> {
+    let mut stranger = config();
+    stranger.local = address;
+    let mut initiator = Initiator::new(stranger);
+    let saved = std::mem::replace(&mut pair.remote, address);
+    let answer = pair.exchange(&initiator.ike_sa_init());
+    pair.remote = saved;
+    answer
+}
+
+#[test]
+fn past_the_threshold_ike_sa_init_must_bring_a_cookie_and_the_half_open_table_stays_bounded() {
+    // HDR(A,0), SAi1, KEi, Ni -->  <-- HDR(A,0), N(COOKIE)
+    // HDR(A,0), N(COOKIE), SAi1, KEi, Ni -->  <-- HDR(A,B), SAr1, KEr, Nr
+    let limits = crate::policy::HalfOpenLimits { cookie_threshold: 2, per_peer: 1, total: 4 };
+    let mut pair = Pair::with_policy(config(), ResponderPolicy { half_open: limits, ..policy() });
+    let stranger = |n: u8| SocketAddr::from(([198, 18, 0, n], 500));
+    for n in 1..=2 {
+        let answer = init_from(&mut pair, stranger(n)).expect("answered");
+        assert_ne!(Message::parse(&answer).unwrap().header.spi_r, 0, "under the threshold: a half-open SA");
+    }
+    assert_eq!(pair.responder.half_open_count(), 2);
+
+    // The router now gets a cookie first, and comes through with it.
+    let request = pair.initiator.ike_sa_init();
+    let challenge = pair.exchange(&request).unwrap();
+    let message = Message::parse(&challenge).unwrap();
+    assert_eq!(message.header.spi_r, 0, "no state for a challenge");
+    assert!(matches!(&message.payloads[..], [Payload::Notify(n)] if n.kind == NotifyType::COOKIE));
+    assert_eq!(pair.responder.half_open_count(), 2);
+    assert!(!pair.initiator.on_ike_sa_init_response(&challenge).unwrap(), "asked to retry");
+    pair.init().unwrap();
+    assert_eq!(pair.responder.half_open_count(), 3);
+    pair.auth().unwrap().child.unwrap();
+    assert_eq!(pair.responder.half_open_count(), 2, "authenticated: no longer half-open");
+    assert_eq!(pair.responder.established().len(), 1);
+
+    // A stranger's cookie does not open the door for another SPI: it gets a fresh challenge.
+    let mut forger = Initiator::new(config());
+    let first = forger.ike_sa_init();
+    let challenge = pair.exchange(&first).unwrap();
+    assert!(!forger.on_ike_sa_init_response(&challenge).unwrap());
+    let with_cookie = forger.ike_sa_init();
+    let mut replayed = Message::parse(&with_cookie).unwrap();
+    replayed.header.spi_i ^= 1;
+    let answer = pair.exchange(&replayed.encode().unwrap()).unwrap();
+    assert_eq!(Message::parse(&answer).unwrap().header.spi_r, 0, "challenged again");
+    assert_eq!(pair.responder.counters().cookies_sent, 3);
+
+    // Per address: a second half-open SA from one address is dropped without an answer.
+    let answer = pair.exchange(&with_cookie).unwrap();
+    assert_ne!(Message::parse(&answer).unwrap().header.spi_r, 0, "the cookie holds for its own SPI");
+    let mut third = Initiator::new(config());
+    assert!(pair.exchange(&third.ike_sa_init()).is_none(), "over the per-address limit");
+    // In total: the fourth half-open SA fills the table; a fifth is dropped, cookie or not.
+    assert_eq!(pair.responder.half_open_count(), 3);
+    let mut fourth = config();
+    fourth.local = stranger(9);
+    let saved = std::mem::replace(&mut pair.remote, stranger(9));
+    let mut fourth = Initiator::new(fourth);
+    let challenge = pair.exchange(&fourth.ike_sa_init()).unwrap();
+    assert!(!fourth.on_ike_sa_init_response(&challenge).unwrap());
+    assert!(Message::parse(&pair.exchange(&fourth.ike_sa_init()).unwrap()).unwrap().header.spi_r != 0);
+    assert_eq!(pair.responder.half_open_count(), 4);
+    let mut fifth = Initiator::new(config());
+    assert!(pair.exchange(&fifth.ike_sa_init()).is_none(), "the table is full");
+    pair.remote = saved;
+    assert_eq!(pair.responder.counters().half_open_dropped, 2);
+    // Expiry frees the table; the established IKE SA stays.
+    pair.responder.handle_timeout(pair.now + HALF_OPEN_TIMEOUT);
+    assert_eq!(pair.responder.half_open_count(), 0);
+    assert_eq!(pair.responder.established().len(), 1);
 }

@@ -11,6 +11,7 @@
 
 mod auth;
 mod child;
+mod cookie;
 mod informational;
 mod init;
 pub mod nat;
@@ -161,6 +162,25 @@ enum IkeSa {
     Established(Box<Established>),
 }
 
+/// What the responder counts of what it dropped or refused before any IKE SA was involved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponderCounters {
+    /// Requests answered again from the cached response.
+    pub retransmits: u64,
+    /// Requests dropped for a message ID neither the next nor the last one.
+    pub out_of_window: u64,
+    /// Messages dropped because their ICV failed.
+    pub bad_icv: u64,
+    /// COOKIE challenges sent.
+    pub cookies_sent: u64,
+    /// IKE_SA_INIT dropped over the half-open limits (per address or in total).
+    pub half_open_dropped: u64,
+    /// The most IKE SAs half-open at once.
+    pub half_open_peak: u64,
+    /// IKE SAs ended because their peer came back with INITIAL_CONTACT.
+    pub initial_contact_deletes: u64,
+}
+
 /// An authenticated IKE SA.
 struct Established {
     local: SocketAddr,
@@ -168,6 +188,9 @@ struct Established {
     spi_i: u64,
     /// The tunnel's name: it outlives a configuration reload that reorders the tunnels.
     tunnel: String,
+    /// The peer's ID as the log shows it (`RFC822_ADDR ipsec@...`): INITIAL_CONTACT ends the other
+    /// IKE SAs of the same tunnel and ID.
+    peer: String,
     suite: IkeSuite,
     sk: SkProtection,
     /// Keys Child SAs and the IKE SA's rekey.
@@ -210,6 +233,11 @@ pub struct Responder {
     /// Responder SPIs of half-open SAs by (peer, initiator SPI), to spot a repeated IKE_SA_INIT.
     by_initiator: HashMap<(SocketAddr, u64), u64>,
     esp_spis: HashSet<u32>,
+    /// Half-open IKE SAs by peer address, and in total, for the flood limits.
+    half_open_by_peer: HashMap<IpAddr, usize>,
+    half_open: usize,
+    cookies: cookie::CookieJar,
+    counters: ResponderCounters,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -231,6 +259,10 @@ impl Responder {
             sas: HashMap::new(),
             by_initiator: HashMap::new(),
             esp_spis: HashSet::new(),
+            half_open_by_peer: HashMap::new(),
+            half_open: 0,
+            cookies: cookie::CookieJar::new(),
+            counters: ResponderCounters::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -289,6 +321,16 @@ impl Responder {
         self.sas.len()
     }
 
+    /// The number of half-open IKE SAs.
+    pub fn half_open_count(&self) -> usize {
+        self.half_open
+    }
+
+    /// What it counted.
+    pub fn counters(&self) -> ResponderCounters {
+        self.counters
+    }
+
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -299,8 +341,9 @@ impl Responder {
         self.events.pop_front()
     }
 
-    /// Forget half-open IKE SAs older than [`HALF_OPEN_TIMEOUT`].
+    /// Forget half-open IKE SAs older than [`HALF_OPEN_TIMEOUT`]; renew the cookie secret when due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.cookies.rotate(now);
         let expired: Vec<u64> = self
             .sas
             .iter()
@@ -329,10 +372,13 @@ impl Responder {
         }
         let Some(entry) = self.sas.get_mut(&header.spi_r) else { return };
         if header.message_id != entry.next_request {
-            if header.message_id.wrapping_add(1) == entry.next_request {
-                if let Some(response) = entry.last_response.clone() {
+            let cached = entry.last_response.clone();
+            match cached {
+                Some(response) if header.message_id.wrapping_add(1) == entry.next_request => {
+                    self.counters.retransmits += 1;
                     self.transmits.push_back(Transmit { local, remote, bytes: response });
                 }
+                _ => self.counters.out_of_window += 1,
             }
             return;
         }
@@ -351,6 +397,7 @@ impl Responder {
         let Some(entry) = self.sas.get_mut(&spi_r) else { return };
         let IkeSa::Established(sa) = &mut entry.sa else { return };
         if open(&sa.sk, bytes, message).is_none() {
+            self.counters.bad_icv += 1;
             return;
         }
         let refusal = Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, Vec::new()));
@@ -368,14 +415,31 @@ impl Responder {
         self.transmits.push_back(Transmit { local, remote, bytes });
     }
 
+    /// Take a half-open IKE SA out of the table, and out of the half-open counts.
+    fn take_half_open(&mut self, spi_r: u64) -> Option<Box<init::HalfOpen>> {
+        if !matches!(self.sas.get(&spi_r), Some(Entry { sa: IkeSa::HalfOpen(_), .. })) {
+            return None;
+        }
+        let Some(Entry { sa: IkeSa::HalfOpen(half), .. }) = self.sas.remove(&spi_r) else { return None };
+        self.by_initiator.remove(&(half.remote, half.spi_i));
+        self.half_open -= 1;
+        if let Some(n) = self.half_open_by_peer.get_mut(&half.remote.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.half_open_by_peer.remove(&half.remote.ip());
+            }
+        }
+        Some(half)
+    }
+
     /// Forget an IKE SA and free its Child SAs' SPIs; returns the Child SAs it had.
     fn remove(&mut self, spi_r: u64) -> Vec<DeletedChild> {
+        if self.take_half_open(spi_r).is_some() {
+            return Vec::new();
+        }
         let Some(entry) = self.sas.remove(&spi_r) else { return Vec::new() };
         match entry.sa {
-            IkeSa::HalfOpen(h) => {
-                self.by_initiator.remove(&(h.remote, h.spi_i));
-                Vec::new()
-            }
+            IkeSa::HalfOpen(_) => Vec::new(),
             IkeSa::Established(sa) => sa
                 .children
                 .iter()

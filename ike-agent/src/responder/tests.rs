@@ -30,6 +30,7 @@ pub(super) fn policy() -> ResponderPolicy {
         account_id: "acct".into(),
         domain: "ipsec.example.net".into(),
         tunnels: vec![tunnel("t1", b"first secret", Some(ROUTER)), tunnel("t2", b"second secret", None)],
+        half_open: crate::policy::HalfOpenLimits::default(),
     }
 }
 
@@ -77,6 +78,7 @@ pub(super) fn config() -> InitiatorConfig {
         local: SocketAddr::from((ROUTER, 500)),
         remote: SocketAddr::from((ANYCAST, 500)),
         nat_detection: NatDetection::Honest,
+        initial_contact: false,
     }
 }
 
@@ -86,7 +88,7 @@ pub(super) struct Pair {
     pub(super) initiator: Initiator,
     pub(super) now: Instant,
     local: SocketAddr,
-    remote: SocketAddr,
+    pub(super) remote: SocketAddr,
     /// The IKE SAs the responder announced as established, checked against its table.
     pub(super) announced: Vec<IkeSaInfo>,
     /// The Child SAs it announced as ended.
@@ -98,9 +100,13 @@ pub(super) struct Pair {
 
 impl Pair {
     pub(super) fn new(config: InitiatorConfig) -> Self {
+        Self::with_policy(config, policy())
+    }
+
+    pub(super) fn with_policy(config: InitiatorConfig, policy: ResponderPolicy) -> Self {
         let (local, remote) = (config.remote, config.local);
         Self {
-            responder: Responder::new(policy()).unwrap(),
+            responder: Responder::new(policy).unwrap(),
             initiator: Initiator::new(config),
             now: Instant::now(),
             local,
@@ -449,8 +455,10 @@ fn half_open_sas_expire() {
     let mut pair = Pair::new(config());
     pair.init().unwrap();
     assert_eq!(pair.responder.ike_sa_count(), 1);
+    assert_eq!(pair.responder.half_open_count(), 1);
     pair.responder.handle_timeout(pair.now + HALF_OPEN_TIMEOUT);
     assert_eq!(pair.responder.ike_sa_count(), 0);
+    assert_eq!(pair.responder.half_open_count(), 0, "the flood limits count it no more");
     assert!(Responder::new(ResponderPolicy { node_id: 256, ..policy() }).is_err());
 }
 
