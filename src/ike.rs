@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ike_agent::policy::{HalfOpenLimits, ResponderPolicy, TunnelPolicy};
+use ike_agent::policy::{HalfOpenLimits, ResponderPolicy, Timers, TunnelPolicy};
 use ike_agent::proposal::{ChildEncryption, ChildIntegrity, ChildSuite};
 use ike_agent::responder::{ChildSa, DeletedChild, Encapsulation, Event, LogLevel, Responder};
 use serde::Serialize;
@@ -117,6 +117,13 @@ pub fn policy(config: &Config) -> ResponderPolicy {
             cookie_threshold: config.ike.cookie_threshold,
             per_peer: config.ike.half_open_per_peer,
             total: config.ike.half_open_max,
+        },
+        timers: Timers {
+            liveness_after: (config.ike.liveness_check_seconds > 0)
+                .then(|| Duration::from_secs(config.ike.liveness_check_seconds)),
+            child_sa_lifetime: Duration::from_secs(config.ike.child_sa_lifetime_seconds),
+            ike_sa_lifetime: Duration::from_secs(config.ike.ike_sa_lifetime_seconds),
+            ..Timers::default()
         },
     }
 }

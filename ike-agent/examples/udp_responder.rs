@@ -32,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             allow_null_cipher: false,
         }],
         half_open: Default::default(),
+        timers: Default::default(),
     };
     let mut responder = Responder::new(policy).map_err(|e| format!("{e:?}"))?;
     let sockets = [UdpSocket::bind((anycast, 500))?, UdpSocket::bind((anycast, 4500))?];

@@ -497,6 +497,28 @@ impl Initiator {
         self.seal_request(ExchangeType::INFORMATIONAL, &[delete])
     }
 
+    /// `<-- HDR, SK {...}`, a request of the responder's own (a liveness check, a Delete): its
+    /// payloads, and our empty answer `HDR, SK {} -->`.
+    pub fn answer_request(&mut self, bytes: &[u8]) -> Result<(Vec<Payload>, Vec<u8>), InitiatorError> {
+        let message = Message::parse(bytes).map_err(|_| InitiatorError::Malformed("request"))?;
+        if message.header.flags.response() || message.header.flags.initiator() {
+            return Err(InitiatorError::Malformed("not a request of the responder"));
+        }
+        let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;
+        let plaintext = crate::protected::open(&done.sk, bytes, &message)
+            .ok_or(InitiatorError::Malformed("SK payload missing or failing its ICV"))?;
+        let payloads =
+            crate::protected::read_inner(&message, &plaintext).ok_or(InitiatorError::Malformed("inner payloads"))?;
+        let header = Header {
+            next_payload: PayloadType::NONE,
+            flags: Flags(Flags::INITIATOR | Flags::RESPONSE),
+            length: 0,
+            ..message.header
+        };
+        let answer = crate::protected::seal(&mut done.sk, &header, &[]).ok_or(InitiatorError::OutOfOrder)?;
+        Ok((payloads, answer))
+    }
+
     fn seal_request(&mut self, exchange: ExchangeType, payloads: &[Payload]) -> Result<Vec<u8>, InitiatorError> {
         let header = self.header(exchange, self.next_message_id);
         let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;

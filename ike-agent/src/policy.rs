@@ -44,6 +44,34 @@ impl Default for HalfOpenLimits {
     }
 }
 
+/// When the responder speaks first: liveness checks toward a silent peer and SA lifetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// How long an IKE SA may go without a message from its peer before we ask whether it is
+    /// alive (an empty INFORMATIONAL request); `None`: never.
+    pub liveness_after: Option<std::time::Duration>,
+    /// The waits between our request and its retransmissions; after the last one, without an
+    /// answer, the peer is taken for gone and its IKE SA and Child SAs end.
+    pub retransmits: [std::time::Duration; 5],
+    /// The hard lifetime of a Child SA: past it, it is deleted and the peer told.
+    pub child_sa_lifetime: std::time::Duration,
+    /// The hard lifetime of an IKE SA: past it, it is deleted with its Child SAs, the peer told.
+    pub ike_sa_lifetime: std::time::Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        use std::time::Duration;
+        Self {
+            liveness_after: Some(Duration::from_secs(30)),
+            // 2 + 4 + 8 + 16 + 32 s: about a minute before a silent peer is given up.
+            retransmits: [2, 4, 8, 16, 32].map(Duration::from_secs),
+            child_sa_lifetime: Duration::from_secs(8 * 3600),
+            ike_sa_lifetime: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// Everything the responder is configured with.
 #[derive(Debug, Clone)]
 pub struct ResponderPolicy {
@@ -57,6 +85,8 @@ pub struct ResponderPolicy {
     pub tunnels: Vec<TunnelPolicy>,
     /// Bounds on half-open IKE SAs.
     pub half_open: HalfOpenLimits,
+    /// Liveness checks and lifetimes.
+    pub timers: Timers,
 }
 
 impl ResponderPolicy {
@@ -124,6 +154,7 @@ mod tests {
                 tunnel("brest", [192, 0, 2, 20], None),
             ],
             half_open: HalfOpenLimits::default(),
+            timers: Timers::default(),
         }
     }
 

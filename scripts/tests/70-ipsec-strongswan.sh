@@ -75,6 +75,7 @@ ip -n $site addr add 10.20.0.1/32 dev lo
 
 psk=test-only-psk-0123456789abcdef
 cookie_threshold=16
+liveness_answered=0
 cat >"$work/anygate.toml" <<EOF
 [dataplane]
 cores = [1]
@@ -92,7 +93,8 @@ name = "transit"
 device = "net_af_packet1,iface=agi-transit"
 address = "192.0.2.1/24"
 
-$(ike_test_tunnels "$psk" "cookie_threshold = $cookie_threshold")
+$(ike_test_tunnels "$psk" "cookie_threshold = $cookie_threshold
+liveness_check_seconds = 3")
 
 [[routes]]
 prefix = "10.10.0.0/24"
@@ -243,6 +245,10 @@ run_case() {
   decrypted "$id" "$anycast" "$host" $raw
   [ -z "$pfs" ] || rekey_child "$name" "$tunnel" "$host" "$pfs"
   [ $ike_rekey = no ] || rekey_ike "$name" "$tunnel" "$host"
+  # anygate checks on strongSwan after 3 s without IKE: strongSwan must have seen and answered it.
+  if grep -q "parsed INFORMATIONAL request [0-9]* \[ \]" "$work/swan/charon.log"; then
+    liveness_answered=$((liveness_answered + 1))
+  fi
   # strongSwan deletes the IKE SA: its Child SA leaves every worker.
   read -r in_s out_s < <(swan_spis)
   swanctl --terminate --uri "unix://$work/swan/charon.vici" --ike anygate --timeout 5 >/dev/null 2>&1 ||
@@ -310,12 +316,16 @@ run_case "strongSwan 6, raw ESP: AES-GCM-256/SHA2-512/group 20, RFC822 ID, ESP A
   aes256gcm16-prfsha512-ecp384 aes128gcm16-ecp384 ipsec@t1.acct.ipsec.example.net t1 203.0.113.1 10.10.0.1 \
   raw rekey=ECP_384
 
+[ $liveness_answered -ge 3 ] || fail "strongSwan answered anygate's liveness checks in only $liveness_answered cases"
+echo "liveness checks: strongSwan received and answered them in $liveness_answered of 5 cases"
+
 # The event log: one JSON object per line, the suites named, no secret anywhere.
 /usr/bin/python3 - "$work/ike.log" "$psk" <<'PY' || fail "IKE event log"
 import json, sys
 path, psk = sys.argv[1], sys.argv[2]
 text = open(path).read()
 assert psk not in text, "the pre-shared key is in the log"
+assert "answered none" not in text, "a live router was taken for gone"
 events = [json.loads(line) for line in text.splitlines()]
 for e in events:
     assert {"time", "level", "message"} <= e.keys(), e

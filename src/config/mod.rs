@@ -87,6 +87,9 @@ struct RawIke {
     cookie_threshold: Option<usize>,
     half_open_per_peer: Option<usize>,
     half_open_max: Option<usize>,
+    liveness_check_seconds: Option<u64>,
+    child_sa_lifetime_seconds: Option<u64>,
+    ike_sa_lifetime_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +170,11 @@ pub struct IkeConfig {
     pub half_open_per_peer: usize,
     /// Half-open IKE SAs in total.
     pub half_open_max: usize,
+    /// Seconds of silence from a peer before its liveness is checked; 0: never.
+    pub liveness_check_seconds: u64,
+    /// Hard lifetimes, in seconds: past them an SA is deleted and the peer told.
+    pub child_sa_lifetime_seconds: u64,
+    pub ike_sa_lifetime_seconds: u64,
 }
 
 /// The account a configuration without `[ike]` identifies its tunnels under.
@@ -517,12 +525,29 @@ fn ike_config(raw: RawIke) -> Result<IkeConfig, ConfigError> {
             format!("{cookie_threshold} is above half_open_max {half_open_max}: cookies would never be asked for"),
         ));
     }
+    let timers = ike_agent::policy::Timers::default();
+    let liveness_check_seconds =
+        raw.liveness_check_seconds.unwrap_or_else(|| timers.liveness_after.map_or(0, |d| d.as_secs()));
+    let child_sa_lifetime_seconds = raw.child_sa_lifetime_seconds.unwrap_or(timers.child_sa_lifetime.as_secs());
+    let ike_sa_lifetime_seconds = raw.ike_sa_lifetime_seconds.unwrap_or(timers.ike_sa_lifetime.as_secs());
+    // Shorter than a few minutes, a lifetime ends SAs faster than routers rekey them.
+    for (field, value) in [
+        ("ike.child_sa_lifetime_seconds", child_sa_lifetime_seconds),
+        ("ike.ike_sa_lifetime_seconds", ike_sa_lifetime_seconds),
+    ] {
+        if !(60..=7 * 86_400).contains(&value) {
+            return Err(ConfigError::new(field, format!("{value} s: a lifetime must be 60 s to 7 days")));
+        }
+    }
     Ok(IkeConfig {
         account_id,
         domain: domain.to_ascii_lowercase(),
         cookie_threshold,
         half_open_per_peer,
         half_open_max,
+        liveness_check_seconds,
+        child_sa_lifetime_seconds,
+        ike_sa_lifetime_seconds,
     })
 }
 
@@ -678,6 +703,8 @@ priority = 100
             ("domain = \"exa mple.net\"", "ike.domain"),
             ("cookie_threshold = 100\nhalf_open_max = 50", "ike.cookie_threshold"),
             ("half_open_per_peer = 0", "ike.half_open_max"),
+            ("child_sa_lifetime_seconds = 10", "ike.child_sa_lifetime_seconds"),
+            ("ike_sa_lifetime_seconds = 999999999", "ike.ike_sa_lifetime_seconds"),
         ] {
             assert_eq!(error_of(&format!("{GOOD}\n[ike]\n{ike}\n")).field, field, "{ike}");
         }

@@ -8,6 +8,7 @@
 //! cannot be agreed gets N(NO_PROPOSAL_CHOSEN) or N(TS_UNACCEPTABLE) while the IKE SA stands.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use super::init::HalfOpen;
 use super::{respond, ChildRecord, Entry, Established, Event, IkeSa, LogLevel, Responder, MAX_CHILD_SAS_PER_TUNNEL};
@@ -77,7 +78,14 @@ pub struct ChildSa {
 }
 
 impl Responder {
-    pub(super) fn handle_ike_auth(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8], message: &Message) {
+    pub(super) fn handle_ike_auth(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        message: &Message,
+    ) {
         let spi_r = message.header.spi_r;
         let Some(Entry { sa: IkeSa::HalfOpen(half), .. }) = self.sas.get(&spi_r) else { return };
         // The peer may move from port 500 to 4500 (RFC 7296 2.23), not to another address.
@@ -170,8 +178,11 @@ impl Responder {
             sk_d: std::mem::take(&mut half.keys.sk_d),
             nat: half.nat.any(),
             authenticated,
-            children: child.iter().map(ChildSa::record).collect(),
+            children: child.iter().map(|c| c.record(now)).collect(),
             rekeyed: false,
+            created: now,
+            last_heard: now,
+            ours: Default::default(),
         };
         let info = established.info(spi_r);
         // send_response moves the window on to message ID 2 and caches the answer.
@@ -305,13 +316,14 @@ impl Responder {
 
 impl ChildSa {
     /// What its IKE SA remembers of it.
-    pub(super) fn record(&self) -> ChildRecord {
+    pub(super) fn record(&self, now: Instant) -> ChildRecord {
         ChildRecord {
             inbound_spi: self.inbound.spi,
             outbound_spi: self.outbound.spi,
             suite: self.suite,
             selectors: self.selectors,
             rekeyed: false,
+            created: now,
         }
     }
 

@@ -12,6 +12,7 @@
 //! (make-before-break). A refusal is a notification in the response; the IKE SA stands.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use aws_lc_rs::rand;
 
@@ -90,6 +91,7 @@ struct IkeRekey {
 impl Responder {
     pub(super) fn handle_create_child_sa(
         &mut self,
+        now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         bytes: &[u8],
@@ -116,7 +118,7 @@ impl Responder {
         let request = Request::gather(&payloads);
         let rekeys_ike = request.sa.is_some_and(|sa| sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE));
         if rekeys_ike {
-            match self.agree_ike_rekey(spi_r, &request) {
+            match self.agree_ike_rekey(now, spi_r, &request) {
                 Ok(rekey) => self.finish_ike_rekey(spi_r, local, remote, message, rekey),
                 Err(refusal) => self.refuse_create_child(spi_r, local, remote, message, refusal),
             }
@@ -128,7 +130,8 @@ impl Responder {
                 if let Some(old) = child.rekey_of {
                     sa.children.iter_mut().filter(|c| c.inbound_spi == old).for_each(|c| c.rekeyed = true);
                 }
-                sa.children.push(child.record());
+                sa.children.push(child.record(now));
+                sa.last_heard = now;
                 let response = respond(&mut sa.sk, &message.header, &answer);
                 self.send_response(spi_r, local, remote, response);
                 self.log(LogLevel::Info, local, remote, child.log_line());
@@ -235,7 +238,7 @@ impl Responder {
     }
 
     /// Agree the new IKE SA of a rekey (RFC 7296 1.3.2, 2.18): new SPIs, SKEYSEED from the old SK_d.
-    fn agree_ike_rekey(&mut self, spi_r: u64, request: &Request<'_>) -> Result<IkeRekey, Refusal> {
+    fn agree_ike_rekey(&mut self, now: Instant, spi_r: u64, request: &Request<'_>) -> Result<IkeRekey, Refusal> {
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else {
             return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA gone"));
         };
@@ -295,6 +298,9 @@ impl Responder {
             // Filled from the old IKE SA once the response is sealed.
             children: Vec::new(),
             rekeyed: false,
+            created: now,
+            last_heard: now,
+            ours: Default::default(),
         };
         Ok(IkeRekey { spi_r: new_spi_r, established, answer })
     }

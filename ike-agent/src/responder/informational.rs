@@ -9,6 +9,7 @@
 //! that a rekey replaced has none left, since they moved to its successor.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use super::{respond, DeletedChild, Entry, Event, IkeSa, LogLevel, Responder};
 use crate::protected::{open, read_inner};
@@ -17,6 +18,7 @@ use crate::wire::{Delete, Message, Payload, ProtocolId};
 impl Responder {
     pub(super) fn handle_informational(
         &mut self,
+        now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         bytes: &[u8],
@@ -29,6 +31,7 @@ impl Responder {
             return;
         };
         let Some(payloads) = read_inner(message, &plaintext) else { return };
+        sa.last_heard = now;
         let deletes: Vec<&Delete> = payloads
             .iter()
             .filter_map(|p| match p {

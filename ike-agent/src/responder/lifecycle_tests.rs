@@ -309,3 +309,110 @@ fn past_the_threshold_ike_sa_init_must_bring_a_cookie_and_the_half_open_table_st
     assert_eq!(pair.responder.half_open_count(), 0);
     assert_eq!(pair.responder.established().len(), 1);
 }
+
+impl Pair {
+    /// Run the responder's timers at `at` after now; the datagrams it sends.
+    fn tick(&mut self, at: Duration) -> Vec<Vec<u8>> {
+        self.responder.handle_timeout(self.now + at);
+        std::iter::from_fn(|| self.responder.poll_transmit()).map(|t| t.bytes).collect()
+    }
+
+    /// Answer a request of the responder's; the payloads it carried.
+    fn answer(&mut self, request: &[u8]) -> Vec<Payload> {
+        let (payloads, answer) = self.initiator.answer_request(request).unwrap();
+        self.responder.handle_datagram(self.now, self.local, self.remote, &answer);
+        assert!(self.responder.poll_transmit().is_none(), "a response is not answered");
+        payloads
+    }
+}
+
+fn timers(liveness: Option<u64>, child_lifetime: u64, ike_lifetime: u64) -> ResponderPolicy {
+    let timers = crate::policy::Timers {
+        liveness_after: liveness.map(Duration::from_secs),
+        child_sa_lifetime: Duration::from_secs(child_lifetime),
+        ike_sa_lifetime: Duration::from_secs(ike_lifetime),
+        ..Default::default()
+    };
+    ResponderPolicy { timers, ..policy() }
+}
+
+fn established_with(policy: ResponderPolicy) -> (Pair, ChildSa) {
+    let mut pair = Pair::with_policy(config(), policy);
+    pair.init().unwrap();
+    pair.auth().unwrap().child.unwrap();
+    let child = pair.announced_child();
+    (pair, child)
+}
+
+#[test]
+fn a_silent_peer_is_asked_whether_it_lives_and_one_that_answers_keeps_its_sas() {
+    // <-- HDR, SK {}   HDR, SK {} -->
+    let (mut pair, _) = established_with(timers(Some(30), 3600, 7200));
+    assert!(pair.tick(Duration::from_secs(29)).is_empty(), "not silent long enough");
+    pair.now += Duration::from_secs(30);
+    let sent = pair.tick(Duration::ZERO);
+    assert_eq!(sent.len(), 1);
+    let request = Message::parse(&sent[0]).unwrap();
+    assert_eq!(request.header.exchange, crate::wire::ExchangeType::INFORMATIONAL);
+    assert_eq!((request.header.flags.initiator(), request.header.flags.response()), (false, false));
+    assert_eq!(request.header.message_id, 0, "our own message IDs start at 0");
+    assert!(pair.answer(&sent[0]).is_empty(), "an empty liveness check");
+    assert!(pair.tick(Duration::from_secs(29)).is_empty(), "answered: nothing to retransmit, nothing to ask");
+    pair.events();
+    assert!(pair.deleted.is_empty() && pair.ended.is_empty());
+    // The answer counts as hearing from the peer: the next check comes 30 s after it.
+    let sent = pair.tick(Duration::from_secs(31));
+    assert_eq!(Message::parse(&sent[0]).unwrap().header.message_id, 1);
+}
+
+#[test]
+fn a_peer_that_answers_no_retransmission_is_taken_for_gone_with_its_child_sas() {
+    let (mut pair, child) = established_with(timers(Some(30), 3600, 7200));
+    let first = pair.tick(Duration::from_secs(30));
+    // Retransmitted byte for byte 2, 4, 8 and 16 s apart (RFC 7296 2.1)...
+    let mut at = 30;
+    for wait in [2, 4, 8, 16] {
+        assert!(pair.tick(Duration::from_secs(at + wait - 1)).is_empty(), "not yet at {}", at + wait - 1);
+        at += wait;
+        assert_eq!(pair.tick(Duration::from_secs(at)), first, "retransmission at {at} s");
+    }
+    pair.events();
+    assert!(pair.ended.is_empty());
+    // ...and 32 s after the last one, the IKE SA and its Child SA end.
+    assert!(pair.tick(Duration::from_secs(at + 32)).is_empty());
+    let (_, logs) = pair.events();
+    assert_eq!(pair.ended.len(), 1);
+    assert_eq!(pair.deleted.len(), 1);
+    assert_eq!(pair.deleted[0].inbound_spi, child.inbound.spi);
+    assert!(pair.responder.established().is_empty());
+    assert!(logs.iter().any(|l| l.message.contains("answered none of 5 retransmissions")), "{logs:?}");
+}
+
+#[test]
+fn child_and_ike_sas_past_their_lifetime_are_deleted_and_the_peer_told() {
+    // <-- HDR, SK {D(ESP, SPI)}   HDR, SK {} -->     <-- HDR, SK {D(IKE)}   HDR, SK {} -->
+    let (mut pair, first) = established_with(timers(None, 60, 120));
+    pair.now += Duration::from_secs(30);
+    let second = pair.create_child(None, None).unwrap();
+    pair.events();
+    let sent = pair.tick(Duration::from_secs(30));
+    assert_eq!(sent.len(), 1);
+    let payloads = pair.answer(&sent[0]);
+    assert_eq!(payloads, vec![Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: vec![first.inbound.spi] })]);
+    pair.events();
+    assert_eq!(pair.deleted.len(), 1, "the first Child SA is 60 s old, the second 30 s");
+    assert_eq!(pair.deleted[0].inbound_spi, first.inbound.spi);
+
+    // At 120 s the IKE SA goes; the second Child SA, 90 s old, went at 90 s.
+    let sent = pair.tick(Duration::from_secs(60));
+    assert_eq!(
+        pair.answer(&sent[0]),
+        vec![Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: vec![second.outbound.0] })]
+    );
+    let sent = pair.tick(Duration::from_secs(90));
+    assert_eq!(pair.answer(&sent[0]), vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })]);
+    pair.events();
+    assert_eq!(pair.deleted.len(), 2);
+    assert_eq!(pair.ended.len(), 1);
+    assert!(pair.responder.established().is_empty());
+}

@@ -15,6 +15,7 @@ mod cookie;
 mod informational;
 mod init;
 pub mod nat;
+mod ours;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -132,6 +133,8 @@ struct ChildRecord {
     selectors: SelectorPair,
     /// A newer Child SA rekeyed this one, which now waits for its Delete.
     rekeyed: bool,
+    /// When it was agreed, for its lifetime.
+    created: Instant,
 }
 
 /// Why the responder could not be built.
@@ -202,6 +205,12 @@ struct Established {
     children: Vec<ChildRecord>,
     /// A rekey moved this IKE SA's Child SAs to a new one; it waits for its Delete.
     rekeyed: bool,
+    /// When it was established, for its lifetime.
+    created: Instant,
+    /// When the peer last sent a message that authenticated, for the liveness check.
+    last_heard: Instant,
+    /// Our own requests (liveness checks, Deletes): queued, and the one in flight.
+    ours: ours::OurRequests,
 }
 
 impl Established {
@@ -341,9 +350,11 @@ impl Responder {
         self.events.pop_front()
     }
 
-    /// Forget half-open IKE SAs older than [`HALF_OPEN_TIMEOUT`]; renew the cookie secret when due.
+    /// Forget half-open IKE SAs older than [`HALF_OPEN_TIMEOUT`]; renew the cookie secret when due;
+    /// retransmit our requests, check on silent peers and end SAs past their lifetimes.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.cookies.rotate(now);
+        self.run_our_requests(now);
         let expired: Vec<u64> = self
             .sas
             .iter()
@@ -359,10 +370,13 @@ impl Responder {
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
         let Ok(message) = Message::parse(bytes) else { return };
         let header = message.header;
-        if header.flags.response() || !header.flags.initiator() {
-            // A responder only answers; it never sent a request, and a request not from the
-            // original initiator is for an SA it would have initiated.
+        if !header.flags.initiator() {
+            // Everything here comes from the original initiator: anything else is for an SA
+            // this responder would have initiated.
             return;
+        }
+        if header.flags.response() {
+            return self.handle_response(now, bytes, &message);
         }
         if header.exchange == ExchangeType::IKE_SA_INIT {
             if header.spi_r == 0 && header.message_id == 0 {
@@ -383,9 +397,9 @@ impl Responder {
             return;
         }
         match header.exchange {
-            ExchangeType::IKE_AUTH => self.handle_ike_auth(local, remote, bytes, &message),
-            ExchangeType::INFORMATIONAL => self.handle_informational(local, remote, bytes, &message),
-            ExchangeType::CREATE_CHILD_SA => self.handle_create_child_sa(local, remote, bytes, &message),
+            ExchangeType::IKE_AUTH => self.handle_ike_auth(now, local, remote, bytes, &message),
+            ExchangeType::INFORMATIONAL => self.handle_informational(now, local, remote, bytes, &message),
+            ExchangeType::CREATE_CHILD_SA => self.handle_create_child_sa(now, local, remote, bytes, &message),
             _ => self.answer_unsupported_exchange(local, remote, bytes, &message),
         }
     }

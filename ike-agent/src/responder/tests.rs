@@ -31,6 +31,7 @@ pub(super) fn policy() -> ResponderPolicy {
         domain: "ipsec.example.net".into(),
         tunnels: vec![tunnel("t1", b"first secret", Some(ROUTER)), tunnel("t2", b"second secret", None)],
         half_open: crate::policy::HalfOpenLimits::default(),
+        timers: crate::policy::Timers::default(),
     }
 }
 
@@ -87,7 +88,7 @@ pub(super) struct Pair {
     pub(super) responder: Responder,
     pub(super) initiator: Initiator,
     pub(super) now: Instant,
-    local: SocketAddr,
+    pub(super) local: SocketAddr,
     pub(super) remote: SocketAddr,
     /// The IKE SAs the responder announced as established, checked against its table.
     pub(super) announced: Vec<IkeSaInfo>,
