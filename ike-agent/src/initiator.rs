@@ -504,11 +504,8 @@ impl Initiator {
         if message.header.flags.response() || message.header.flags.initiator() {
             return Err(InitiatorError::Malformed("not a request of the responder"));
         }
+        let payloads = self.open_payloads(bytes, &message)?;
         let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;
-        let plaintext = crate::protected::open(&done.sk, bytes, &message)
-            .ok_or(InitiatorError::Malformed("SK payload missing or failing its ICV"))?;
-        let payloads =
-            crate::protected::read_inner(&message, &plaintext).ok_or(InitiatorError::Malformed("inner payloads"))?;
         let header = Header {
             next_payload: PayloadType::NONE,
             flags: Flags(Flags::INITIATOR | Flags::RESPONSE),
@@ -531,13 +528,17 @@ impl Initiator {
         if message.header.message_id != self.next_message_id || !message.header.flags.response() {
             return Err(InitiatorError::Malformed("response message ID"));
         }
-        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
-        let plaintext = crate::protected::open(&done.sk, bytes, &message)
-            .ok_or(InitiatorError::Malformed("SK payload missing or failing its ICV"))?;
-        let payloads =
-            crate::protected::read_inner(&message, &plaintext).ok_or(InitiatorError::Malformed("inner payloads"))?;
+        let payloads = self.open_payloads(bytes, &message)?;
         self.next_message_id += 1;
         Ok(payloads)
+    }
+
+    /// The payloads inside a message from the responder, once its ICV checks.
+    fn open_payloads(&self, bytes: &[u8], message: &Message) -> Result<Vec<Payload>, InitiatorError> {
+        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
+        let plaintext = crate::protected::open(&done.sk, bytes, message)
+            .ok_or(InitiatorError::Malformed("SK payload missing or failing its ICV"))?;
+        crate::protected::read_inner(message, &plaintext).ok_or(InitiatorError::Malformed("inner payloads"))
     }
 
     fn child(

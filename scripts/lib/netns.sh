@@ -28,6 +28,18 @@ start_anygate() {
   return 1
 }
 
+# ike_test_dataplane NODE_ID: the [dataplane] section of the IKE interop tests' anygate (one worker
+# on core 1, EAL in memory).
+ike_test_dataplane() {
+  cat <<EOF2
+[dataplane]
+cores = [1]
+main_core = 0
+eal_args = ["--in-memory", "--no-telemetry"]
+node_id = $1
+EOF2
+}
+
 # ike_test_tunnels PSK [IKE_LINES]: the [ike] section (with IKE_LINES added to it) and the two IPsec
 # tunnels the IKE interop tests bring up:
 # t1 on 203.0.113.1, identified by name (RFC822, FQDN, KEY_ID under account "acct", domain

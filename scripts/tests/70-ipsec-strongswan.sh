@@ -77,11 +77,7 @@ psk=test-only-psk-0123456789abcdef
 cookie_threshold=16
 liveness_answered=0
 cat >"$work/anygate.toml" <<EOF
-[dataplane]
-cores = [1]
-main_core = 0
-eal_args = ["--in-memory", "--no-telemetry"]
-node_id = 7
+$(ike_test_dataplane 7)
 
 [[ports]]
 name = "internet"

@@ -64,11 +64,7 @@ ip -n $site addr add 10.20.0.1/32 dev lo
 
 psk=test-only-psk-0123456789abcdef
 cat >"$work/anygate.toml" <<EOF
-[dataplane]
-cores = [1]
-main_core = 0
-eal_args = ["--in-memory", "--no-telemetry"]
-node_id = 9
+$(ike_test_dataplane 9)
 
 [[ports]]
 name = "transit"

@@ -23,7 +23,7 @@ use crate::crypto::keys::{child_keys, skeyseed_from_sk_d, IkeSaKeys};
 use crate::crypto::prf::SecretBytes;
 use crate::crypto::sk::SkProtection;
 use crate::proposal::{select_child, select_ike_rekey, ChildKe, ChildSelection, IkeSelection};
-use crate::protected::{open, read_inner};
+use crate::protected::read_inner;
 use crate::selectors::narrow;
 use crate::wire::{
     KeyExchange, Message, Nonce, Notify, NotifyType, Payload, ProtocolId, SecurityAssociation, TrafficSelectors,
@@ -98,11 +98,7 @@ impl Responder {
         message: &Message,
     ) {
         let spi_r = message.header.spi_r;
-        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else { return };
-        let Some(plaintext) = open(&sa.sk, bytes, message) else {
-            self.counters.bad_icv += 1;
-            return;
-        };
+        let Some(plaintext) = self.open_established(now, bytes, message) else { return };
         let Some(payloads) = read_inner(message, &plaintext) else {
             let refusal = Refusal::new(NotifyType::INVALID_SYNTAX, "malformed CREATE_CHILD_SA");
             return self.refuse_create_child(spi_r, local, remote, message, refusal);
@@ -131,7 +127,6 @@ impl Responder {
                     sa.children.iter_mut().filter(|c| c.inbound_spi == old).for_each(|c| c.rekeyed = true);
                 }
                 sa.children.push(child.record(now));
-                sa.last_heard = now;
                 let response = respond(&mut sa.sk, &message.header, &answer);
                 self.send_response(spi_r, local, remote, response);
                 self.log(LogLevel::Info, local, remote, child.log_line());

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{respond, DeletedChild, Entry, Event, IkeSa, LogLevel, Responder};
-use crate::protected::{open, read_inner};
+use crate::protected::read_inner;
 use crate::wire::{Delete, Message, Payload, ProtocolId};
 
 impl Responder {
@@ -25,13 +25,9 @@ impl Responder {
         message: &Message,
     ) {
         let spi_r = message.header.spi_r;
+        let Some(plaintext) = self.open_established(now, bytes, message) else { return };
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
-        let Some(plaintext) = open(&sa.sk, bytes, message) else {
-            self.counters.bad_icv += 1;
-            return;
-        };
         let Some(payloads) = read_inner(message, &plaintext) else { return };
-        sa.last_heard = now;
         let deletes: Vec<&Delete> = payloads
             .iter()
             .filter_map(|p| match p {

@@ -400,23 +400,43 @@ impl Responder {
             ExchangeType::IKE_AUTH => self.handle_ike_auth(now, local, remote, bytes, &message),
             ExchangeType::INFORMATIONAL => self.handle_informational(now, local, remote, bytes, &message),
             ExchangeType::CREATE_CHILD_SA => self.handle_create_child_sa(now, local, remote, bytes, &message),
-            _ => self.answer_unsupported_exchange(local, remote, bytes, &message),
+            _ => self.answer_unsupported_exchange(now, local, remote, bytes, &message),
         }
     }
 
     /// Unknown exchanges on an established SA: refused, not ignored, so that the peer does not
     /// retransmit.
-    fn answer_unsupported_exchange(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8], message: &Message) {
+    fn answer_unsupported_exchange(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        message: &Message,
+    ) {
         let spi_r = message.header.spi_r;
-        let Some(entry) = self.sas.get_mut(&spi_r) else { return };
-        let IkeSa::Established(sa) = &mut entry.sa else { return };
-        if open(&sa.sk, bytes, message).is_none() {
-            self.counters.bad_icv += 1;
+        if self.open_established(now, bytes, message).is_none() {
             return;
         }
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
         let refusal = Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, Vec::new()));
         let response = respond(&mut sa.sk, &message.header, &[refusal]);
         self.send_response(spi_r, local, remote, response);
+    }
+
+    /// Check and decrypt a message on the established IKE SA it names. One that authenticates
+    /// counts as hearing from the peer (the liveness check waits on that); one that fails its ICV
+    /// is counted and dropped without a word (RFC 7296 2.21.2).
+    fn open_established(&mut self, now: Instant, bytes: &[u8], message: &Message) -> Option<SecretBytes> {
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&message.header.spi_r) else {
+            return None;
+        };
+        let Some(plaintext) = open(&sa.sk, bytes, message) else {
+            self.counters.bad_icv += 1;
+            return None;
+        };
+        sa.last_heard = now;
+        Some(plaintext)
     }
 
     /// Send `response` to the request just processed on `spi_r`, and cache it.

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::{DeletedChild, Entry, Event, IkeSa, LogLevel, Responder};
-use crate::protected::{open, seal};
+use crate::protected::seal;
 use crate::wire::{Delete, ExchangeType, Flags, Header, Message, Payload, PayloadType, ProtocolId};
 
 /// What one of our requests asks.
@@ -191,16 +191,15 @@ impl Responder {
     /// A response from the original initiator: to our request in flight, or dropped.
     pub(super) fn handle_response(&mut self, now: Instant, bytes: &[u8], message: &Message) {
         let spi_r = message.header.spi_r;
-        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else { return };
         if sa.ours.in_flight.as_ref().is_none_or(|f| f.message_id != message.header.message_id) {
             self.counters.out_of_window += 1;
             return;
         }
-        if open(&sa.sk, bytes, message).is_none() {
-            self.counters.bad_icv += 1;
+        if self.open_established(now, bytes, message).is_none() {
             return;
         }
-        sa.last_heard = now;
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
         let Some(flight) = sa.ours.in_flight.take() else { return };
         if flight.request == Request::DeleteIke {
             let (local, remote, info) = (sa.local, sa.remote, sa.info(spi_r));
