@@ -9,6 +9,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ike_agent::fragment::Fragmentation;
 use ike_agent::policy::{HalfOpenLimits, ResponderPolicy, Timers, TunnelPolicy};
 use ike_agent::proposal::{ChildEncryption, ChildIntegrity, ChildSuite};
 use ike_agent::responder::{ChildSa, DeletedChild, Encapsulation, Event, LogLevel, Responder};
@@ -123,7 +124,14 @@ pub fn policy(config: &Config) -> ResponderPolicy {
                 .then(|| Duration::from_secs(config.ike.liveness_check_seconds)),
             child_sa_lifetime: Duration::from_secs(config.ike.child_sa_lifetime_seconds),
             ike_sa_lifetime: Duration::from_secs(config.ike.ike_sa_lifetime_seconds),
-            ..Timers::default()
+            // Each retransmission waits twice as long as the one before.
+            retransmits: [1, 2, 4, 8, 16].map(|k| Duration::from_millis(k * config.ike.retransmit_start_ms)),
+        },
+        fragmentation: Fragmentation {
+            enabled: config.ike.fragmentation,
+            fragment_size: config.ike.fragment_size,
+            max_fragments: config.ike.max_fragments,
+            ..Fragmentation::default()
         },
     }
 }
@@ -460,6 +468,10 @@ impl IkeRunner {
                 "half_open_dropped": r.half_open_dropped,
                 "half_open_peak": r.half_open_peak,
                 "initial_contact_deletes": r.initial_contact_deletes,
+                "fragments_received": r.fragments_received,
+                "fragments_dropped": r.fragments_dropped,
+                "messages_reassembled": r.messages_reassembled,
+                "messages_fragmented": r.messages_fragmented,
             },
             "half_open": self.responder.half_open_count(),
             "ike_sas": ike_sas,

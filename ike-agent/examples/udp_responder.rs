@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }],
         half_open: Default::default(),
         timers: Default::default(),
+        fragmentation: Default::default(),
     };
     let mut responder = Responder::new(policy).map_err(|e| format!("{e:?}"))?;
     let sockets = [UdpSocket::bind((anycast, 500))?, UdpSocket::bind((anycast, 4500))?];

@@ -1,7 +1,7 @@
 //! An IKEv2 initiator for tests and load generation: the customer router's side of IKE_SA_INIT
 //! and IKE_AUTH with a pre-shared key, CREATE_CHILD_SA (new Child SAs, their rekeys with or
-//! without PFS, the IKE SA's rekey) and Deletes, built on the same codec and crypto as the
-//! responder. It checks the responder's AUTH, so that a test passing through it has proven both
+//! without PFS, the IKE SA's rekey) and Deletes, with IKE fragmentation where configured, built
+//! on the same codec and crypto as the responder. It checks the responder's AUTH, so that a test passing through it has proven both
 //! directions.
 
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use crate::crypto::ke::{KeyExchangeMethod, PendingKe};
 use crate::crypto::keys::{child_keys, skeyseed, skeyseed_from_sk_d, IkeSaKeys};
 use crate::crypto::prf::{Prf, SecretBytes};
 use crate::crypto::sk::{IkeCipher, SkProtection};
+use crate::fragment::{accept, message_limit, Accepted, FragmentDrop, Fragmentation, Reassembly};
 use crate::proposal::{select_child, ChildKe, ChildSelection, ChildSuite};
 use crate::responder::nat::detection_hash;
 use crate::selectors::{narrow, SelectorPair};
@@ -58,6 +59,9 @@ pub struct InitiatorConfig {
     pub nat_detection: NatDetection,
     /// Whether IKE_AUTH says N(INITIAL_CONTACT): this router has no other IKE SA with the responder.
     pub initial_contact: bool,
+    /// IKE fragmentation (RFC 7383): offered when set, with the largest IP datagram a fragment
+    /// of ours makes.
+    pub fragment_size: Option<usize>,
 }
 
 /// Why the initiator stopped.
@@ -71,6 +75,8 @@ pub enum InitiatorError {
     ResponderAuthentication,
     /// A call out of order.
     OutOfOrder,
+    /// A fragment of the response, held: the others are needed.
+    FragmentPending,
 }
 
 /// The initiator's view of a Child SA that came up.
@@ -108,6 +114,8 @@ struct InitDone {
     sk: SkProtection,
     nr: Vec<u8>,
     init_response: Vec<u8>,
+    /// The responder agreed to IKE fragmentation.
+    fragmentation: bool,
 }
 
 /// One IKE SA, initiated.
@@ -124,6 +132,8 @@ pub struct Initiator {
     pending_create: Option<PendingCreate>,
     /// The responder's COOKIE, sent first in the next IKE_SA_INIT.
     cookie: Option<Vec<u8>>,
+    /// Fragments of the response awaited.
+    response_fragments: Option<Reassembly>,
 }
 
 impl std::fmt::Debug for Initiator {
@@ -154,6 +164,7 @@ impl Initiator {
             next_message_id: 0,
             pending_create: None,
             cookie: None,
+            response_fragments: None,
         }
     }
 
@@ -209,6 +220,9 @@ impl Initiator {
             let destination = detection_hash(self.spi_i, 0, self.config.remote);
             payloads.push(Payload::Notify(Notify::new(NotifyType::NAT_DETECTION_DESTINATION_IP, destination)));
         }
+        if self.config.fragment_size.is_some() {
+            payloads.push(Payload::Notify(Notify::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new())));
+        }
         let message = Message { header: self.header(ExchangeType::IKE_SA_INIT, 0), payloads };
         self.init_request = message.encode().expect("an IKE_SA_INIT request fits");
         self.init_request.clone()
@@ -221,8 +235,10 @@ impl Initiator {
         let mut sa = None;
         let mut ke = None;
         let mut nr = None;
+        let mut fragmentation = false;
         for payload in &message.payloads {
             match payload {
+                Payload::Notify(n) if n.kind == NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => fragmentation = true,
                 Payload::Notify(n) if n.kind == NotifyType::INVALID_KE_PAYLOAD => {
                     let group = n.data.get(..2).map(|g| KeMethod(u16::from_be_bytes([g[0], g[1]])));
                     self.ke = group
@@ -252,7 +268,8 @@ impl Initiator {
         let seed = skeyseed(prf, &self.ni, &nr, &shared);
         let keys = IkeSaKeys::derive(cipher.key_lengths(prf), &seed, &self.ni, &nr, self.spi_i, spi_r);
         let sk = SkProtection::initiator(cipher, &keys).map_err(|_| InitiatorError::Malformed("SK keys"))?;
-        self.done = Some(InitDone { spi_r, prf, keys, sk, nr, init_response: bytes.to_vec() });
+        let fragmentation = fragmentation && self.config.fragment_size.is_some();
+        self.done = Some(InitDone { spi_r, prf, keys, sk, nr, init_response: bytes.to_vec(), fragmentation });
         self.next_message_id = 1;
         Ok(true)
     }
@@ -260,7 +277,35 @@ impl Initiator {
     /// `HDR, SK {IDi, AUTH, SAi2, TSi, TSr} -->`
     pub fn ike_auth(&mut self) -> Result<Vec<u8>, InitiatorError> {
         let header = self.header(ExchangeType::IKE_AUTH, self.next_message_id);
+        let payloads = self.ike_auth_payloads()?;
         let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;
+        crate::protected::seal(&mut done.sk, &header, &payloads).ok_or(InitiatorError::OutOfOrder)
+    }
+
+    /// The same IKE_AUTH request as datagrams: in fragments of the configured size where the
+    /// responder agreed to fragmentation and the request does not fit one.
+    pub fn ike_auth_datagrams(&mut self) -> Result<Vec<Vec<u8>>, InitiatorError> {
+        let header = self.header(ExchangeType::IKE_AUTH, self.next_message_id);
+        let payloads = self.ike_auth_payloads()?;
+        let limit = self.fragment_limit();
+        let done = self.done.as_mut().ok_or(InitiatorError::OutOfOrder)?;
+        crate::protected::seal_datagrams(&mut done.sk, &header, &payloads, limit).ok_or(InitiatorError::OutOfOrder)
+    }
+
+    /// Fragment later requests to datagrams of `size` bytes, as an initiator does that finds its
+    /// path narrower on retransmission (RFC 7383 2.5.2).
+    pub fn set_fragment_size(&mut self, size: usize) {
+        self.config.fragment_size = Some(size);
+    }
+
+    /// The longest message we send before fragmenting, where fragmentation was agreed.
+    fn fragment_limit(&self) -> Option<usize> {
+        let size = self.config.fragment_size?;
+        self.done.as_ref().is_some_and(|d| d.fragmentation).then(|| message_limit(size, self.config.local))
+    }
+
+    fn ike_auth_payloads(&self) -> Result<Vec<Payload>, InitiatorError> {
+        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
         let octets = SignedOctets {
             real_message: &self.init_request,
             peer_nonce: &done.nr,
@@ -283,7 +328,7 @@ impl Initiator {
             Payload::TsI(self.config.tsi.clone()),
             Payload::TsR(self.config.tsr.clone()),
         ]);
-        crate::protected::seal(&mut done.sk, &header, &payloads).ok_or(InitiatorError::OutOfOrder)
+        Ok(payloads)
     }
 
     /// `<-- HDR, SK {IDr, AUTH, SAr2, TSi, TSr}`, or an error notification.
@@ -477,11 +522,20 @@ impl Initiator {
             ke: self.ke,
             pending: None,
             init_request: Vec::new(),
-            done: Some(InitDone { spi_r, prf, keys, sk, nr: nr.clone(), init_response: Vec::new() }),
+            done: Some(InitDone {
+                spi_r,
+                prf,
+                keys,
+                sk,
+                nr: nr.clone(),
+                init_response: Vec::new(),
+                fragmentation: done.fragmentation,
+            }),
             child_spi: self.child_spi,
             next_message_id: 0,
             pending_create: None,
             cookie: None,
+            response_fragments: None,
         }))
     }
 
@@ -522,13 +576,33 @@ impl Initiator {
         crate::protected::seal(&mut done.sk, &header, payloads).ok_or(InitiatorError::OutOfOrder)
     }
 
-    /// Check and decrypt a response to our last request; the message ID moves on.
+    /// Check and decrypt a response to our last request; the message ID moves on. A fragment
+    /// of it is held ([`InitiatorError::FragmentPending`]) until the last one completes it.
     pub fn open_response(&mut self, bytes: &[u8]) -> Result<Vec<Payload>, InitiatorError> {
         let message = Message::parse(bytes).map_err(|_| InitiatorError::Malformed("response"))?;
         if message.header.message_id != self.next_message_id || !message.header.flags.response() {
             return Err(InitiatorError::Malformed("response message ID"));
         }
-        let payloads = self.open_payloads(bytes, &message)?;
+        let payloads = match message.fragment() {
+            None => self.open_payloads(bytes, &message)?,
+            Some(_) => {
+                let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
+                if !done.fragmentation {
+                    return Err(InitiatorError::Malformed("a fragment without fragmentation agreed"));
+                }
+                let limits = Fragmentation::default();
+                let now = std::time::Instant::now();
+                match accept(&mut self.response_fragments, &done.sk, bytes, &message, &limits, now) {
+                    Accepted::Pending | Accepted::Dropped(FragmentDrop::Duplicate) => {
+                        return Err(InitiatorError::FragmentPending)
+                    }
+                    Accepted::Dropped(_) => return Err(InitiatorError::Malformed("fragment")),
+                    Accepted::Complete(opened) => {
+                        opened.payloads().ok_or(InitiatorError::Malformed("inner payloads"))?
+                    }
+                }
+            }
+        };
         self.next_message_id += 1;
         Ok(payloads)
     }
@@ -536,9 +610,9 @@ impl Initiator {
     /// The payloads inside a message from the responder, once its ICV checks.
     fn open_payloads(&self, bytes: &[u8], message: &Message) -> Result<Vec<Payload>, InitiatorError> {
         let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
-        let plaintext = crate::protected::open(&done.sk, bytes, message)
+        let opened = crate::protected::open_message(&done.sk, bytes, message)
             .ok_or(InitiatorError::Malformed("SK payload missing or failing its ICV"))?;
-        crate::protected::read_inner(message, &plaintext).ok_or(InitiatorError::Malformed("inner payloads"))
+        opened.payloads().ok_or(InitiatorError::Malformed("inner payloads"))
     }
 
     fn child(

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod fragment;
 pub mod initiator;
 pub mod policy;
 pub mod proposal;

@@ -87,6 +87,8 @@ pub struct ResponderPolicy {
     pub half_open: HalfOpenLimits,
     /// Liveness checks and lifetimes.
     pub timers: Timers,
+    /// IKE fragmentation (RFC 7383).
+    pub fragmentation: crate::fragment::Fragmentation,
 }
 
 impl ResponderPolicy {
@@ -155,6 +157,7 @@ mod tests {
             ],
             half_open: HalfOpenLimits::default(),
             timers: Timers::default(),
+            fragmentation: crate::fragment::Fragmentation::default(),
         }
     }
 

@@ -17,7 +17,10 @@
 # charon from routing the remote selectors into ipsec0 (for IKE-only tests). SWAN_CHROOT=DIR runs
 # the charon of another Debian userland unpacked in DIR (setup.sh puts trixie's strongSwan 6 in
 # /opt/anygate/strongswan-trixie); SWAN_RAW_ESP=yes then has kernel-libipsec send raw ESP
-# (protocol 50) where no NAT is seen, which 5.9.8 cannot.
+# (protocol 50) where no NAT is seen, which 5.9.8 cannot. Extra settings go in with
+# SWAN_CHARON_EXTRA (lines in strongswan.conf's charon section, e.g. fragment_size = 300),
+# SWAN_CONN_EXTRA (in the connection, e.g. fragmentation = force) and SWAN_CHILD_EXTRA (in the
+# Child SA, e.g. dpd_action = restart).
 set -euo pipefail
 
 uri() { echo "unix://$1/charon.vici"; }
@@ -33,6 +36,7 @@ connections {
     remote_addrs = $remote_addr
     proposals = $ike
     keyingtries = 1
+    ${SWAN_CONN_EXTRA:-}
     local {
       auth = psk
       id = $id
@@ -46,6 +50,7 @@ connections {
         local_ts = $local_ts
         remote_ts = $remote_ts
         esp_proposals = $esp
+        ${SWAN_CHILD_EXTRA:-}
       }
     }
   }
@@ -71,6 +76,7 @@ charon {
   load = random nonce openssl kdf pem pkcs1 hmac gcm aes sha2 sha1 gmp curve25519 kernel-libipsec kernel-netlink socket-default vici updown
   install_routes = ${SWAN_ROUTES:-yes}
   retransmit_tries = 3
+  ${SWAN_CHARON_EXTRA:-}
   filelog {
     main {
       path = $dir/charon.log
@@ -130,5 +136,5 @@ cmd=${1:-}
 shift || true
 case $cmd in
   config | start | initiate | stop) "$cmd" "$@" ;;
-  *) sed -n '2,21p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
 esac

@@ -90,6 +90,10 @@ struct RawIke {
     liveness_check_seconds: Option<u64>,
     child_sa_lifetime_seconds: Option<u64>,
     ike_sa_lifetime_seconds: Option<u64>,
+    retransmit_start_ms: Option<u64>,
+    fragmentation: Option<bool>,
+    fragment_size: Option<usize>,
+    max_fragments: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,7 +179,22 @@ pub struct IkeConfig {
     /// Hard lifetimes, in seconds: past them an SA is deleted and the peer told.
     pub child_sa_lifetime_seconds: u64,
     pub ike_sa_lifetime_seconds: u64,
+    /// The wait before our first retransmission of a request of ours; each next one waits twice
+    /// as long, and a peer that answers none of the five is taken for gone.
+    pub retransmit_start_ms: u64,
+    /// IKE fragmentation (RFC 7383) offered and accepted.
+    pub fragmentation: bool,
+    /// The largest IP datagram of one of our IKE fragments.
+    pub fragment_size: usize,
+    /// The most fragments a peer's message may come in.
+    pub max_fragments: u16,
 }
+
+/// The largest IKE fragment datagram: a jumbo frame.
+pub const MAX_IKE_FRAGMENT_SIZE: usize = 9000;
+/// The most fragments a peer's message may be allowed: enough for the largest post-quantum key
+/// exchanges at the smallest fragment size, not so many that reassembly costs a lot.
+pub const MAX_IKE_FRAGMENTS: u16 = 1024;
 
 /// The account a configuration without `[ike]` identifies its tunnels under.
 pub const DEFAULT_ACCOUNT_ID: &str = "default";
@@ -539,6 +558,33 @@ fn ike_config(raw: RawIke) -> Result<IkeConfig, ConfigError> {
             return Err(ConfigError::new(field, format!("{value} s: a lifetime must be 60 s to 7 days")));
         }
     }
+    let retransmit_start_ms = raw.retransmit_start_ms.unwrap_or(timers.retransmits[0].as_millis() as u64);
+    if !(100..=10_000).contains(&retransmit_start_ms) {
+        return Err(ConfigError::new(
+            "ike.retransmit_start_ms",
+            format!("{retransmit_start_ms} ms: the first retransmission must wait 100 ms to 10 s"),
+        ));
+    }
+    let fragments = ike_agent::fragment::Fragmentation::default();
+    let fragment_size = raw.fragment_size.unwrap_or(fragments.fragment_size);
+    let fragment_sizes = ike_agent::fragment::MIN_FRAGMENT_SIZE..=MAX_IKE_FRAGMENT_SIZE;
+    if !fragment_sizes.contains(&fragment_size) {
+        return Err(ConfigError::new(
+            "ike.fragment_size",
+            format!(
+                "{fragment_size} bytes: an IKE fragment's datagram must be {} to {} bytes",
+                fragment_sizes.start(),
+                fragment_sizes.end()
+            ),
+        ));
+    }
+    let max_fragments = raw.max_fragments.unwrap_or(fragments.max_fragments);
+    if !(1..=MAX_IKE_FRAGMENTS).contains(&max_fragments) {
+        return Err(ConfigError::new(
+            "ike.max_fragments",
+            format!("{max_fragments}: a peer's message may come in 1 to {MAX_IKE_FRAGMENTS} fragments"),
+        ));
+    }
     Ok(IkeConfig {
         account_id,
         domain: domain.to_ascii_lowercase(),
@@ -548,6 +594,10 @@ fn ike_config(raw: RawIke) -> Result<IkeConfig, ConfigError> {
         liveness_check_seconds,
         child_sa_lifetime_seconds,
         ike_sa_lifetime_seconds,
+        retransmit_start_ms,
+        fragmentation: raw.fragmentation.unwrap_or(fragments.enabled),
+        fragment_size,
+        max_fragments,
     })
 }
 
@@ -705,11 +755,21 @@ priority = 100
             ("half_open_per_peer = 0", "ike.half_open_max"),
             ("child_sa_lifetime_seconds = 10", "ike.child_sa_lifetime_seconds"),
             ("ike_sa_lifetime_seconds = 999999999", "ike.ike_sa_lifetime_seconds"),
+            ("fragment_size = 100", "ike.fragment_size"),
+            ("fragment_size = 65536", "ike.fragment_size"),
+            ("max_fragments = 0", "ike.max_fragments"),
+            ("retransmit_start_ms = 50", "ike.retransmit_start_ms"),
         ] {
             assert_eq!(error_of(&format!("{GOOD}\n[ike]\n{ike}\n")).field, field, "{ike}");
         }
         let c = Config::parse(&format!("{GOOD}\n[ike]\ncookie_threshold = 5\nhalf_open_per_peer = 2\n")).unwrap();
         assert_eq!((c.ike.cookie_threshold, c.ike.half_open_per_peer, c.ike.half_open_max), (5, 2, 8192));
+        assert_eq!((c.ike.fragmentation, c.ike.fragment_size, c.ike.max_fragments), (true, 1280, 64));
+        assert_eq!(c.ike.retransmit_start_ms, 2000);
+        let c =
+            Config::parse(&format!("{GOOD}\n[ike]\nfragmentation = false\nfragment_size = 576\nmax_fragments = 8\n"))
+                .unwrap();
+        assert_eq!((c.ike.fragmentation, c.ike.fragment_size, c.ike.max_fragments), (false, 576, 8));
         assert_eq!(error_of(&GOOD.replace("cores = [1]", "cores = [1]\nnode_id = 256")).field, "dataplane.node_id");
         assert_eq!(
             Config::parse(&GOOD.replace("cores = [1]", "cores = [1]\nnode_id = 255")).unwrap().dataplane.node_id,

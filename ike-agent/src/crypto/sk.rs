@@ -2,7 +2,8 @@
 //! or AES-CBC-256 with HMAC-SHA2-256-128 (RFC 4868).
 //!
 //! `open` checks the ICV before it decrypts anything and hands back the inner payload chain only
-//! when the padding is sound; `seal` builds a whole message around an inner payload chain. The
+//! when the padding is sound; `seal` builds a whole message around an inner payload chain, and
+//! `seal_fragment` one fragment of it (RFC 7383: each fragment has its own IV and ICV). The
 //! associated data (AEAD) or the integrity-checked bytes (CBC) are the message from its first byte
 //! to the IV, so the header and the SK payload's own header are authenticated too.
 
@@ -17,6 +18,7 @@ use super::keys::{IkeSaKeys, KeyLengths};
 use super::prf::{Prf, SecretBytes};
 use crate::wire::header::HEADER_LEN;
 use crate::wire::payload::GENERIC_HEADER_LEN;
+use crate::wire::sk::FRAGMENT_NUMBERS_LEN;
 use crate::wire::{EncrId, Header, IntegId, PayloadType};
 
 /// The encryption (and integrity) of an IKE SA.
@@ -189,21 +191,75 @@ impl SkProtection {
     /// A whole message: `header` (its first payload and length filled in) and one SK payload
     /// holding the inner payload chain `inner`, whose first payload is `first_inner`.
     pub fn seal(&mut self, header: &Header, first_inner: PayloadType, inner: &[u8]) -> Result<Vec<u8>, SkError> {
-        let iv_len = self.cipher.iv_len();
-        let pad_len = match self.cipher {
+        self.seal_payload(header, PayloadType::SK, first_inner, &[], inner)
+    }
+
+    /// One fragment of a message (RFC 7383 2.5): `header` and one SKF payload, number `number`
+    /// of `total`, holding `chunk` of the inner payload chain. Only fragment 1 names the first
+    /// inner payload.
+    pub fn seal_fragment(
+        &mut self,
+        header: &Header,
+        first_inner: PayloadType,
+        (number, total): (u16, u16),
+        chunk: &[u8],
+    ) -> Result<Vec<u8>, SkError> {
+        let first_inner = if number == 1 { first_inner } else { PayloadType::NONE };
+        let mut numbers = [0u8; FRAGMENT_NUMBERS_LEN];
+        numbers[..2].copy_from_slice(&number.to_be_bytes());
+        numbers[2..].copy_from_slice(&total.to_be_bytes());
+        self.seal_payload(header, PayloadType::SKF, first_inner, &numbers, chunk)
+    }
+
+    /// The length of a message holding an inner payload chain of `inner_len` bytes in one SK
+    /// payload.
+    pub fn sealed_len(&self, inner_len: usize) -> usize {
+        HEADER_LEN + GENERIC_HEADER_LEN + self.cipher.iv_len() + inner_len + self.pad_len(inner_len) + 1 + ICV_LEN
+    }
+
+    /// The most bytes of an inner payload chain that one fragment of at most `message_len` bytes
+    /// carries; 0 when not even one fits.
+    pub fn fragment_capacity(&self, message_len: usize) -> usize {
+        let overhead = HEADER_LEN + GENERIC_HEADER_LEN + FRAGMENT_NUMBERS_LEN + self.cipher.iv_len() + ICV_LEN;
+        let room = message_len.saturating_sub(overhead);
+        match self.cipher {
+            // The pad length byte follows the chunk.
+            IkeCipher::AesGcm16 { .. } => room.saturating_sub(1),
+            // Chunk, padding and pad length fill whole blocks; no padding at all at best.
+            IkeCipher::AesCbc256HmacSha256 => (room / AES_BLOCK * AES_BLOCK).saturating_sub(1),
+        }
+    }
+
+    fn pad_len(&self, inner_len: usize) -> usize {
+        match self.cipher {
             IkeCipher::AesGcm16 { .. } => 0,
-            IkeCipher::AesCbc256HmacSha256 => (AES_BLOCK - (inner.len() + 1) % AES_BLOCK) % AES_BLOCK,
-        };
+            IkeCipher::AesCbc256HmacSha256 => (AES_BLOCK - (inner_len + 1) % AES_BLOCK) % AES_BLOCK,
+        }
+    }
+
+    /// `header`, then one SK or SKF payload (`kind`) whose body is `prefix` (SKF's fragment
+    /// numbers), the IV, `inner` encrypted, and the ICV.
+    fn seal_payload(
+        &mut self,
+        header: &Header,
+        kind: PayloadType,
+        first_inner: PayloadType,
+        prefix: &[u8],
+        inner: &[u8],
+    ) -> Result<Vec<u8>, SkError> {
+        let iv_len = self.cipher.iv_len();
+        let pad_len = self.pad_len(inner.len());
         let encrypted_len = inner.len() + pad_len + 1;
-        let payload_len = GENERIC_HEADER_LEN + iv_len + encrypted_len + ICV_LEN;
+        let payload_len = GENERIC_HEADER_LEN + prefix.len() + iv_len + encrypted_len + ICV_LEN;
         let total = HEADER_LEN + payload_len;
         let mut header = *header;
-        header.next_payload = PayloadType::SK;
+        header.next_payload = kind;
         header.length = u32::try_from(total).map_err(|_| SkError::TooLong)?;
         let mut out = Vec::with_capacity(total);
         header.encode(&mut out);
         out.extend_from_slice(&[first_inner.0, 0]);
         out.extend_from_slice(&u16::try_from(payload_len).map_err(|_| SkError::TooLong)?.to_be_bytes());
+        out.extend_from_slice(prefix);
         let body_start = out.len();
         let mut plaintext = Zeroizing::new(Vec::with_capacity(encrypted_len));
         plaintext.extend_from_slice(inner);

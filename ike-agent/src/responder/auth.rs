@@ -11,15 +11,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::init::HalfOpen;
-use super::{respond, ChildRecord, Entry, Established, Event, IkeSa, LogLevel, Responder, MAX_CHILD_SAS_PER_TUNNEL};
+use super::{
+    response_header, ChildRecord, Entry, Established, Event, IkeSa, LogLevel, Responder, MAX_CHILD_SAS_PER_TUNNEL,
+};
 use crate::crypto::auth::{psk_auth, verify_psk_auth, SignedOctets};
 use crate::crypto::keys::child_keys;
 use crate::crypto::prf::SecretBytes;
+use crate::fragment::message_limit;
 use crate::proposal::{select_child, ChildKe, ChildSelection, ChildSuite};
-use crate::protected::{open, read_inner};
+use crate::protected::{seal_datagrams, Opened};
 use crate::selectors::{narrow, SelectorPair};
 use crate::wire::{
-    AuthMethod, Authentication, IdType, Identification, Message, Notify, NotifyType, Payload, SecurityAssociation,
+    AuthMethod, Authentication, Header, IdType, Identification, Notify, NotifyType, Payload, SecurityAssociation,
     TrafficSelectors,
 };
 
@@ -83,32 +86,23 @@ impl Responder {
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-        bytes: &[u8],
-        message: &Message,
+        header: &Header,
+        opened: &Opened,
     ) {
-        let spi_r = message.header.spi_r;
-        let Some(Entry { sa: IkeSa::HalfOpen(half), .. }) = self.sas.get(&spi_r) else { return };
-        // The peer may move from port 500 to 4500 (RFC 7296 2.23), not to another address.
-        if remote.ip() != half.remote.ip() || local.ip() != half.local.ip() {
-            return;
-        }
-        // A message that fails its ICV is dropped without a word (RFC 7296 2.21.2).
-        let Some(plaintext) = open(&half.sk, bytes, message) else {
-            self.counters.bad_icv += 1;
-            return;
-        };
+        let spi_r = header.spi_r;
         let Some(mut half) = self.take_half_open(spi_r) else { return };
         half.local = local;
         half.remote = remote;
+        let fragment_limit = half.fragmentation.then(|| message_limit(self.policy.fragmentation.fragment_size, local));
 
-        let Some(payloads) = read_inner(message, &plaintext) else {
-            return self.fail_auth(&mut half, message, NotifyType::INVALID_SYNTAX, Vec::new(), "malformed IKE_AUTH");
+        let Some(payloads) = opened.payloads() else {
+            return self.fail_auth(&mut half, header, NotifyType::INVALID_SYNTAX, Vec::new(), "malformed IKE_AUTH");
         };
         if let Some(kind) = crate::wire::message::unsupported_critical(&payloads) {
             let data = vec![kind.0];
             return self.fail_auth(
                 &mut half,
-                message,
+                header,
                 NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
                 data,
                 "critical payload",
@@ -118,7 +112,7 @@ impl Responder {
         let (Some(idi), Some(auth)) = (request.idi, request.auth) else {
             return self.fail_auth(
                 &mut half,
-                message,
+                header,
                 NotifyType::INVALID_SYNTAX,
                 Vec::new(),
                 "IKE_AUTH without IDi or AUTH",
@@ -139,7 +133,7 @@ impl Responder {
         });
         let Some((tunnel, authenticated)) = authenticated else {
             let why = format!("authentication failed for {} ID {}", idi.id_type, printable(idi.id_type, &idi.data));
-            return self.fail_auth(&mut half, message, NotifyType::AUTHENTICATION_FAILED, Vec::new(), &why);
+            return self.fail_auth(&mut half, header, NotifyType::AUTHENTICATION_FAILED, Vec::new(), &why);
         };
 
         // Our side: AUTH over our IKE_SA_INIT response, the initiator's nonce and our ID.
@@ -165,7 +159,9 @@ impl Responder {
         }
         let child = self.agree_child(&half, tunnel, &request, authenticated, &mut answer);
 
-        let Some(response) = respond(&mut half.sk, &message.header, &answer) else { return };
+        let Some(response) = seal_datagrams(&mut half.sk, &response_header(header), &answer, fragment_limit) else {
+            return;
+        };
         let ike_suite = half.suite.to_string();
         let established = Established {
             local,
@@ -182,14 +178,12 @@ impl Responder {
             rekeyed: false,
             created: now,
             last_heard: now,
+            fragment_limit,
             ours: Default::default(),
         };
         let info = established.info(spi_r);
         // send_response moves the window on to message ID 2 and caches the answer.
-        self.sas.insert(
-            spi_r,
-            Entry { sa: IkeSa::Established(Box::new(established)), next_request: 1, last_response: None },
-        );
+        self.sas.insert(spi_r, Entry::new(IkeSa::Established(Box::new(established)), 1, None));
         self.send_response(spi_r, local, remote, Some(response));
         self.log(
             LogLevel::Info,
@@ -305,9 +299,10 @@ impl Responder {
     }
 
     /// Answer a failed IKE_AUTH with `kind` and forget the IKE SA.
-    fn fail_auth(&mut self, half: &mut HalfOpen, message: &Message, kind: NotifyType, data: Vec<u8>, why: &str) {
+    fn fail_auth(&mut self, half: &mut HalfOpen, request: &Header, kind: NotifyType, data: Vec<u8>, why: &str) {
         let (local, remote) = (half.local, half.remote);
-        if let Some(response) = respond(&mut half.sk, &message.header, &[Payload::Notify(Notify::new(kind, data))]) {
+        let refusal = [Payload::Notify(Notify::new(kind, data))];
+        if let Some(response) = crate::protected::seal(&mut half.sk, &response_header(request), &refusal) {
             self.transmits.push_back(super::Transmit { local, remote, bytes: response });
         }
         self.log(LogLevel::Warning, local, remote, format!("IKE_AUTH refused ({kind}): {why}"));

@@ -17,16 +17,16 @@ use std::time::Instant;
 use aws_lc_rs::rand;
 
 use super::auth::{ChildSa, ChildSaKeys};
-use super::{respond, Entry, Established, Event, IkeSa, LogLevel, Responder};
+use super::{Entry, Established, Event, IkeSa, LogLevel, Responder};
 use crate::crypto::ke::KeyExchangeMethod;
 use crate::crypto::keys::{child_keys, skeyseed_from_sk_d, IkeSaKeys};
 use crate::crypto::prf::SecretBytes;
 use crate::crypto::sk::SkProtection;
 use crate::proposal::{select_child, select_ike_rekey, ChildKe, ChildSelection, IkeSelection};
-use crate::protected::read_inner;
+use crate::protected::Opened;
 use crate::selectors::narrow;
 use crate::wire::{
-    KeyExchange, Message, Nonce, Notify, NotifyType, Payload, ProtocolId, SecurityAssociation, TrafficSelectors,
+    Header, KeyExchange, Nonce, Notify, NotifyType, Payload, ProtocolId, SecurityAssociation, TrafficSelectors,
 };
 
 /// The most Child SAs one tunnel may have, counted over all its IKE SAs. New Child SAs stop one
@@ -94,14 +94,13 @@ impl Responder {
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-        bytes: &[u8],
-        message: &Message,
+        header: &Header,
+        opened: &Opened,
     ) {
-        let spi_r = message.header.spi_r;
-        let Some(plaintext) = self.open_established(now, bytes, message) else { return };
-        let Some(payloads) = read_inner(message, &plaintext) else {
+        let spi_r = header.spi_r;
+        let Some(payloads) = opened.payloads() else {
             let refusal = Refusal::new(NotifyType::INVALID_SYNTAX, "malformed CREATE_CHILD_SA");
-            return self.refuse_create_child(spi_r, local, remote, message, refusal);
+            return self.refuse_create_child(spi_r, local, remote, header, refusal);
         };
         if let Some(kind) = crate::wire::message::unsupported_critical(&payloads) {
             let refusal = Refusal {
@@ -109,14 +108,14 @@ impl Responder {
                 data: vec![kind.0],
                 why: format!("critical payload {kind}"),
             };
-            return self.refuse_create_child(spi_r, local, remote, message, refusal);
+            return self.refuse_create_child(spi_r, local, remote, header, refusal);
         }
         let request = Request::gather(&payloads);
         let rekeys_ike = request.sa.is_some_and(|sa| sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE));
         if rekeys_ike {
             match self.agree_ike_rekey(now, spi_r, &request) {
-                Ok(rekey) => self.finish_ike_rekey(spi_r, local, remote, message, rekey),
-                Err(refusal) => self.refuse_create_child(spi_r, local, remote, message, refusal),
+                Ok(rekey) => self.finish_ike_rekey(spi_r, local, remote, header, rekey),
+                Err(refusal) => self.refuse_create_child(spi_r, local, remote, header, refusal),
             }
             return;
         }
@@ -127,12 +126,12 @@ impl Responder {
                     sa.children.iter_mut().filter(|c| c.inbound_spi == old).for_each(|c| c.rekeyed = true);
                 }
                 sa.children.push(child.record(now));
-                let response = respond(&mut sa.sk, &message.header, &answer);
+                let response = sa.respond(header, &answer);
                 self.send_response(spi_r, local, remote, response);
                 self.log(LogLevel::Info, local, remote, child.log_line());
                 self.events.push_back(Event::ChildSaEstablished(child));
             }
-            Err(refusal) => self.refuse_create_child(spi_r, local, remote, message, refusal),
+            Err(refusal) => self.refuse_create_child(spi_r, local, remote, header, refusal),
         }
     }
 
@@ -295,6 +294,7 @@ impl Responder {
             rekeyed: false,
             created: now,
             last_heard: now,
+            fragment_limit: sa.fragment_limit,
             ours: Default::default(),
         };
         Ok(IkeRekey { spi_r: new_spi_r, established, answer })
@@ -306,11 +306,11 @@ impl Responder {
         spi_r: u64,
         local: SocketAddr,
         remote: SocketAddr,
-        message: &Message,
+        header: &Header,
         mut rekey: IkeRekey,
     ) {
         let Some(Entry { sa: IkeSa::Established(old), .. }) = self.sas.get_mut(&spi_r) else { return };
-        let response = respond(&mut old.sk, &message.header, &rekey.answer);
+        let response = old.respond(header, &rekey.answer);
         if response.is_none() {
             return;
         }
@@ -319,10 +319,7 @@ impl Responder {
         let old_info = old.info(spi_r);
         self.send_response(spi_r, local, remote, response);
         let info = rekey.established.info(rekey.spi_r);
-        self.sas.insert(
-            rekey.spi_r,
-            Entry { sa: IkeSa::Established(Box::new(rekey.established)), next_request: 0, last_response: None },
-        );
+        self.sas.insert(rekey.spi_r, Entry::new(IkeSa::Established(Box::new(rekey.established)), 0, None));
         self.log(
             LogLevel::Info,
             local,
@@ -341,13 +338,13 @@ impl Responder {
         spi_r: u64,
         local: SocketAddr,
         remote: SocketAddr,
-        message: &Message,
+        header: &Header,
         refusal: Refusal,
     ) {
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
         let tunnel = sa.tunnel.clone();
         let notify = Payload::Notify(Notify::new(refusal.kind, refusal.data));
-        let response = respond(&mut sa.sk, &message.header, &[notify]);
+        let response = sa.respond(header, &[notify]);
         self.send_response(spi_r, local, remote, response);
         let line = format!("CREATE_CHILD_SA refused for tunnel {tunnel} ({}): {}", refusal.kind, refusal.why);
         self.log(LogLevel::Warning, local, remote, line);

@@ -9,25 +9,22 @@
 //! that a rekey replaced has none left, since they moved to its successor.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
-use super::{respond, DeletedChild, Entry, Event, IkeSa, LogLevel, Responder};
-use crate::protected::read_inner;
-use crate::wire::{Delete, Message, Payload, ProtocolId};
+use super::{DeletedChild, Entry, Event, IkeSa, LogLevel, Responder};
+use crate::protected::Opened;
+use crate::wire::{Delete, Header, Payload, ProtocolId};
 
 impl Responder {
     pub(super) fn handle_informational(
         &mut self,
-        now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
-        bytes: &[u8],
-        message: &Message,
+        header: &Header,
+        request: &Opened,
     ) {
-        let spi_r = message.header.spi_r;
-        let Some(plaintext) = self.open_established(now, bytes, message) else { return };
+        let spi_r = header.spi_r;
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
-        let Some(payloads) = read_inner(message, &plaintext) else { return };
+        let Some(payloads) = request.payloads() else { return };
         let deletes: Vec<&Delete> = payloads
             .iter()
             .filter_map(|p| match p {
@@ -38,7 +35,7 @@ impl Responder {
 
         if deletes.iter().any(|d| d.protocol == ProtocolId::IKE) {
             // The answer is protected by the IKE SA that ends with it (RFC 7296 1.4.1).
-            let response = respond(&mut sa.sk, &message.header, &[]);
+            let response = sa.respond(header, &[]);
             let info = sa.info(spi_r);
             self.send_response(spi_r, local, remote, response);
             let children = self.remove(spi_r);
@@ -74,7 +71,7 @@ impl Responder {
         } else {
             vec![Payload::Delete(Delete { protocol: ProtocolId::ESP, spis: ours })]
         };
-        let response = respond(&mut sa.sk, &message.header, &answer);
+        let response = sa.respond(header, &answer);
         self.send_response(spi_r, local, remote, response);
         for child in deleted {
             self.esp_spis.remove(&child.inbound_spi);

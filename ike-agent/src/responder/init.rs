@@ -1,7 +1,7 @@
 //! IKE_SA_INIT (RFC 7296 1.2):
 //! ```text
-//! HDR, SAi1, KEi, Ni, [N(NAT_DETECTION_*)]  -->
-//!                                           <--  HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*)
+//! HDR, SAi1, KEi, Ni, [N(NAT_DETECTION_*)], [N(IKEV2_FRAGMENTATION_SUPPORTED)]  -->
+//!                 <--  HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*), [N(IKEV2_FRAGMENTATION_SUPPORTED)]
 //! ```
 //! or one of the errors, without state: N(NO_PROPOSAL_CHOSEN), N(INVALID_KE_PAYLOAD) naming our
 //! group, N(INVALID_SYNTAX) for missing payloads or a bad KE value, N(UNSUPPORTED_CRITICAL_PAYLOAD),
@@ -38,6 +38,8 @@ pub(super) struct HalfOpen {
     pub init_request: Vec<u8>,
     pub init_response: Vec<u8>,
     pub nat: NatSeen,
+    /// Both sides support IKE fragmentation (RFC 7383).
+    pub fragmentation: bool,
     pub created: Instant,
 }
 
@@ -54,7 +56,7 @@ impl Responder {
         if let Some(spi_r) = self.by_initiator.get(&(remote, header.spi_i)) {
             // A retransmitted request: the same answer again.
             if let Some(response) = self.sas.get(spi_r).and_then(|e| e.last_response.clone()) {
-                self.transmits.push_back(super::Transmit { local, remote, bytes: response });
+                self.transmits.extend(response.into_iter().map(|bytes| super::Transmit { local, remote, bytes }));
             }
             return;
         }
@@ -65,6 +67,7 @@ impl Responder {
         let mut ke: Option<&KeyExchange> = None;
         let mut ni: Option<&Nonce> = None;
         let (mut nat_sources, mut nat_destination) = (Vec::new(), None);
+        let mut fragmentation = false;
         for payload in &message.payloads {
             match payload {
                 Payload::Sa(sa) => offer = Some(sa),
@@ -74,6 +77,7 @@ impl Responder {
                 Payload::Notify(n) if n.kind == NotifyType::NAT_DETECTION_DESTINATION_IP => {
                     nat_destination = Some(&n.data[..])
                 }
+                Payload::Notify(n) if n.kind == NotifyType::IKEV2_FRAGMENTATION_SUPPORTED => fragmentation = true,
                 _ => {}
             }
         }
@@ -118,8 +122,9 @@ impl Responder {
         let keys = IkeSaKeys::derive(suite.cipher.key_lengths(suite.prf), &seed, &ni.0, &nr, header.spi_i, spi_r);
         let Ok(sk) = SkProtection::responder(suite.cipher, &keys) else { return };
         let nat = NatSeen::detect(header.spi_i, &nat_sources, nat_destination, remote, local);
+        let fragmentation = fragmentation && self.policy.fragmentation.enabled;
 
-        let response = Message {
+        let mut response = Message {
             header: Header { spi_r, flags: Flags(Flags::RESPONSE), ..super::response_header(&header) },
             payloads: vec![
                 Payload::Sa(SecurityAssociation { proposals: vec![proposal] }),
@@ -135,6 +140,9 @@ impl Responder {
                 )),
             ],
         };
+        if fragmentation {
+            response.payloads.push(Payload::Notify(Notify::new(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new())));
+        }
         let Ok(response) = response.encode() else { return };
         let half_open = HalfOpen {
             local,
@@ -148,16 +156,14 @@ impl Responder {
             init_request: bytes.to_vec(),
             init_response: response.clone(),
             nat,
+            fragmentation,
             created: now,
         };
         self.by_initiator.insert((remote, header.spi_i), spi_r);
         self.half_open += 1;
         self.counters.half_open_peak = self.counters.half_open_peak.max(self.half_open as u64);
         *self.half_open_by_peer.entry(remote.ip()).or_default() += 1;
-        self.sas.insert(
-            spi_r,
-            Entry { sa: IkeSa::HalfOpen(Box::new(half_open)), next_request: 1, last_response: Some(response.clone()) },
-        );
+        self.sas.insert(spi_r, Entry::new(IkeSa::HalfOpen(Box::new(half_open)), 1, Some(vec![response.clone()])));
         self.transmits.push_back(super::Transmit { local, remote, bytes: response });
     }
 

@@ -7,7 +7,11 @@
 //! Child SAs its CREATE_CHILD_SA exchanges agree (`child`). INFORMATIONAL exchanges answer
 //! liveness checks and Deletes (`informational`). Requests carry message IDs with a window of
 //! one: the next ID is processed, a repeat of the last one is answered with the cached response
-//! byte for byte, and anything else is dropped.
+//! byte for byte, and anything else is dropped. Where fragmentation was agreed in IKE_SA_INIT,
+//! a request may come in fragments, put back together before it is processed, and a response too
+//! long for the configured fragment size goes out in fragments (`crate::fragment`); a fragment of
+//! a request answered already brings the cached response again only when it is fragment 1
+//! (RFC 7383 2.6.1), so that a retransmitted set is answered once.
 
 mod auth;
 mod child;
@@ -28,14 +32,18 @@ pub use child::MAX_CHILD_SAS_PER_TUNNEL;
 
 use crate::crypto::prf::SecretBytes;
 use crate::crypto::sk::SkProtection;
+use crate::fragment::{Accepted, FragmentDrop, Reassembly};
 use crate::policy::ResponderPolicy;
 use crate::proposal::{ChildSuite, IkeSuite};
-use crate::protected::open;
+use crate::protected::{open_message, seal_datagrams, Opened};
 use crate::selectors::SelectorPair;
 use crate::wire::{ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadType};
 
 /// How long an IKE SA may wait for IKE_AUTH after IKE_SA_INIT.
 pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most plaintext the fragments of all IKE SAs may hold at once, whatever each may hold.
+const MAX_REASSEMBLY_BYTES: usize = 32 * 1024 * 1024;
 
 /// The bits of an inbound ESP SPI below the node ID (the node ID takes the top 8).
 const ESP_SPI_LOCAL_BITS: u32 = 24;
@@ -182,6 +190,15 @@ pub struct ResponderCounters {
     pub half_open_peak: u64,
     /// IKE SAs ended because their peer came back with INITIAL_CONTACT.
     pub initial_contact_deletes: u64,
+    /// IKE fragments received (RFC 7383).
+    pub fragments_received: u64,
+    /// Fragments dropped: fragmentation not agreed, too many, too large, duplicate, superseded,
+    /// over the memory bound, or timed out waiting for the rest.
+    pub fragments_dropped: u64,
+    /// Messages put back together from fragments.
+    pub messages_reassembled: u64,
+    /// Messages of ours sent in fragments.
+    pub messages_fragmented: u64,
 }
 
 /// An authenticated IKE SA.
@@ -209,11 +226,18 @@ struct Established {
     created: Instant,
     /// When the peer last sent a message that authenticated, for the liveness check.
     last_heard: Instant,
+    /// The longest message we send on it before fragmenting, where fragmentation was agreed.
+    fragment_limit: Option<usize>,
     /// Our own requests (liveness checks, Deletes): queued, and the one in flight.
     ours: ours::OurRequests,
 }
 
 impl Established {
+    /// A protected response to `request` holding `payloads`, in fragments if it needs them.
+    fn respond(&mut self, request: &Header, payloads: &[Payload]) -> Option<Vec<Vec<u8>>> {
+        seal_datagrams(&mut self.sk, &response_header(request), payloads, self.fragment_limit)
+    }
+
     fn info(&self, spi_r: u64) -> IkeSaInfo {
         IkeSaInfo {
             tunnel: self.tunnel.clone(),
@@ -231,8 +255,34 @@ struct Entry {
     sa: IkeSa,
     /// The message ID the next request must carry.
     next_request: u32,
-    /// The last response sent, for a retransmitted request.
-    last_response: Option<Vec<u8>>,
+    /// The last response sent (its datagrams: one, or its fragments), for a retransmitted request.
+    last_response: Option<Vec<Vec<u8>>>,
+    /// Fragments of the peer's next request, and of its response to ours.
+    request_fragments: Option<Reassembly>,
+    response_fragments: Option<Reassembly>,
+}
+
+impl Entry {
+    fn new(sa: IkeSa, next_request: u32, last_response: Option<Vec<Vec<u8>>>) -> Self {
+        Self { sa, next_request, last_response, request_fragments: None, response_fragments: None }
+    }
+
+    fn fragment_bytes(&self) -> usize {
+        [&self.request_fragments, &self.response_fragments]
+            .iter()
+            .filter_map(|r| r.as_ref())
+            .map(Reassembly::bytes)
+            .sum()
+    }
+}
+
+/// Which of the peer's messages a fragment belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FromPeer {
+    /// Its requests.
+    Request,
+    /// Its responses to ours.
+    Response,
 }
 
 /// The IKEv2 responder of one server.
@@ -247,6 +297,8 @@ pub struct Responder {
     half_open: usize,
     cookies: cookie::CookieJar,
     counters: ResponderCounters,
+    /// The plaintext all reassemblies hold, against [`MAX_REASSEMBLY_BYTES`].
+    reassembly_bytes: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -272,6 +324,7 @@ impl Responder {
             half_open: 0,
             cookies: cookie::CookieJar::new(),
             counters: ResponderCounters::default(),
+            reassembly_bytes: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -350,11 +403,21 @@ impl Responder {
         self.events.pop_front()
     }
 
-    /// Forget half-open IKE SAs older than [`HALF_OPEN_TIMEOUT`]; renew the cookie secret when due;
-    /// retransmit our requests, check on silent peers and end SAs past their lifetimes.
+    /// Forget half-open IKE SAs older than [`HALF_OPEN_TIMEOUT`] and fragments that waited too
+    /// long for the rest; renew the cookie secret when due; retransmit our requests, check on
+    /// silent peers and end SAs past their lifetimes.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.cookies.rotate(now);
         self.run_our_requests(now);
+        let timeout = self.policy.fragmentation.timeout;
+        for entry in self.sas.values_mut() {
+            for slot in [&mut entry.request_fragments, &mut entry.response_fragments] {
+                if let Some(held) = slot.take_if(|held| held.expired(now, timeout)) {
+                    self.reassembly_bytes -= held.bytes();
+                    self.counters.fragments_dropped += 1;
+                }
+            }
+        }
         let expired: Vec<u64> = self
             .sas
             .iter()
@@ -376,7 +439,7 @@ impl Responder {
             return;
         }
         if header.flags.response() {
-            return self.handle_response(now, bytes, &message);
+            return self.handle_response(now, local, remote, bytes, &message);
         }
         if header.exchange == ExchangeType::IKE_SA_INIT {
             if header.spi_r == 0 && header.message_id == 0 {
@@ -386,67 +449,122 @@ impl Responder {
         }
         let Some(entry) = self.sas.get_mut(&header.spi_r) else { return };
         if header.message_id != entry.next_request {
-            let cached = entry.last_response.clone();
-            match cached {
+            // Of a retransmitted fragmented request, fragment 1 alone brings the answer again.
+            let first = message.fragment().is_none_or(|f| f.number == 1);
+            match &entry.last_response {
                 Some(response) if header.message_id.wrapping_add(1) == entry.next_request => {
-                    self.counters.retransmits += 1;
-                    self.transmits.push_back(Transmit { local, remote, bytes: response });
+                    if first {
+                        self.counters.retransmits += 1;
+                        for bytes in response {
+                            self.transmits.push_back(Transmit { local, remote, bytes: bytes.clone() });
+                        }
+                    }
                 }
                 _ => self.counters.out_of_window += 1,
             }
             return;
         }
+        let Some(request) = self.open_from_peer(now, local, remote, bytes, &message, FromPeer::Request) else {
+            return;
+        };
         match header.exchange {
-            ExchangeType::IKE_AUTH => self.handle_ike_auth(now, local, remote, bytes, &message),
-            ExchangeType::INFORMATIONAL => self.handle_informational(now, local, remote, bytes, &message),
-            ExchangeType::CREATE_CHILD_SA => self.handle_create_child_sa(now, local, remote, bytes, &message),
-            _ => self.answer_unsupported_exchange(now, local, remote, bytes, &message),
+            ExchangeType::IKE_AUTH => self.handle_ike_auth(now, local, remote, &header, &request),
+            ExchangeType::INFORMATIONAL => self.handle_informational(local, remote, &header, &request),
+            ExchangeType::CREATE_CHILD_SA => self.handle_create_child_sa(now, local, remote, &header, &request),
+            _ => self.answer_unsupported_exchange(local, remote, &header),
         }
     }
 
     /// Unknown exchanges on an established SA: refused, not ignored, so that the peer does not
     /// retransmit.
-    fn answer_unsupported_exchange(
+    fn answer_unsupported_exchange(&mut self, local: SocketAddr, remote: SocketAddr, request: &Header) {
+        let spi_r = request.spi_r;
+        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
+        let refusal = Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, Vec::new()));
+        let response = sa.respond(request, &[refusal]);
+        self.send_response(spi_r, local, remote, response);
+    }
+
+    /// Check and decrypt a message from the peer of the IKE SA it names: whole, or a fragment
+    /// that completes one (`None` while fragments are missing). A message or fragment that
+    /// authenticates counts as hearing from the peer (the liveness check waits on that); one
+    /// that fails its ICV is counted and dropped without a word (RFC 7296 2.21.2). A half-open
+    /// IKE SA takes its IKE_AUTH only from the address and on the address of its IKE_SA_INIT:
+    /// the peer may move from port 500 to 4500 (RFC 7296 2.23), not elsewhere.
+    fn open_from_peer(
         &mut self,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         bytes: &[u8],
         message: &Message,
-    ) {
-        let spi_r = message.header.spi_r;
-        if self.open_established(now, bytes, message).is_none() {
-            return;
+        from: FromPeer,
+    ) -> Option<Opened> {
+        let entry = self.sas.get_mut(&message.header.spi_r)?;
+        let (sk, agreed) = match &entry.sa {
+            IkeSa::HalfOpen(half) => {
+                if remote.ip() != half.remote.ip() || local.ip() != half.local.ip() {
+                    return None;
+                }
+                (&half.sk, half.fragmentation)
+            }
+            IkeSa::Established(sa) => (&sa.sk, sa.fragment_limit.is_some()),
+        };
+        let opened = match message.fragment() {
+            None => {
+                let Some(opened) = open_message(sk, bytes, message) else {
+                    self.counters.bad_icv += 1;
+                    return None;
+                };
+                Some(opened)
+            }
+            Some(fragment) => {
+                self.counters.fragments_received += 1;
+                let slot = match from {
+                    FromPeer::Request => &mut entry.request_fragments,
+                    FromPeer::Response => &mut entry.response_fragments,
+                };
+                let held = slot.as_ref().map_or(0, Reassembly::bytes);
+                if !agreed || self.reassembly_bytes - held + fragment.body.len() > MAX_REASSEMBLY_BYTES {
+                    self.counters.fragments_dropped += 1;
+                    return None;
+                }
+                let accepted = crate::fragment::accept(slot, sk, bytes, message, &self.policy.fragmentation, now);
+                self.reassembly_bytes = self.reassembly_bytes - held + slot.as_ref().map_or(0, Reassembly::bytes);
+                match accepted {
+                    Accepted::Pending => None,
+                    Accepted::Complete(opened) => {
+                        self.counters.messages_reassembled += 1;
+                        Some(opened)
+                    }
+                    Accepted::Dropped(FragmentDrop::Integrity) => {
+                        self.counters.bad_icv += 1;
+                        return None;
+                    }
+                    Accepted::Dropped(_) => {
+                        self.counters.fragments_dropped += 1;
+                        return None;
+                    }
+                }
+            }
+        };
+        if let IkeSa::Established(sa) = &mut entry.sa {
+            sa.last_heard = now;
         }
-        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
-        let refusal = Payload::Notify(Notify::new(NotifyType::INVALID_SYNTAX, Vec::new()));
-        let response = respond(&mut sa.sk, &message.header, &[refusal]);
-        self.send_response(spi_r, local, remote, response);
+        opened
     }
 
-    /// Check and decrypt a message on the established IKE SA it names. One that authenticates
-    /// counts as hearing from the peer (the liveness check waits on that); one that fails its ICV
-    /// is counted and dropped without a word (RFC 7296 2.21.2).
-    fn open_established(&mut self, now: Instant, bytes: &[u8], message: &Message) -> Option<SecretBytes> {
-        let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&message.header.spi_r) else {
-            return None;
-        };
-        let Some(plaintext) = open(&sa.sk, bytes, message) else {
-            self.counters.bad_icv += 1;
-            return None;
-        };
-        sa.last_heard = now;
-        Some(plaintext)
-    }
-
-    /// Send `response` to the request just processed on `spi_r`, and cache it.
-    fn send_response(&mut self, spi_r: u64, local: SocketAddr, remote: SocketAddr, response: Option<Vec<u8>>) {
-        let Some(bytes) = response else { return };
+    /// Send `response` (its datagrams) to the request just processed on `spi_r`, and cache it.
+    fn send_response(&mut self, spi_r: u64, local: SocketAddr, remote: SocketAddr, response: Option<Vec<Vec<u8>>>) {
+        let Some(datagrams) = response else { return };
+        if datagrams.len() > 1 {
+            self.counters.messages_fragmented += 1;
+        }
+        self.transmits.extend(datagrams.iter().map(|bytes| Transmit { local, remote, bytes: bytes.clone() }));
         if let Some(entry) = self.sas.get_mut(&spi_r) {
             entry.next_request = entry.next_request.wrapping_add(1);
-            entry.last_response = Some(bytes.clone());
+            entry.last_response = Some(datagrams);
         }
-        self.transmits.push_back(Transmit { local, remote, bytes });
     }
 
     /// Take a half-open IKE SA out of the table, and out of the half-open counts.
@@ -454,7 +572,9 @@ impl Responder {
         if !matches!(self.sas.get(&spi_r), Some(Entry { sa: IkeSa::HalfOpen(_), .. })) {
             return None;
         }
-        let Some(Entry { sa: IkeSa::HalfOpen(half), .. }) = self.sas.remove(&spi_r) else { return None };
+        let entry = self.sas.remove(&spi_r)?;
+        self.reassembly_bytes -= entry.fragment_bytes();
+        let IkeSa::HalfOpen(half) = entry.sa else { return None };
         self.by_initiator.remove(&(half.remote, half.spi_i));
         self.half_open -= 1;
         if let Some(n) = self.half_open_by_peer.get_mut(&half.remote.ip()) {
@@ -472,6 +592,7 @@ impl Responder {
             return Vec::new();
         }
         let Some(entry) = self.sas.remove(&spi_r) else { return Vec::new() };
+        self.reassembly_bytes -= entry.fragment_bytes();
         match entry.sa {
             IkeSa::HalfOpen(_) => Vec::new(),
             IkeSa::Established(sa) => sa
@@ -536,11 +657,6 @@ fn response_header(request: &Header) -> Header {
     Header { next_payload: PayloadType::NONE, flags: Flags(Flags::RESPONSE), length: 0, ..*request }
 }
 
-/// A protected response holding `payloads`.
-fn respond(sk: &mut SkProtection, request: &Header, payloads: &[Payload]) -> Option<Vec<u8>> {
-    crate::protected::seal(sk, &response_header(request), payloads)
-}
-
 /// How ESP of an IKE SA's Child SAs travels: in UDP when a NAT was seen, to the port the peer's
 /// IKE came from if it came to 4500, else to 4500 (RFC 3948).
 fn encapsulation(nat: bool, local: SocketAddr, remote: SocketAddr) -> Encapsulation {
@@ -562,6 +678,8 @@ fn ipv4_of(address: SocketAddr) -> Option<std::net::Ipv4Addr> {
     }
 }
 
+#[cfg(test)]
+mod fragment_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]

@@ -11,10 +11,11 @@
 //! tells the peer.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{DeletedChild, Entry, Event, IkeSa, LogLevel, Responder};
-use crate::protected::seal;
+use super::{DeletedChild, Entry, Event, FromPeer, IkeSa, LogLevel, Responder};
+use crate::protected::seal_datagrams;
 use crate::wire::{Delete, ExchangeType, Flags, Header, Message, Payload, PayloadType, ProtocolId};
 
 /// What one of our requests asks.
@@ -30,7 +31,8 @@ enum Request {
 struct InFlight {
     message_id: u32,
     request: Request,
-    bytes: Vec<u8>,
+    /// Its datagrams: one, or its fragments.
+    datagrams: Vec<Vec<u8>>,
     sent: Instant,
     /// How many times it went out.
     sends: usize,
@@ -49,7 +51,7 @@ pub(super) struct OurRequests {
 /// What the timer decided for one IKE SA.
 enum Step {
     Nothing,
-    Send(Vec<u8>),
+    Send(Vec<Vec<u8>>),
     GiveUp(Request),
 }
 
@@ -88,7 +90,7 @@ impl Responder {
                     } else {
                         flight.sends += 1;
                         flight.sent = now;
-                        Step::Send(flight.bytes.clone())
+                        Step::Send(flight.datagrams.clone())
                     }
                 }
                 None => match ours.queue.pop_front() {
@@ -115,12 +117,13 @@ impl Responder {
                                 vec![Payload::Delete(Delete { protocol: ProtocolId::IKE, spis: vec![] })]
                             }
                         };
-                        match seal(&mut sa.sk, &header, &payloads) {
-                            Some(bytes) => {
+                        match seal_datagrams(&mut sa.sk, &header, &payloads, sa.fragment_limit) {
+                            Some(datagrams) => {
                                 ours.next_message_id = ours.next_message_id.wrapping_add(1);
-                                ours.in_flight =
-                                    Some(InFlight { message_id, request, bytes: bytes.clone(), sent: now, sends: 1 });
-                                Step::Send(bytes)
+                                let flight = InFlight { message_id, request, datagrams, sent: now, sends: 1 };
+                                let datagrams = flight.datagrams.clone();
+                                ours.in_flight = Some(flight);
+                                Step::Send(datagrams)
                             }
                             None => Step::Nothing,
                         }
@@ -138,7 +141,9 @@ impl Responder {
             }
             match step {
                 Step::Nothing => {}
-                Step::Send(bytes) => self.transmits.push_back(super::Transmit { local, remote, bytes }),
+                Step::Send(datagrams) => {
+                    self.transmits.extend(datagrams.into_iter().map(|bytes| super::Transmit { local, remote, bytes }))
+                }
                 Step::GiveUp(request) => self.give_up(spi_r, &request),
             }
         }
@@ -189,14 +194,21 @@ impl Responder {
     }
 
     /// A response from the original initiator: to our request in flight, or dropped.
-    pub(super) fn handle_response(&mut self, now: Instant, bytes: &[u8], message: &Message) {
+    pub(super) fn handle_response(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+        message: &Message,
+    ) {
         let spi_r = message.header.spi_r;
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else { return };
         if sa.ours.in_flight.as_ref().is_none_or(|f| f.message_id != message.header.message_id) {
             self.counters.out_of_window += 1;
             return;
         }
-        if self.open_established(now, bytes, message).is_none() {
+        if self.open_from_peer(now, local, remote, bytes, message, FromPeer::Response).is_none() {
             return;
         }
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };

@@ -32,6 +32,7 @@ pub(super) fn policy() -> ResponderPolicy {
         tunnels: vec![tunnel("t1", b"first secret", Some(ROUTER)), tunnel("t2", b"second secret", None)],
         half_open: crate::policy::HalfOpenLimits::default(),
         timers: crate::policy::Timers::default(),
+        fragmentation: crate::fragment::Fragmentation::default(),
     }
 }
 
@@ -80,6 +81,7 @@ pub(super) fn config() -> InitiatorConfig {
         remote: SocketAddr::from((ANYCAST, 500)),
         nat_detection: NatDetection::Honest,
         initial_contact: false,
+        fragment_size: None,
     }
 }
 

@@ -50,6 +50,14 @@ impl Message {
             _ => None,
         }
     }
+
+    /// The SKF payload, if the message is a fragment of one (RFC 7383).
+    pub fn fragment(&self) -> Option<&super::sk::EncryptedFragment> {
+        match self.payloads.last() {
+            Some(Payload::Skf(skf)) => Some(skf),
+            _ => None,
+        }
+    }
 }
 
 /// The first payload of `payloads` that is critical and unknown.
