@@ -144,6 +144,10 @@ impl Responder {
             // RFC 7296 2.8: an IKE SA being rekeyed takes no new Child SAs.
             return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA rekeyed"));
         }
+        if sa.ours.ending {
+            // Our Delete of the IKE SA crossed this request (RFC 7296 2.25.2).
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA closing"));
+        }
         let (Some(offer), Some(ni), Some(tsi), Some(tsr)) = (request.sa, request.nonce, request.tsi, request.tsr)
         else {
             return Err(Refusal::new(NotifyType::INVALID_SYNTAX, "CREATE_CHILD_SA without SA, Ni, TSi or TSr"));
@@ -153,6 +157,10 @@ impl Responder {
             Some(Err(())) => return Err(Refusal::new(NotifyType::INVALID_SYNTAX, "REKEY_SA without an ESP SPI")),
             Some(Ok(spi)) => match sa.children.iter().find(|c| c.outbound_spi == spi && !c.rekeyed) {
                 Some(old) => Some(old.inbound_spi),
+                // Our Delete of it (its lifetime ended) crossed this rekey (RFC 7296 2.25.1).
+                None if sa.ours.closing.contains(&spi) => {
+                    return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, format!("Child SA {spi:08x} closing")))
+                }
                 None => return Err(Refusal::new(NotifyType::CHILD_SA_NOT_FOUND, format!("no Child SA {spi:08x}"))),
             },
         };
@@ -238,6 +246,9 @@ impl Responder {
         };
         if sa.rekeyed {
             return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA already rekeyed"));
+        }
+        if sa.ours.ending {
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA closing"));
         }
         let (Some(offer), Some(ni), Some(ke)) = (request.sa, request.nonce, request.ke) else {
             return Err(Refusal::new(NotifyType::INVALID_SYNTAX, "IKE SA rekey without SA, Ni or KEi"));

@@ -416,3 +416,95 @@ fn child_and_ike_sas_past_their_lifetime_are_deleted_and_the_peer_told() {
     assert_eq!(pair.ended.len(), 1);
     assert!(pair.responder.established().is_empty());
 }
+
+// Collisions (RFC 7296 2.25). anygate never starts a rekey, so the rekey-against-rekey collision of
+// 2.8.1, settled by the nonces, cannot arise with it; what can cross is its own Delete (an SA past its
+// lifetime) with the peer's rekey or Delete of the same SA.
+
+/// An IKE SA whose first Child SA has just passed its 60 s lifetime: our Delete of it, sent and
+/// not answered yet.
+fn child_delete_in_flight() -> (Pair, ChildSa, Vec<u8>) {
+    let (mut pair, child) = established_with(timers(None, 60, 3600));
+    pair.now += Duration::from_secs(60);
+    let sent = pair.tick(Duration::ZERO);
+    assert_eq!(sent.len(), 1, "our Delete");
+    pair.events();
+    assert_eq!(pair.deleted.len(), 1, "out of the dataplane at once");
+    (pair, child, sent[0].clone())
+}
+
+#[test]
+fn a_child_sa_rekey_crossing_our_delete_of_it_gets_temporary_failure() {
+    // <-- HDR, SK {D(ESP, SPI)}  (sent, not answered)
+    // HDR, SK {N(REKEY_SA), SA, Ni, TSi, TSr} -->  <-- HDR, SK {N(TEMPORARY_FAILURE)}
+    // HDR, SK {} -->  (the peer answers our Delete)
+    // HDR, SK {N(REKEY_SA), SA, Ni, TSi, TSr} -->  <-- HDR, SK {N(CHILD_SA_NOT_FOUND)}
+    let (mut pair, child, our_delete) = child_delete_in_flight();
+    assert_eq!(pair.create_child(Some(child.outbound.spi), None).unwrap_err(), NotifyType::TEMPORARY_FAILURE);
+    pair.answer(&our_delete);
+    assert_eq!(pair.create_child(Some(child.outbound.spi), None).unwrap_err(), NotifyType::CHILD_SA_NOT_FOUND);
+    // A new Child SA is still welcome, and nothing else ended.
+    pair.create_child(None, None).unwrap();
+    pair.announced_child();
+    assert_eq!((pair.deleted.len(), pair.ended.len()), (1, 0));
+}
+
+#[test]
+fn deletes_of_the_same_child_sa_that_cross_are_answered_without_a_delete() {
+    // <-- HDR, SK {D(ESP, SPI_r)}  (sent, not answered)
+    // HDR, SK {D(ESP, SPI_i)} -->  <-- HDR, SK {}   (no Delete: the SA is gone already)
+    // HDR, SK {} -->  (the peer answers ours)
+    let (mut pair, child, our_delete) = child_delete_in_flight();
+    let answer = pair.delete_children(vec![child.outbound.spi]);
+    assert!(answer.is_empty(), "{answer:?}");
+    pair.answer(&our_delete);
+    pair.events();
+    assert_eq!(pair.deleted.len(), 1, "the Child SA ended once");
+    assert_eq!(pair.responder.established().len(), 1, "the IKE SA stands");
+    assert!(pair.tick(Duration::from_secs(10)).is_empty(), "nothing left to ask");
+}
+
+/// An IKE SA past its 120 s lifetime: our Delete of it, sent and not answered yet.
+fn ike_delete_in_flight() -> (Pair, ChildSa, Vec<u8>) {
+    let (mut pair, child) = established_with(timers(None, 3600, 120));
+    pair.now += Duration::from_secs(120);
+    let sent = pair.tick(Duration::ZERO);
+    assert_eq!(sent.len(), 1, "our Delete");
+    (pair, child, sent[0].clone())
+}
+
+#[test]
+fn rekeys_crossing_our_delete_of_the_ike_sa_get_temporary_failure() {
+    // <-- HDR, SK {D(IKE)}  (sent, not answered)
+    // HDR, SK {SA, Ni, KEi} -->  <-- HDR, SK {N(TEMPORARY_FAILURE)}            (IKE SA rekey)
+    // HDR, SK {N(REKEY_SA), SA, Ni, TSi, TSr} -->  <-- HDR, SK {N(TEMPORARY_FAILURE)}
+    // HDR, SK {} -->  (the peer answers ours: the IKE SA and its Child SA end)
+    let (mut pair, child, our_delete) = ike_delete_in_flight();
+    let request = pair.initiator.rekey_ike_sa().unwrap();
+    let response = pair.exchange(&request).unwrap();
+    let refused = pair.initiator.on_rekey_ike_sa_response(&response).unwrap().unwrap_err();
+    assert_eq!(refused, NotifyType::TEMPORARY_FAILURE);
+    assert_eq!(pair.create_child(Some(child.outbound.spi), None).unwrap_err(), NotifyType::TEMPORARY_FAILURE);
+    pair.answer(&our_delete);
+    pair.events();
+    assert_eq!((pair.ended.len(), pair.deleted.len(), pair.rekeyed.len()), (1, 1, 0));
+    assert!(pair.responder.established().is_empty());
+}
+
+#[test]
+fn deletes_of_the_ike_sa_that_cross_end_it_once() {
+    // <-- HDR, SK {D(IKE)}  (sent, not answered)
+    // HDR, SK {D(IKE)} -->  <-- HDR, SK {}
+    // HDR, SK {} -->  (the answer to ours, for an IKE SA gone: dropped)
+    let (mut pair, _, our_delete) = ike_delete_in_flight();
+    let request = pair.initiator.delete_ike_sa().unwrap();
+    let response = pair.exchange(&request).expect("the peer's Delete is answered");
+    assert!(pair.initiator.open_response(&response).unwrap().is_empty());
+    let (_, answer) = pair.initiator.answer_request(&our_delete).unwrap();
+    pair.responder.handle_datagram(pair.now, pair.local, pair.remote, &answer);
+    assert!(pair.responder.poll_transmit().is_none());
+    pair.events();
+    assert_eq!((pair.ended.len(), pair.deleted.len()), (1, 1), "ended once, with its Child SA");
+    assert!(pair.responder.established().is_empty());
+    assert!(pair.tick(Duration::from_secs(60)).is_empty(), "no retransmission for an IKE SA gone");
+}

@@ -44,8 +44,12 @@ pub(super) struct OurRequests {
     next_message_id: u32,
     queue: VecDeque<Request>,
     in_flight: Option<InFlight>,
-    /// A Delete of the IKE SA is queued or sent: nothing more is asked.
-    ending: bool,
+    /// A Delete of the IKE SA is queued or sent: nothing more is asked, and the peer's requests
+    /// for new or rekeyed SAs get TEMPORARY_FAILURE (RFC 7296 2.25.2).
+    pub ending: bool,
+    /// The peer's SPIs (our outbound) of Child SAs whose Delete is queued or sent: a rekey of one
+    /// crossing our Delete gets TEMPORARY_FAILURE rather than CHILD_SA_NOT_FOUND (RFC 7296 2.25.1).
+    pub closing: Vec<u32>,
 }
 
 /// What the timer decided for one IKE SA.
@@ -66,6 +70,7 @@ impl Responder {
             let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { continue };
             let ours = &mut sa.ours;
             if !expired.is_empty() && !ours.ending {
+                ours.closing.extend(expired.iter().map(|c| c.outbound_spi));
                 ours.queue.push_back(Request::DeleteChildren(expired.iter().map(|c| c.inbound_spi).collect()));
             }
             if now.duration_since(sa.created) >= timers.ike_sa_lifetime && !ours.ending {
@@ -213,6 +218,10 @@ impl Responder {
         }
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
         let Some(flight) = sa.ours.in_flight.take() else { return };
+        if let Request::DeleteChildren(_) = flight.request {
+            // The peer has heard: a rekey of those Child SAs now finds none.
+            sa.ours.closing.clear();
+        }
         if flight.request == Request::DeleteIke {
             let (local, remote, info) = (sa.local, sa.remote, sa.info(spi_r));
             let children = self.remove(spi_r);
