@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Short runs of the fuzz targets (header views, whole pipeline, IKE message codec); a crash fails the tests and
-# leaves its input under fuzz/artifacts/.
+# Short runs of the fuzz targets (header views, whole pipeline, IKE message codec, IKE responder); a
+# crash fails the tests and leaves its input under fuzz/artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/../../fuzz"
 seconds=${FUZZ_SECONDS:-20}
@@ -13,7 +13,7 @@ else
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for target in wire_views pipeline ike_message; do
+for target in wire_views pipeline ike_message ike_responder; do
   # Committed seeds (real messages) start the search beside the local corpus.
   seeds=()
   if [ -d "seeds/$target" ]; then seeds=("corpus/$target" "seeds/$target"); mkdir -p "corpus/$target"; fi
