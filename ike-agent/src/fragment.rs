@@ -95,7 +95,9 @@ pub struct Reassembly {
     parts: Vec<Option<SecretBytes>>,
     received: u16,
     bytes: usize,
-    started: Instant,
+    /// When its first fragment came, where the caller keeps time (the responder does, to drop
+    /// fragments that wait too long; the initiator, without a clock, does not).
+    started: Option<Instant>,
 }
 
 impl Reassembly {
@@ -104,21 +106,26 @@ impl Reassembly {
         self.bytes
     }
 
-    /// Whether it has waited longer than `timeout` for its missing fragments.
+    /// Note `now` as when its first fragment came, unless noted already.
+    pub fn mark_started(&mut self, now: Instant) {
+        self.started.get_or_insert(now);
+    }
+
+    /// Whether it has waited longer than `timeout` for its missing fragments since it was marked.
     pub fn expired(&self, now: Instant, timeout: Duration) -> bool {
-        now.duration_since(self.started) >= timeout
+        self.started.is_some_and(|started| now.duration_since(started) >= timeout)
     }
 }
 
 /// Take one fragment (`message` with an SKF payload, `bytes` as received) into `slot`, which
-/// holds the fragments of at most one message: one of another message ID replaces what it held.
+/// holds the fragments of at most one message: one of another message ID replaces what it held
+/// (and a new one is not yet marked started).
 pub fn accept(
     slot: &mut Option<Reassembly>,
     sk: &SkProtection,
     bytes: &[u8],
     message: &Message,
     limits: &Fragmentation,
-    now: Instant,
 ) -> Accepted {
     let Some(fragment) = message.fragment() else { return Accepted::Dropped(FragmentDrop::Integrity) };
     if fragment.total > limits.max_fragments {
@@ -142,7 +149,7 @@ pub fn accept(
                 parts: vec![None; usize::from(fragment.total)],
                 received: 0,
                 bytes: 0,
-                started: now,
+                started: None,
             })
         }
     }

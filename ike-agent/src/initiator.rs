@@ -1,8 +1,8 @@
 //! An IKEv2 initiator for tests and load generation: the customer router's side of IKE_SA_INIT
 //! and IKE_AUTH with a pre-shared key, CREATE_CHILD_SA (new Child SAs, their rekeys with or
 //! without PFS, the IKE SA's rekey) and Deletes, with IKE fragmentation where configured, built
-//! on the same codec and crypto as the responder. It checks the responder's AUTH, so that a test passing through it has proven both
-//! directions.
+//! on the same codec and crypto as the responder. It checks the responder's AUTH, so that a test
+//! passing through it has proven both directions.
 
 use std::net::SocketAddr;
 
@@ -591,8 +591,7 @@ impl Initiator {
                     return Err(InitiatorError::Malformed("a fragment without fragmentation agreed"));
                 }
                 let limits = Fragmentation::default();
-                let now = std::time::Instant::now();
-                match accept(&mut self.response_fragments, &done.sk, bytes, &message, &limits, now) {
+                match accept(&mut self.response_fragments, &done.sk, bytes, &message, &limits) {
                     Accepted::Pending | Accepted::Dropped(FragmentDrop::Duplicate) => {
                         return Err(InitiatorError::FragmentPending)
                     }

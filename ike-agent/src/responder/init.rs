@@ -56,7 +56,7 @@ impl Responder {
         if let Some(spi_r) = self.by_initiator.get(&(remote, header.spi_i)) {
             // A retransmitted request: the same answer again.
             if let Some(response) = self.sas.get(spi_r).and_then(|e| e.last_response.clone()) {
-                self.transmits.extend(response.into_iter().map(|bytes| super::Transmit { local, remote, bytes }));
+                self.send(local, remote, response);
             }
             return;
         }

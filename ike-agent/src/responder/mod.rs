@@ -454,10 +454,9 @@ impl Responder {
             match &entry.last_response {
                 Some(response) if header.message_id.wrapping_add(1) == entry.next_request => {
                     if first {
+                        let response = response.clone();
                         self.counters.retransmits += 1;
-                        for bytes in response {
-                            self.transmits.push_back(Transmit { local, remote, bytes: bytes.clone() });
-                        }
+                        self.send(local, remote, response);
                     }
                 }
                 _ => self.counters.out_of_window += 1,
@@ -529,7 +528,10 @@ impl Responder {
                     self.counters.fragments_dropped += 1;
                     return None;
                 }
-                let accepted = crate::fragment::accept(slot, sk, bytes, message, &self.policy.fragmentation, now);
+                let accepted = crate::fragment::accept(slot, sk, bytes, message, &self.policy.fragmentation);
+                if let Some(held) = slot.as_mut() {
+                    held.mark_started(now);
+                }
                 self.reassembly_bytes = self.reassembly_bytes - held + slot.as_ref().map_or(0, Reassembly::bytes);
                 match accepted {
                     Accepted::Pending => None,
@@ -560,11 +562,16 @@ impl Responder {
         if datagrams.len() > 1 {
             self.counters.messages_fragmented += 1;
         }
-        self.transmits.extend(datagrams.iter().map(|bytes| Transmit { local, remote, bytes: bytes.clone() }));
+        self.send(local, remote, datagrams.clone());
         if let Some(entry) = self.sas.get_mut(&spi_r) {
             entry.next_request = entry.next_request.wrapping_add(1);
             entry.last_response = Some(datagrams);
         }
+    }
+
+    /// Queue datagrams from `local` to `remote`.
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, datagrams: Vec<Vec<u8>>) {
+        self.transmits.extend(datagrams.into_iter().map(|bytes| Transmit { local, remote, bytes }));
     }
 
     /// Take a half-open IKE SA out of the table, and out of the half-open counts.

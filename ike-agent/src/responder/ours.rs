@@ -146,9 +146,7 @@ impl Responder {
             }
             match step {
                 Step::Nothing => {}
-                Step::Send(datagrams) => {
-                    self.transmits.extend(datagrams.into_iter().map(|bytes| super::Transmit { local, remote, bytes }))
-                }
+                Step::Send(datagrams) => self.send(local, remote, datagrams),
                 Step::GiveUp(request) => self.give_up(spi_r, &request),
             }
         }
