@@ -12,6 +12,8 @@ packages=(
   python3-scapy python3-cryptography tshark tcpdump
   # network namespaces, ping and TCP for the demo and interop tests
   iproute2 iputils-ping netcat-openbsd procps ethtool
+  # holds back IKE messages (not ESP) in an interop test, so that two rekeys cross
+  nftables
   # the demo's GRE customer router (Open vSwitch userspace datapath)
   openvswitch-switch
   # the IPsec customer router of the interop tests (userspace ESP through kernel-libipsec)

@@ -123,6 +123,8 @@ pub fn policy(config: &Config) -> ResponderPolicy {
             liveness_after: (config.ike.liveness_check_seconds > 0)
                 .then(|| Duration::from_secs(config.ike.liveness_check_seconds)),
             child_sa_lifetime: Duration::from_secs(config.ike.child_sa_lifetime_seconds),
+            child_sa_rekey_after: (config.ike.child_sa_rekey_seconds > 0)
+                .then(|| Duration::from_secs(config.ike.child_sa_rekey_seconds)),
             ike_sa_lifetime: Duration::from_secs(config.ike.ike_sa_lifetime_seconds),
             // Each retransmission waits twice as long as the one before.
             retransmits: [1, 2, 4, 8, 16].map(|k| Duration::from_millis(k * config.ike.retransmit_start_ms)),
@@ -309,16 +311,19 @@ impl IkeRunner {
                 Event::IkeSaDeleted(_) => self.counters.ike_sas_deleted += 1,
                 Event::ChildSaEstablished(child) => self.install(now, &child, config, sink),
                 Event::ChildSaDeleted(child) => self.uninstall(&child, sink),
+                Event::ChildSaRedundant(child) => self.drop_pending_outbound(&child),
             }
         }
     }
 
-    /// Install a Child SA on every worker. A rekey's new SA goes in inbound first; its outbound SA
-    /// waits for the old Child SA's Delete (make-before-break: the peer may not have read our
-    /// answer yet, and until it has, only the old SA is known to it).
+    /// Install a Child SA on every worker. The new SA of a rekey the peer started goes in inbound
+    /// first; its outbound SA waits for the old Child SA's Delete (make-before-break: the peer may
+    /// not have read our answer yet, and until it has, only the old SA is known to it). That of a
+    /// rekey we started goes in both ways: the peer had it before it answered.
     fn install(&mut self, now: Instant, child: &ChildSa, config: &Config, sink: &mut dyn SaSink) {
         let ends = Some((SocketAddr::new(child.local, 0), SocketAddr::new(child.remote, 0)));
-        let replaced = child.rekey_of.filter(|old| self.installed.iter().any(|c| c.inbound_spi == *old));
+        let old = child.rekey_of.filter(|old| self.installed.iter().any(|c| c.inbound_spi == *old));
+        let replaced = old.filter(|_| !child.rekey_started_here);
         let result = child_specs(child, config).and_then(|[inbound, outbound]| {
             sink.add(&inbound).map_err(|e| format!("inbound SA {:08x}: {e}", inbound.spi))?;
             let record = InstalledChild {
@@ -358,10 +363,16 @@ impl IkeRunner {
                             installed.tunnel, installed.transform, installed.inbound_spi, installed.outbound_spi
                         )
                     }
-                    None => format!(
-                        "Child SA installed on every worker for tunnel {}: {} in {:08x} out {:08x}",
-                        installed.tunnel, installed.transform, installed.inbound_spi, installed.outbound_spi
-                    ),
+                    None => {
+                        if let Some(old) = old {
+                            self.counters.child_sas_rekeyed += 1;
+                            self.installed.iter_mut().filter(|c| c.inbound_spi == old).for_each(|c| c.rekeyed = true);
+                        }
+                        format!(
+                            "Child SA installed on every worker for tunnel {}: {} in {:08x} out {:08x}",
+                            installed.tunnel, installed.transform, installed.inbound_spi, installed.outbound_spi
+                        )
+                    }
                 };
                 self.installed.push(installed);
                 self.note("info", ends, line);
@@ -392,6 +403,16 @@ impl IkeRunner {
                 let line = format!("outbound SA {:08x} of tunnel {} not installed: {e}", spec.spi, spec.tunnel);
                 self.note("error", ends, line);
             }
+        }
+    }
+
+    /// A Child SA of the peer's rekey lost a collision with ours: its outbound SA never goes in.
+    fn drop_pending_outbound(&mut self, child: &DeletedChild) {
+        let IpAddr::V4(local) = child.local else { return };
+        self.pending_outbound.retain(|p| !(p.spec.spi == child.outbound_spi && p.spec.local == local));
+        for c in self.installed.iter_mut().filter(|c| c.local == local && c.inbound_spi == child.inbound_spi) {
+            c.outbound_pending = false;
+            c.rekeyed = true;
         }
     }
 
@@ -472,6 +493,8 @@ impl IkeRunner {
                 "fragments_dropped": r.fragments_dropped,
                 "messages_reassembled": r.messages_reassembled,
                 "messages_fragmented": r.messages_fragmented,
+                "child_rekeys_started": r.child_rekeys_started,
+                "rekey_collisions": r.rekey_collisions,
             },
             "half_open": self.responder.half_open_count(),
             "ike_sas": ike_sas,

@@ -69,7 +69,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         while let Some(event) = responder.poll_event() {
             match event {
-                Event::IkeSaEstablished(_) | Event::IkeSaRekeyed(_) | Event::IkeSaDeleted(_) => {}
+                Event::IkeSaEstablished(_)
+                | Event::IkeSaRekeyed(_)
+                | Event::IkeSaDeleted(_)
+                | Event::ChildSaRedundant(_) => {}
                 Event::Log(log) => println!("{:?} {} {} {}", log.level, log.local, log.remote, log.message),
                 Event::ChildSaEstablished(child) => println!(
                     "child {} in {:08x} out {:08x} {:?} {:?}",

@@ -134,6 +134,8 @@ pub struct Initiator {
     cookie: Option<Vec<u8>>,
     /// Fragments of the response awaited.
     response_fragments: Option<Reassembly>,
+    /// The nonce of the next CREATE_CHILD_SA we send or answer, instead of a random one.
+    next_nonce: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Initiator {
@@ -165,6 +167,7 @@ impl Initiator {
             pending_create: None,
             cookie: None,
             response_fragments: None,
+            next_nonce: None,
         }
     }
 
@@ -292,6 +295,12 @@ impl Initiator {
         crate::protected::seal_datagrams(&mut done.sk, &header, &payloads, limit).ok_or(InitiatorError::OutOfOrder)
     }
 
+    /// Use `nonce` in the next CREATE_CHILD_SA we send or answer: the nonces decide which of two
+    /// colliding rekeys stays (RFC 7296 2.8.1), and a test picks the winner with it.
+    pub fn set_next_nonce(&mut self, nonce: Vec<u8>) {
+        self.next_nonce = Some(nonce);
+    }
+
     /// Fragment later requests to datagrams of `size` bytes, as an initiator does that finds its
     /// path narrower on retransmission (RFC 7383 2.5.2).
     pub fn set_fragment_size(&mut self, size: usize) {
@@ -388,7 +397,7 @@ impl Initiator {
         for proposal in &mut proposals {
             proposal.spi = spi.to_be_bytes().to_vec();
         }
-        let ni = random::<32>().to_vec();
+        let ni = self.next_nonce.take().unwrap_or_else(|| random::<32>().to_vec());
         let mut payloads = Vec::new();
         if let Some(old) = rekey {
             payloads.push(Payload::Notify(Notify {
@@ -536,6 +545,7 @@ impl Initiator {
             pending_create: None,
             cookie: None,
             response_fragments: None,
+            next_nonce: None,
         }))
     }
 
@@ -554,6 +564,90 @@ impl Initiator {
     /// `<-- HDR, SK {...}`, a request of the responder's own (a liveness check, a Delete): its
     /// payloads, and our empty answer `HDR, SK {} -->`.
     pub fn answer_request(&mut self, bytes: &[u8]) -> Result<(Vec<Payload>, Vec<u8>), InitiatorError> {
+        self.answer_request_with(bytes, &[])
+    }
+
+    /// `<-- HDR, SK {N(REKEY_SA), SA, Ni, [KEi], TSi, TSr}`, the responder's rekey of one of our
+    /// Child SAs, answered `HDR, SK {SA, Nr, [KEr], TSi, TSr} -->`: the new Child SA as we hold
+    /// it, and the answer. Where `group` is given and the request's key exchange is not of it,
+    /// the answer is N(INVALID_KE_PAYLOAD) naming it.
+    pub fn answer_create_child_sa(
+        &mut self,
+        bytes: &[u8],
+        group: Option<KeyExchangeMethod>,
+    ) -> Result<(Result<InitiatorChild, NotifyType>, Vec<u8>), InitiatorError> {
+        let message = Message::parse(bytes).map_err(|_| InitiatorError::Malformed("request"))?;
+        if message.header.exchange != ExchangeType::CREATE_CHILD_SA {
+            return Err(InitiatorError::Malformed("not a CREATE_CHILD_SA request"));
+        }
+        let payloads = self.open_payloads(bytes, &message)?;
+        let (mut offer, mut ni, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
+        for payload in &payloads {
+            match payload {
+                Payload::Sa(s) => offer = Some(s),
+                Payload::Nonce(n) => ni = Some(&n.0),
+                Payload::Ke(k) => ke = Some(k),
+                Payload::TsI(t) => tsi = Some(t),
+                Payload::TsR(t) => tsr = Some(t),
+                _ => {}
+            }
+        }
+        let (Some(offer), Some(ni), Some(tsi), Some(tsr)) = (offer, ni, tsi, tsr) else {
+            return Err(InitiatorError::Malformed("CREATE_CHILD_SA request payloads"));
+        };
+        if let Some(group) = group.filter(|g| ke.is_none_or(|k| k.method != g.id())) {
+            let refusal =
+                Payload::Notify(Notify::new(NotifyType::INVALID_KE_PAYLOAD, group.id().0.to_be_bytes().to_vec()));
+            let (_, answer) = self.answer_request_with(bytes, &[refusal])?;
+            return Ok((Err(NotifyType::INVALID_KE_PAYLOAD), answer));
+        }
+        let child_ke = ke.map_or(ChildKe::Omitted, |k| ChildKe::Payload(k.method));
+        let ChildSelection::Chosen(suite, responder_spi, mut proposal) = select_child(offer, true, child_ke) else {
+            return Err(InitiatorError::Malformed("an ESP proposal to choose"));
+        };
+        let exchanged = match (suite.pfs, ke) {
+            (Some(method), Some(ke)) => Some(method.respond(&ke.data).map_err(|_| InitiatorError::Malformed("KEi"))?),
+            _ => None,
+        };
+        // The request's TSi is the responder's side.
+        let theirs = narrow(tsi, tsr).ok_or(InitiatorError::Malformed("selectors"))?;
+        let our_spi = u32::from_be_bytes(random()) | 0x100;
+        proposal.spi = our_spi.to_be_bytes().to_vec();
+        let nr = self.next_nonce.take().unwrap_or_else(|| random::<32>().to_vec());
+        let (answer_tsi, answer_tsr) = theirs.payloads();
+        let mut answer =
+            vec![Payload::Sa(SecurityAssociation { proposals: vec![proposal] }), Payload::Nonce(Nonce(nr.clone()))];
+        if let (Some(method), Some((value, _))) = (suite.pfs, &exchanged) {
+            answer.push(Payload::Ke(KeyExchange { method: method.id(), data: value.clone() }));
+        }
+        answer.extend([Payload::TsI(answer_tsi), Payload::TsR(answer_tsr)]);
+        let done = self.done.as_ref().ok_or(InitiatorError::OutOfOrder)?;
+        let secrets: Vec<&[u8]> = exchanged.iter().map(|(_, secret)| &secret[..]).collect();
+        // The responder initiated this exchange: its keys to us come first.
+        let (to_us, to_peer) = child_keys(
+            done.prf,
+            &done.keys.sk_d,
+            &secrets,
+            (ni, &nr),
+            suite.encryption_key_len(),
+            suite.integrity_key_len(),
+        );
+        let (_, answer) = self.answer_request_with(bytes, &answer)?;
+        let child = InitiatorChild {
+            suite,
+            outbound: (responder_spi, to_peer.encryption, to_peer.integrity),
+            inbound: (our_spi, to_us.encryption, to_us.integrity),
+            selectors: SelectorPair { initiator: theirs.responder, responder: theirs.initiator },
+        };
+        Ok((Ok(child), answer))
+    }
+
+    /// A request of the responder's, answered with `answer`: its payloads, and the answer.
+    pub fn answer_request_with(
+        &mut self,
+        bytes: &[u8],
+        answer: &[Payload],
+    ) -> Result<(Vec<Payload>, Vec<u8>), InitiatorError> {
         let message = Message::parse(bytes).map_err(|_| InitiatorError::Malformed("request"))?;
         if message.header.flags.response() || message.header.flags.initiator() {
             return Err(InitiatorError::Malformed("not a request of the responder"));
@@ -566,7 +660,7 @@ impl Initiator {
             length: 0,
             ..message.header
         };
-        let answer = crate::protected::seal(&mut done.sk, &header, &[]).ok_or(InitiatorError::OutOfOrder)?;
+        let answer = crate::protected::seal(&mut done.sk, &header, answer).ok_or(InitiatorError::OutOfOrder)?;
         Ok((payloads, answer))
     }
 

@@ -55,6 +55,10 @@ pub struct Timers {
     pub retransmits: [std::time::Duration; 5],
     /// The hard lifetime of a Child SA: past it, it is deleted and the peer told.
     pub child_sa_lifetime: std::time::Duration,
+    /// When we rekey a Child SA ourselves (its soft lifetime), less up to a tenth at random so
+    /// that Child SAs agreed together spread their rekeys; `None`: never. Routers usually rekey
+    /// first; this keeps a tunnel up when its router's lifetime is longer than our hard one.
+    pub child_sa_rekey_after: Option<std::time::Duration>,
     /// The hard lifetime of an IKE SA: past it, it is deleted with its Child SAs, the peer told.
     pub ike_sa_lifetime: std::time::Duration,
 }
@@ -67,6 +71,8 @@ impl Default for Timers {
             // 2 + 4 + 8 + 16 + 32 s: about a minute before a silent peer is given up.
             retransmits: [2, 4, 8, 16, 32].map(Duration::from_secs),
             child_sa_lifetime: Duration::from_secs(8 * 3600),
+            // 90% of the hard lifetime.
+            child_sa_rekey_after: Some(Duration::from_secs(8 * 3600 * 9 / 10)),
             ike_sa_lifetime: Duration::from_secs(24 * 3600),
         }
     }

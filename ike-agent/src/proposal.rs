@@ -319,5 +319,40 @@ pub fn select_child(offer: &SecurityAssociation, allow_null: bool, ke: ChildKe) 
     wrong_group.map_or(ChildSelection::NoProposal, ChildSelection::WrongKeyExchange)
 }
 
+/// Our offer when we rekey a Child SA ourselves (RFC 7296 2.8): its suite as agreed, with `suite.pfs`
+/// as the one key exchange (or none), and our new SPI.
+pub fn child_proposal(suite: &ChildSuite, spi: u32) -> Proposal {
+    let bits = |key_bytes: usize| u16::try_from(key_bytes * 8).ok();
+    let (encr, bits) = match suite.encryption {
+        ChildEncryption::AesGcm16 { key_bytes } => (EncrId::AES_GCM_16, bits(key_bytes)),
+        ChildEncryption::AesCbc { key_bytes } => (EncrId::AES_CBC, bits(key_bytes)),
+        ChildEncryption::Null => (EncrId::NULL, None),
+    };
+    let mut transforms = vec![Transform::encr(encr, bits)];
+    if let Some((_, id)) = suite.integrity.and_then(|i| CHILD_INTEGRITY.into_iter().find(|(c, _)| *c == i)) {
+        transforms.push(Transform::integ(id));
+    }
+    if let Some(method) = suite.pfs {
+        transforms.push(Transform::ke(TransformType::KE, method.id()));
+    }
+    transforms.push(Transform::esn(EsnId::NO_ESN));
+    Proposal { number: 1, protocol: ProtocolId::ESP, spi: spi.to_be_bytes().to_vec(), transforms }
+}
+
+/// The PFS group to use when we rekey a Child SA agreed in IKE_AUTH from proposal `number` of
+/// `offer`: our preferred group among those it lists for later rekeys, none where it lists only
+/// NONE (RFC 7296 1.2), and `unlisted` where it lists no key exchange at all (as strongSwan does).
+pub fn rekey_group(
+    offer: &SecurityAssociation,
+    number: u8,
+    unlisted: Option<KeyExchangeMethod>,
+) -> Option<KeyExchangeMethod> {
+    let proposal = offer.proposals.iter().find(|p| p.number == number && p.protocol == ProtocolId::ESP)?;
+    if proposal.transforms_of(TransformType::KE).next().is_none() {
+        return unlisted;
+    }
+    DH_GROUPS.into_iter().find(|g| offers(proposal, TransformType::KE, g.id().0, None))
+}
+
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@
 
 The receiver knows the count from each datagram, so it tells which numbers never came.
 """
+import errno
 import json
 import socket
 import struct
@@ -25,14 +26,29 @@ def send(host, port, count, rate, source=None):
     if source:
         sock.bind((source, 0))
     interval = 1.0 / rate
+    unreachable, longest = 0, 0.0
     start = time.monotonic()
     for number in range(count):
         # Paced against the start, so that a slow send does not stretch the stream.
         delay = start + number * interval - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        sock.sendto(HEADER.pack(number, count).ljust(PAYLOAD, b"\0"), (host, port))
-    print(f"sent {count}")
+        datagram = HEADER.pack(number, count).ljust(PAYLOAD, b"\0")
+        # A router may drop its route into the tunnel for a moment while it swaps Child SAs
+        # (strongSwan's kernel-libipsec does): the datagram waits for it, for up to 5 s.
+        refused = time.monotonic()
+        while True:
+            try:
+                sock.sendto(datagram, (host, port))
+                break
+            except OSError as e:
+                if e.errno != errno.ENETUNREACH or time.monotonic() - refused > 5.0:
+                    raise
+                unreachable += 1
+                longest = max(longest, time.monotonic() - refused)
+                time.sleep(0.001)
+    waited = f", {unreachable} sends refused for want of a route (the longest wait {longest * 1000:.0f} ms)"
+    print(f"sent {count}{waited if unreachable else ''}")
 
 
 def recv(port, seconds):

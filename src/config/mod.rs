@@ -89,6 +89,7 @@ struct RawIke {
     half_open_max: Option<usize>,
     liveness_check_seconds: Option<u64>,
     child_sa_lifetime_seconds: Option<u64>,
+    child_sa_rekey_seconds: Option<u64>,
     ike_sa_lifetime_seconds: Option<u64>,
     retransmit_start_ms: Option<u64>,
     fragmentation: Option<bool>,
@@ -179,6 +180,9 @@ pub struct IkeConfig {
     /// Hard lifetimes, in seconds: past them an SA is deleted and the peer told.
     pub child_sa_lifetime_seconds: u64,
     pub ike_sa_lifetime_seconds: u64,
+    /// When we rekey a Child SA ourselves (its soft lifetime, less up to a tenth at random), in
+    /// seconds; 0: never. Default: 90% of the hard lifetime.
+    pub child_sa_rekey_seconds: u64,
     /// The wait before our first retransmission of a request of ours; each next one waits twice
     /// as long, and a peer that answers none of the five is taken for gone.
     pub retransmit_start_ms: u64,
@@ -189,6 +193,10 @@ pub struct IkeConfig {
     /// The most fragments a peer's message may come in.
     pub max_fragments: u16,
 }
+
+/// The shortest soft lifetime of a Child SA: rekeys more often than this do nothing for security
+/// and cost a key exchange each.
+pub const MIN_REKEY_SECONDS: u64 = 5;
 
 /// The largest IKE fragment datagram: a jumbo frame.
 pub const MAX_IKE_FRAGMENT_SIZE: usize = 9000;
@@ -558,6 +566,17 @@ fn ike_config(raw: RawIke) -> Result<IkeConfig, ConfigError> {
             return Err(ConfigError::new(field, format!("{value} s: a lifetime must be 60 s to 7 days")));
         }
     }
+    let child_sa_rekey_seconds = raw.child_sa_rekey_seconds.unwrap_or(child_sa_lifetime_seconds / 10 * 9);
+    if child_sa_rekey_seconds != 0 && !(MIN_REKEY_SECONDS..child_sa_lifetime_seconds).contains(&child_sa_rekey_seconds)
+    {
+        return Err(ConfigError::new(
+            "ike.child_sa_rekey_seconds",
+            format!(
+                "{child_sa_rekey_seconds} s: a rekey must come {MIN_REKEY_SECONDS} s at least after the Child SA is \
+                 agreed and before its lifetime of {child_sa_lifetime_seconds} s ends (0: never)"
+            ),
+        ));
+    }
     let retransmit_start_ms = raw.retransmit_start_ms.unwrap_or(timers.retransmits[0].as_millis() as u64);
     if !(100..=10_000).contains(&retransmit_start_ms) {
         return Err(ConfigError::new(
@@ -594,6 +613,7 @@ fn ike_config(raw: RawIke) -> Result<IkeConfig, ConfigError> {
         liveness_check_seconds,
         child_sa_lifetime_seconds,
         ike_sa_lifetime_seconds,
+        child_sa_rekey_seconds,
         retransmit_start_ms,
         fragmentation: raw.fragmentation.unwrap_or(fragments.enabled),
         fragment_size,
@@ -759,6 +779,8 @@ priority = 100
             ("fragment_size = 65536", "ike.fragment_size"),
             ("max_fragments = 0", "ike.max_fragments"),
             ("retransmit_start_ms = 50", "ike.retransmit_start_ms"),
+            ("child_sa_rekey_seconds = 4", "ike.child_sa_rekey_seconds"),
+            ("child_sa_lifetime_seconds = 600\nchild_sa_rekey_seconds = 600", "ike.child_sa_rekey_seconds"),
         ] {
             assert_eq!(error_of(&format!("{GOOD}\n[ike]\n{ike}\n")).field, field, "{ike}");
         }
@@ -766,6 +788,11 @@ priority = 100
         assert_eq!((c.ike.cookie_threshold, c.ike.half_open_per_peer, c.ike.half_open_max), (5, 2, 8192));
         assert_eq!((c.ike.fragmentation, c.ike.fragment_size, c.ike.max_fragments), (true, 1280, 64));
         assert_eq!(c.ike.retransmit_start_ms, 2000);
+        assert_eq!((c.ike.child_sa_lifetime_seconds, c.ike.child_sa_rekey_seconds), (28_800, 25_920), "90%");
+        let c = Config::parse(&format!("{GOOD}\n[ike]\nchild_sa_lifetime_seconds = 600\n")).unwrap();
+        assert_eq!(c.ike.child_sa_rekey_seconds, 540);
+        let c = Config::parse(&format!("{GOOD}\n[ike]\nchild_sa_rekey_seconds = 0\n")).unwrap();
+        assert_eq!(c.ike.child_sa_rekey_seconds, 0, "never");
         let c =
             Config::parse(&format!("{GOOD}\n[ike]\nfragmentation = false\nfragment_size = 576\nmax_fragments = 8\n"))
                 .unwrap();

@@ -15,10 +15,11 @@ use super::{
     response_header, ChildRecord, Entry, Established, Event, IkeSa, LogLevel, Responder, MAX_CHILD_SAS_PER_TUNNEL,
 };
 use crate::crypto::auth::{psk_auth, verify_psk_auth, SignedOctets};
+use crate::crypto::ke::KeyExchangeMethod;
 use crate::crypto::keys::child_keys;
 use crate::crypto::prf::SecretBytes;
 use crate::fragment::message_limit;
-use crate::proposal::{select_child, ChildKe, ChildSelection, ChildSuite};
+use crate::proposal::{rekey_group, select_child, ChildKe, ChildSelection, ChildSuite};
 use crate::protected::{seal_datagrams, Opened};
 use crate::selectors::{narrow, SelectorPair};
 use crate::wire::{
@@ -76,8 +77,14 @@ pub struct ChildSa {
     pub encapsulation: Encapsulation,
     /// The inbound SPI of the Child SA this one rekeys, if it rekeys one.
     pub rekey_of: Option<u32>,
+    /// We started the rekey: the peer installed the new Child SA both ways before it answered,
+    /// so its outbound SA takes over at once. Where the peer started it, the outbound SA waits
+    /// for the old Child SA's Delete.
+    pub rekey_started_here: bool,
     /// The proof it was authenticated.
     pub authenticated: Authenticated,
+    /// The key exchange our own rekey of it will offer.
+    pub(super) rekey_group: Option<KeyExchangeMethod>,
 }
 
 impl Responder {
@@ -163,6 +170,7 @@ impl Responder {
             return;
         };
         let ike_suite = half.suite.to_string();
+        let rekey_at = self.rekey_time(now);
         let established = Established {
             local,
             remote,
@@ -174,7 +182,7 @@ impl Responder {
             sk_d: std::mem::take(&mut half.keys.sk_d),
             nat: half.nat.any(),
             authenticated,
-            children: child.iter().map(|c| c.record(now)).collect(),
+            children: child.iter().map(|c| c.record(now, rekey_at)).collect(),
             rekeyed: false,
             created: now,
             last_heard: now,
@@ -230,6 +238,9 @@ impl Responder {
         else {
             return refuse(answer, NotifyType::NO_PROPOSAL_CHOSEN);
         };
+        // Where the router lists no groups for later rekeys, our rekeys offer PFS with the IKE
+        // SA's group, and none if it refuses that.
+        let rekey_group = rekey_group(offer, proposal.number, Some(half.suite.ke).filter(|ke| !ke.is_kem()));
         let Some(selectors) = narrow(tsi, tsr) else { return refuse(answer, NotifyType::TS_UNACCEPTABLE) };
         let tunnel_name = policy.name.clone();
         // One slot stays free for a rekey, whose new Child SA lives beside the old until its Delete.
@@ -268,7 +279,9 @@ impl Responder {
             remote: half.remote.ip(),
             encapsulation,
             rekey_of: None,
+            rekey_started_here: false,
             authenticated,
+            rekey_group,
         })
     }
 
@@ -310,8 +323,8 @@ impl Responder {
 }
 
 impl ChildSa {
-    /// What its IKE SA remembers of it.
-    pub(super) fn record(&self, now: Instant) -> ChildRecord {
+    /// What its IKE SA remembers of it, agreed at `now`, due for our rekey at `rekey_at`.
+    pub(super) fn record(&self, now: Instant, rekey_at: Option<Instant>) -> ChildRecord {
         ChildRecord {
             inbound_spi: self.inbound.spi,
             outbound_spi: self.outbound.spi,
@@ -319,6 +332,8 @@ impl ChildSa {
             selectors: self.selectors,
             rekeyed: false,
             created: now,
+            rekey_at,
+            rekey_group: self.rekey_group,
         }
     }
 

@@ -120,12 +120,16 @@ impl Responder {
             return;
         }
         match self.agree_child_sa(spi_r, &request) {
-            Ok((child, answer)) => {
+            Ok((child, answer, lowest_nonce)) => {
+                let rekey_at = self.rekey_time(now);
                 let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
                 if let Some(old) = child.rekey_of {
                     sa.children.iter_mut().filter(|c| c.inbound_spi == old).for_each(|c| c.rekeyed = true);
+                    // Our own rekey of the same Child SA is in flight: which of the two is
+                    // redundant is settled when its answer comes (RFC 7296 2.8.1).
+                    sa.ours.note_collision(old, &child, lowest_nonce);
                 }
-                sa.children.push(child.record(now));
+                sa.children.push(child.record(now, rekey_at));
                 let response = sa.respond(header, &answer);
                 self.send_response(spi_r, local, remote, response);
                 self.log(LogLevel::Info, local, remote, child.log_line());
@@ -135,8 +139,13 @@ impl Responder {
         }
     }
 
-    /// Agree a new or rekeyed Child SA: the SA to install and the response's payloads.
-    fn agree_child_sa(&mut self, spi_r: u64, request: &Request<'_>) -> Result<(ChildSa, Vec<Payload>), Refusal> {
+    /// Agree a new or rekeyed Child SA: the SA to install, the response's payloads and the lower
+    /// of the two nonces (for a rekey collision).
+    fn agree_child_sa(
+        &mut self,
+        spi_r: u64,
+        request: &Request<'_>,
+    ) -> Result<(ChildSa, Vec<Payload>, Vec<u8>), Refusal> {
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else {
             return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA gone"));
         };
@@ -158,7 +167,7 @@ impl Responder {
             Some(Ok(spi)) => match sa.children.iter().find(|c| c.outbound_spi == spi && !c.rekeyed) {
                 Some(old) => Some(old.inbound_spi),
                 // Our Delete of it (its lifetime ended) crossed this rekey (RFC 7296 2.25.1).
-                None if sa.ours.closing.contains(&spi) => {
+                None if sa.ours.closing.iter().any(|&(_, outbound)| outbound == spi) => {
                     return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, format!("Child SA {spi:08x} closing")))
                 }
                 None => return Err(Refusal::new(NotifyType::CHILD_SA_NOT_FOUND, format!("no Child SA {spi:08x}"))),
@@ -218,6 +227,7 @@ impl Responder {
         };
         proposal.spi = our_spi.to_be_bytes().to_vec();
         let (tsi, tsr) = selectors.payloads();
+        let lowest_nonce = ni.0.as_slice().min(nr.as_slice()).to_vec();
         let mut answer =
             vec![Payload::Sa(SecurityAssociation { proposals: vec![proposal] }), Payload::Nonce(Nonce(nr))];
         if let (Some(method), Some((value, _))) = (suite.pfs, &exchanged) {
@@ -234,9 +244,11 @@ impl Responder {
             remote: remote.ip(),
             encapsulation: super::encapsulation(nat, local, remote),
             rekey_of,
+            rekey_started_here: false,
             authenticated,
+            rekey_group: suite.pfs,
         };
-        Ok((child, answer))
+        Ok((child, answer, lowest_nonce))
     }
 
     /// Agree the new IKE SA of a rekey (RFC 7296 1.3.2, 2.18): new SPIs, SKEYSEED from the old SK_d.
@@ -249,6 +261,10 @@ impl Responder {
         }
         if sa.ours.ending {
             return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA closing"));
+        }
+        if sa.ours.rekey_spi().is_some() {
+            // Our Child SA rekey is in flight on this IKE SA: the IKE SA moves once it is settled.
+            return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "Child SA rekey in progress"));
         }
         let (Some(offer), Some(ni), Some(ke)) = (request.sa, request.nonce, request.ke) else {
             return Err(Refusal::new(NotifyType::INVALID_SYNTAX, "IKE SA rekey without SA, Ni or KEi"));
@@ -326,6 +342,10 @@ impl Responder {
             return;
         }
         rekey.established.children = std::mem::take(&mut old.children);
+        // Our rekeys queued on the old IKE SA are dropped with it: they are due again on the new one.
+        for child in rekey.established.children.iter_mut().filter(|c| !c.rekeyed && c.rekey_at.is_none()) {
+            child.rekey_at = Some(rekey.established.created);
+        }
         old.rekeyed = true;
         let old_info = old.info(spi_r);
         self.send_response(spi_r, local, remote, response);

@@ -10,7 +10,7 @@ use crate::wire::{
 
 impl Pair {
     /// CREATE_CHILD_SA from the initiator: the Child SA it agreed, or the refusal.
-    fn create_child(
+    pub(super) fn create_child(
         &mut self,
         rekey: Option<u32>,
         pfs: Option<KeyExchangeMethod>,
@@ -21,7 +21,7 @@ impl Pair {
     }
 
     /// The one Child SA the responder announced since the last look.
-    fn announced_child(&mut self) -> ChildSa {
+    pub(super) fn announced_child(&mut self) -> ChildSa {
         let (mut children, _) = self.events();
         assert_eq!(children.len(), 1, "one Child SA announced");
         children.remove(0)
@@ -29,7 +29,7 @@ impl Pair {
 
     /// INFORMATIONAL with a Delete of Child SAs by the initiator's inbound SPIs: the payloads
     /// of the answer.
-    fn delete_children(&mut self, spis: Vec<u32>) -> Vec<Payload> {
+    pub(super) fn delete_children(&mut self, spis: Vec<u32>) -> Vec<Payload> {
         let request = self.initiator.delete_child_sas(spis).unwrap();
         let response = self.exchange(&request).expect("a Delete is answered");
         self.initiator.open_response(&response).unwrap()
@@ -37,7 +37,7 @@ impl Pair {
 }
 
 /// An ESP proposal of AES-GCM-256 offering `groups` for PFS.
-fn esp_with_groups(groups: &[KeMethod]) -> Proposal {
+pub(super) fn esp_with_groups(groups: &[KeMethod]) -> Proposal {
     let mut transforms = vec![Transform::encr(EncrId::AES_GCM_16, Some(256))];
     transforms.extend(groups.iter().map(|g| Transform::ke(TransformType::KE, *g)));
     transforms.push(Transform::esn(EsnId::NO_ESN));
@@ -312,13 +312,13 @@ fn past_the_threshold_ike_sa_init_must_bring_a_cookie_and_the_half_open_table_st
 
 impl Pair {
     /// Run the responder's timers at `at` after now; the datagrams it sends.
-    fn tick(&mut self, at: Duration) -> Vec<Vec<u8>> {
+    pub(super) fn tick(&mut self, at: Duration) -> Vec<Vec<u8>> {
         self.responder.handle_timeout(self.now + at);
         std::iter::from_fn(|| self.responder.poll_transmit()).map(|t| t.bytes).collect()
     }
 
     /// Answer a request of the responder's; the payloads it carried.
-    fn answer(&mut self, request: &[u8]) -> Vec<Payload> {
+    pub(super) fn answer(&mut self, request: &[u8]) -> Vec<Payload> {
         let (payloads, answer) = self.initiator.answer_request(request).unwrap();
         self.responder.handle_datagram(self.now, self.local, self.remote, &answer);
         assert!(self.responder.poll_transmit().is_none(), "a response is not answered");
@@ -326,7 +326,7 @@ impl Pair {
     }
 }
 
-fn timers(liveness: Option<u64>, child_lifetime: u64, ike_lifetime: u64) -> ResponderPolicy {
+pub(super) fn timers(liveness: Option<u64>, child_lifetime: u64, ike_lifetime: u64) -> ResponderPolicy {
     let timers = crate::policy::Timers {
         liveness_after: liveness.map(Duration::from_secs),
         child_sa_lifetime: Duration::from_secs(child_lifetime),
@@ -336,7 +336,7 @@ fn timers(liveness: Option<u64>, child_lifetime: u64, ike_lifetime: u64) -> Resp
     ResponderPolicy { timers, ..policy() }
 }
 
-fn established_with(policy: ResponderPolicy) -> (Pair, ChildSa) {
+pub(super) fn established_with(policy: ResponderPolicy) -> (Pair, ChildSa) {
     let mut pair = Pair::with_policy(config(), policy);
     pair.init().unwrap();
     pair.auth().unwrap().child.unwrap();
@@ -417,9 +417,8 @@ fn child_and_ike_sas_past_their_lifetime_are_deleted_and_the_peer_told() {
     assert!(pair.responder.established().is_empty());
 }
 
-// Collisions (RFC 7296 2.25). anygate never starts a rekey, so the rekey-against-rekey collision of
-// 2.8.1, settled by the nonces, cannot arise with it; what can cross is its own Delete (an SA past its
-// lifetime) with the peer's rekey or Delete of the same SA.
+// Collisions (RFC 7296 2.25): our own Delete (an SA past its lifetime) crossing the peer's rekey or
+// Delete of the same SA. Rekeys crossing rekeys (2.8.1) are in `rekey_tests`.
 
 /// An IKE SA whose first Child SA has just passed its 60 s lifetime: our Delete of it, sent and
 /// not answered yet.

@@ -30,6 +30,7 @@ use aws_lc_rs::rand;
 pub use auth::{Authenticated, ChildSa, ChildSaKeys, Encapsulation};
 pub use child::MAX_CHILD_SAS_PER_TUNNEL;
 
+use crate::crypto::ke::KeyExchangeMethod;
 use crate::crypto::prf::SecretBytes;
 use crate::crypto::sk::SkProtection;
 use crate::fragment::{Accepted, FragmentDrop, Reassembly};
@@ -94,6 +95,9 @@ pub enum Event {
     ChildSaEstablished(ChildSa),
     /// A Child SA ended (deleted by the peer, or with its IKE SA): out of the dataplane.
     ChildSaDeleted(DeletedChild),
+    /// A Child SA the peer made in a rekey lost a collision with ours (RFC 7296 2.8.1): its
+    /// outbound SA never goes in; its inbound SA stays until the peer deletes it.
+    ChildSaRedundant(DeletedChild),
     /// An IKE SA was rekeyed: this is the new one, which took over the old one's Child SAs.
     IkeSaRekeyed(IkeSaInfo),
     /// An IKE SA ended.
@@ -143,6 +147,10 @@ struct ChildRecord {
     rekeyed: bool,
     /// When it was agreed, for its lifetime.
     created: Instant,
+    /// When we rekey it ourselves unless the peer does first; `None` once our rekey is queued.
+    rekey_at: Option<Instant>,
+    /// The key exchange our rekey of it offers (PFS), if any.
+    rekey_group: Option<KeyExchangeMethod>,
 }
 
 /// Why the responder could not be built.
@@ -199,6 +207,10 @@ pub struct ResponderCounters {
     pub messages_reassembled: u64,
     /// Messages of ours sent in fragments.
     pub messages_fragmented: u64,
+    /// Child SA rekeys we started (at their soft lifetime).
+    pub child_rekeys_started: u64,
+    /// Rekeys of the same Child SA by both sides at once, settled by the nonces (RFC 7296 2.8.1).
+    pub rekey_collisions: u64,
 }
 
 /// An authenticated IKE SA.
@@ -602,19 +614,23 @@ impl Responder {
         self.reassembly_bytes -= entry.fragment_bytes();
         match entry.sa {
             IkeSa::HalfOpen(_) => Vec::new(),
-            IkeSa::Established(sa) => sa
-                .children
-                .iter()
-                .map(|c| {
-                    self.esp_spis.remove(&c.inbound_spi);
-                    DeletedChild {
-                        tunnel: sa.tunnel.clone(),
-                        local: sa.local.ip(),
-                        inbound_spi: c.inbound_spi,
-                        outbound_spi: c.outbound_spi,
-                    }
-                })
-                .collect(),
+            IkeSa::Established(sa) => {
+                if let Some(spi) = sa.ours.rekey_spi() {
+                    self.esp_spis.remove(&spi);
+                }
+                sa.children
+                    .iter()
+                    .map(|c| {
+                        self.esp_spis.remove(&c.inbound_spi);
+                        DeletedChild {
+                            tunnel: sa.tunnel.clone(),
+                            local: sa.local.ip(),
+                            inbound_spi: c.inbound_spi,
+                            outbound_spi: c.outbound_spi,
+                        }
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -631,6 +647,16 @@ impl Responder {
 
     fn log(&mut self, level: LogLevel, local: SocketAddr, remote: SocketAddr, message: String) {
         self.events.push_back(Event::Log(LogEvent { level, local, remote, message }));
+    }
+
+    /// When a Child SA agreed at `now` is due for our own rekey: the soft lifetime less up to a
+    /// tenth of it at random.
+    fn rekey_time(&self, now: Instant) -> Option<Instant> {
+        let after = self.policy.timers.child_sa_rekey_after?;
+        let mut random = [0u8; 4];
+        rand::fill(&mut random).ok()?;
+        let jitter = after / 10 * u32::from_be_bytes(random) / u32::MAX;
+        Some(now + (after - jitter))
     }
 
     /// A fresh responder IKE SPI: the node ID in the top 16 bits, random below, never zero.
@@ -689,5 +715,7 @@ fn ipv4_of(address: SocketAddr) -> Option<std::net::Ipv4Addr> {
 mod fragment_tests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod rekey_tests;
 #[cfg(test)]
 mod tests;

@@ -96,6 +96,8 @@ pub(super) struct Pair {
     pub(super) announced: Vec<IkeSaInfo>,
     /// The Child SAs it announced as ended.
     pub(super) deleted: Vec<DeletedChild>,
+    /// The Child SAs of the peer's rekeys that lost a collision with ours.
+    pub(super) redundant: Vec<DeletedChild>,
     /// The IKE SAs it announced as rekeyed (the new ones) and as ended.
     pub(super) rekeyed: Vec<IkeSaInfo>,
     pub(super) ended: Vec<IkeSaInfo>,
@@ -116,6 +118,7 @@ impl Pair {
             remote,
             announced: Vec::new(),
             deleted: Vec::new(),
+            redundant: Vec::new(),
             rekeyed: Vec::new(),
             ended: Vec::new(),
         }
@@ -159,6 +162,7 @@ impl Pair {
                     self.announced.push(info);
                 }
                 Event::ChildSaDeleted(child) => self.deleted.push(child),
+                Event::ChildSaRedundant(child) => self.redundant.push(child),
                 Event::IkeSaRekeyed(info) => self.rekeyed.push(info),
                 Event::IkeSaDeleted(info) => self.ended.push(info),
             }
