@@ -42,6 +42,11 @@ fn policy() -> ResponderPolicy {
         fragmentation: Default::default(),
     };
     policy.fragmentation.fragment_size = 256;
+    // Short timers, so that the clock moving between datagrams brings our own rekeys, Deletes and
+    // liveness checks, and their retransmissions, between the fuzzer's datagrams.
+    policy.timers.child_sa_rekey_after = Some(Duration::from_secs(20));
+    policy.timers.child_sa_lifetime = Duration::from_secs(120);
+    policy.timers.ike_sa_lifetime = Duration::from_secs(600);
     policy
 }
 
