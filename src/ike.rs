@@ -238,8 +238,8 @@ impl IkeRunner {
         self.pending_outbound.retain(|p| configured(&p.spec.tunnel));
         for child in remove {
             // The tunnel's tables are gone with the reload; its SAs may already be unreachable.
-            let _ = sink.delete(SaDirection::Inbound, child.local, child.inbound_spi);
-            let _ = sink.delete(SaDirection::Outbound, child.local, child.outbound_spi);
+            let _ = sink.delete(SaDirection::Inbound, &child.tunnel, child.local, child.inbound_spi);
+            let _ = sink.delete(SaDirection::Outbound, &child.tunnel, child.local, child.outbound_spi);
             self.note(
                 "info",
                 None,
@@ -343,7 +343,7 @@ impl IkeRunner {
                 Some(old) => self.pending_outbound.push(PendingOutbound { rekey_of: old, spec: outbound, since: now }),
                 None => {
                     if let Err(e) = sink.add(&outbound) {
-                        let _ = sink.delete(SaDirection::Inbound, inbound.local, inbound.spi);
+                        let _ = sink.delete(SaDirection::Inbound, &inbound.tunnel, inbound.local, inbound.spi);
                         return Err(format!("outbound SA {:08x}: {e}", outbound.spi));
                     }
                 }
@@ -392,7 +392,8 @@ impl IkeRunner {
         let ends = Some((SocketAddr::new(IpAddr::V4(spec.local), 0), SocketAddr::new(IpAddr::V4(spec.remote), 0)));
         match sink.add(&spec) {
             Ok(()) => {
-                for c in self.installed.iter_mut().filter(|c| c.outbound_spi == spec.spi && c.local == spec.local) {
+                let same = |c: &&mut InstalledChild| c.outbound_spi == spec.spi && c.tunnel == spec.tunnel;
+                for c in self.installed.iter_mut().filter(same) {
                     c.outbound_pending = false;
                 }
                 let line = format!("Child SA of tunnel {} sends on {:08x} now: {why}", spec.tunnel, spec.spi);
@@ -409,7 +410,7 @@ impl IkeRunner {
     /// A Child SA of the peer's rekey lost a collision with ours: its outbound SA never goes in.
     fn drop_pending_outbound(&mut self, child: &DeletedChild) {
         let IpAddr::V4(local) = child.local else { return };
-        self.pending_outbound.retain(|p| !(p.spec.spi == child.outbound_spi && p.spec.local == local));
+        self.pending_outbound.retain(|p| !(p.spec.spi == child.outbound_spi && p.spec.tunnel == child.tunnel));
         for c in self.installed.iter_mut().filter(|c| c.local == local && c.inbound_spi == child.inbound_spi) {
             c.outbound_pending = false;
             c.rekeyed = true;
@@ -422,14 +423,14 @@ impl IkeRunner {
         let IpAddr::V4(local) = child.local else { return };
         self.take_over(child.inbound_spi, sink, "the old Child SA was deleted");
         // A rekey's new Child SA deleted before its outbound SA went in leaves nothing to install.
-        self.pending_outbound.retain(|p| !(p.spec.spi == child.outbound_spi && p.spec.local == local));
+        self.pending_outbound.retain(|p| !(p.spec.spi == child.outbound_spi && p.spec.tunnel == child.tunnel));
         let Some(at) = self.installed.iter().position(|c| c.local == local && c.inbound_spi == child.inbound_spi)
         else {
             return;
         };
         let gone = self.installed.remove(at);
-        let _ = sink.delete(SaDirection::Outbound, local, gone.outbound_spi);
-        let _ = sink.delete(SaDirection::Inbound, local, gone.inbound_spi);
+        let _ = sink.delete(SaDirection::Outbound, &gone.tunnel, local, gone.outbound_spi);
+        let _ = sink.delete(SaDirection::Inbound, &gone.tunnel, local, gone.inbound_spi);
         self.counters.child_sas_deleted += 1;
         let ends = Some((SocketAddr::new(child.local, 0), SocketAddr::new(IpAddr::V4(gone.remote), 0)));
         let line = format!(

@@ -481,11 +481,13 @@ pub enum SaUpdate {
     /// Takes over the tunnel's traffic for its selectors at once (make-before-break: the SA it
     /// replaces stays until deleted, unused).
     AddOutbound(Box<OutboundSa>),
-    /// Remove an SA.
+    /// Remove an SA: an inbound one by its endpoint and SPI, an outbound one by its tunnel's
+    /// counter slot and SPI (routers choose outbound SPIs, unique only within their tunnel).
     Delete {
         direction: SaDirection,
         anycast: Ipv4Addr,
         spi: u32,
+        tunnel_slot: u32,
     },
 }
 
@@ -541,7 +543,7 @@ impl SaDb {
                 list.retain(|s| s.spi != sa.spi);
                 list.insert(0, *sa);
             }
-            SaUpdate::Delete { direction: SaDirection::Inbound, anycast, spi } => {
+            SaUpdate::Delete { direction: SaDirection::Inbound, anycast, spi, .. } => {
                 if let Some(r) = self.by_spi.remove(&spi_key(anycast, spi)) {
                     if let Some(sa) = self.inbound[r.0 as usize].take() {
                         self.deleted.push(SaReport {
@@ -554,8 +556,8 @@ impl SaDb {
                     self.free.push(r.0);
                 }
             }
-            SaUpdate::Delete { direction: SaDirection::Outbound, spi, .. } => {
-                for list in &mut self.outbound {
+            SaUpdate::Delete { direction: SaDirection::Outbound, spi, tunnel_slot, .. } => {
+                if let Some(list) = self.outbound.get_mut(tunnel_slot as usize) {
                     if let Some(i) = list.iter().position(|s| s.spi == spi) {
                         let sa = list.remove(i);
                         self.deleted.push(SaReport {
@@ -733,9 +735,26 @@ mod tests {
         add(&mut db, 0x200);
         assert_eq!(db.outbound(2, db.find_outbound(2, src, dst).unwrap()).unwrap().spi, 0x200);
         assert_eq!(db.len(), (0, 2));
-        db.apply(SaUpdate::Delete { direction: SaDirection::Outbound, anycast: Ipv4Addr::UNSPECIFIED, spi: 0x200 });
+        db.apply(SaUpdate::Delete {
+            direction: SaDirection::Outbound,
+            anycast: Ipv4Addr::UNSPECIFIED,
+            spi: 0x200,
+            tunnel_slot: 2,
+        });
         assert_eq!(db.outbound(2, db.find_outbound(2, src, dst).unwrap()).unwrap().spi, 0x100);
         assert!(db.find_outbound(1, src, dst).is_none(), "another tunnel has none");
+        // Another router on another tunnel may choose the same outbound SPI: each goes alone.
+        let other = OutboundSa::compile(&spec("aes128gcm16", SaDirection::Outbound, 0x100), 3, Arc::default()).unwrap();
+        db.apply(SaUpdate::AddOutbound(other));
+        assert_eq!(db.outbound(3, db.find_outbound(3, src, dst).unwrap()).unwrap().spi, 0x100);
+        db.apply(SaUpdate::Delete {
+            direction: SaDirection::Outbound,
+            anycast: Ipv4Addr::UNSPECIFIED,
+            spi: 0x100,
+            tunnel_slot: 3,
+        });
+        assert!(db.find_outbound(3, src, dst).is_none());
+        assert_eq!(db.outbound(2, db.find_outbound(2, src, dst).unwrap()).unwrap().spi, 0x100, "tunnel 2's stays");
 
         let anycast = Ipv4Addr::new(192, 0, 2, 100);
         for spi in [0x300, 0x301] {
@@ -745,11 +764,11 @@ mod tests {
         }
         assert!(db.find_inbound(anycast, 0x300).is_some() && db.find_inbound(anycast, 0x301).is_some());
         assert!(db.find_inbound(Ipv4Addr::new(192, 0, 2, 101), 0x300).is_none(), "SPIs are per endpoint");
-        db.apply(SaUpdate::Delete { direction: SaDirection::Inbound, anycast, spi: 0x300 });
+        db.apply(SaUpdate::Delete { direction: SaDirection::Inbound, anycast, spi: 0x300, tunnel_slot: 2 });
         assert!(db.find_inbound(anycast, 0x300).is_none());
         let mut reports = Vec::new();
         db.reports_into(&mut reports);
-        assert_eq!(reports.len(), 4, "three live SAs and one deleted");
+        assert_eq!(reports.len(), 5, "two live SAs and three deleted");
     }
 
     #[test]

@@ -23,21 +23,40 @@ pub trait SaSink {
     /// remote address or port after a NAT mapping changed. An outbound SA keeps its sequence
     /// numbers.
     fn update(&mut self, spec: &SaSpec) -> Result<(), SaError>;
-    /// Remove an SA from every worker.
-    fn delete(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Result<(), SaError>;
+    /// Remove an SA of `tunnel` from every worker.
+    fn delete(&mut self, direction: SaDirection, tunnel: &str, anycast: Ipv4Addr, spi: u32) -> Result<(), SaError>;
     /// An SA's counters, summed over the workers (as last published).
-    fn counters(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Option<SaCounters>;
+    fn counters(&mut self, direction: SaDirection, tunnel: &str, anycast: Ipv4Addr, spi: u32) -> Option<SaCounters>;
+}
+
+/// Where an SA's SPI is unique: an inbound SPI on its anycast endpoint (we chose it), an outbound
+/// SPI within its tunnel (its router chose it, and routers of other tunnels on the same anycast
+/// endpoint may choose the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SaKey {
+    direction: SaDirection,
+    anycast: Ipv4Addr,
+    spi: u32,
+    /// The tunnel's counter slot for an outbound SA; none for an inbound one.
+    outbound_slot: Option<u32>,
+}
+
+impl SaKey {
+    fn new(direction: SaDirection, anycast: Ipv4Addr, spi: u32, slot: u32) -> Self {
+        let outbound_slot = (direction == SaDirection::Outbound).then_some(slot);
+        Self { direction, anycast, spi, outbound_slot }
+    }
 }
 
 /// What the control thread remembers of the SAs it installed.
 #[derive(Debug, Default)]
 pub struct SaState {
-    /// Installed SAs: (direction, anycast endpoint, SPI) -> tunnel counter slot.
-    installed: HashMap<(SaDirection, Ipv4Addr, u32), u32>,
+    /// Installed SAs -> tunnel counter slot.
+    installed: HashMap<SaKey, u32>,
     /// How many SAs each (direction, tunnel slot) has, for the per-tunnel limit.
     per_tunnel: HashMap<(SaDirection, u32), usize>,
-    /// Outbound SAs' sequence counters, shared by the workers.
-    sequences: HashMap<u32, Arc<AtomicU64>>,
+    /// Outbound SAs' sequence counters, shared by the workers, by (tunnel slot, SPI).
+    sequences: HashMap<(u32, u32), Arc<AtomicU64>>,
 }
 
 /// How long an SA change waits for room in a worker's update ring before it fails. A running
@@ -78,7 +97,7 @@ impl RingSaSink<'_> {
             updates.push(match spec.direction {
                 SaDirection::Inbound => SaUpdate::AddInbound(InboundSa::compile(spec, slot)?),
                 SaDirection::Outbound => {
-                    let seq = self.state.sequences.entry(spec.spi).or_default().clone();
+                    let seq = self.state.sequences.entry((slot, spec.spi)).or_default().clone();
                     SaUpdate::AddOutbound(OutboundSa::compile(spec, slot, seq)?)
                 }
             });
@@ -87,10 +106,31 @@ impl RingSaSink<'_> {
         for (h, u) in self.handles.iter_mut().zip(updates) {
             h.updates.push(Update::Sa(u)).map_err(|_| SaError::RingFull)?;
         }
-        if self.state.installed.insert((spec.direction, spec.local, spec.spi), slot).is_none() {
+        if self.state.installed.insert(SaKey::new(spec.direction, spec.local, spec.spi, slot), slot).is_none() {
             *self.state.per_tunnel.entry((spec.direction, slot)).or_default() += 1;
         }
         Ok(())
+    }
+
+    /// The key of an installed SA of `tunnel`. A tunnel a reload removed has no slot any more: its
+    /// outbound SA is then the one installed with that SPI on the endpoint (one, unless another
+    /// tunnel's router chose the same SPI).
+    fn installed_key(&self, direction: SaDirection, tunnel: &str, anycast: Ipv4Addr, spi: u32) -> Option<SaKey> {
+        if let Ok(slot) = self.slot(tunnel) {
+            return Some(SaKey::new(direction, anycast, spi, slot));
+        }
+        let mut found = self.state.installed.iter().filter(|(k, slot)| {
+            k.direction == direction && k.anycast == anycast && k.spi == spi && !self.slot_in_use(**slot)
+        });
+        match (found.next(), found.next()) {
+            (Some((key, _)), None) => Some(*key),
+            _ => None,
+        }
+    }
+
+    /// Whether a configured IPsec tunnel has counter slot `slot`.
+    fn slot_in_use(&self, slot: u32) -> bool {
+        self.tables.tunnels.iter().any(|t| t.slot == slot && t.is_ipsec())
     }
 
     /// Wait until every worker's ring has room for one more update.
@@ -110,47 +150,50 @@ impl RingSaSink<'_> {
 impl SaSink for RingSaSink<'_> {
     fn add(&mut self, spec: &SaSpec) -> Result<(), SaError> {
         let slot = self.slot(&spec.tunnel)?;
-        if self.state.installed.contains_key(&(spec.direction, spec.local, spec.spi)) {
+        if self.state.installed.contains_key(&SaKey::new(spec.direction, spec.local, spec.spi, slot)) {
             return Err(SaError::SpiInUse(spec.spi));
         }
         if self.state.per_tunnel.get(&(spec.direction, slot)).copied().unwrap_or(0) >= MAX_SAS_PER_TUNNEL {
             return Err(SaError::TooMany);
         }
         if spec.direction == SaDirection::Outbound {
-            self.state.sequences.remove(&spec.spi);
+            self.state.sequences.remove(&(slot, spec.spi));
         }
         self.push(spec, slot)
     }
 
     fn update(&mut self, spec: &SaSpec) -> Result<(), SaError> {
-        if !self.state.installed.contains_key(&(spec.direction, spec.local, spec.spi)) {
+        let slot = self.slot(&spec.tunnel)?;
+        if !self.state.installed.contains_key(&SaKey::new(spec.direction, spec.local, spec.spi, slot)) {
             return Err(SaError::NotFound(spec.spi));
         }
-        let slot = self.slot(&spec.tunnel)?;
         self.push(spec, slot)
     }
 
-    fn delete(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Result<(), SaError> {
-        let Some(slot) = self.state.installed.remove(&(direction, anycast, spi)) else {
+    fn delete(&mut self, direction: SaDirection, tunnel: &str, anycast: Ipv4Addr, spi: u32) -> Result<(), SaError> {
+        let key = self.installed_key(direction, tunnel, anycast, spi).ok_or(SaError::NotFound(spi))?;
+        let Some(slot) = self.state.installed.remove(&key) else {
             return Err(SaError::NotFound(spi));
         };
         if let Some(n) = self.state.per_tunnel.get_mut(&(direction, slot)) {
             *n = n.saturating_sub(1);
         }
         if direction == SaDirection::Outbound {
-            self.state.sequences.remove(&spi);
+            self.state.sequences.remove(&(slot, spi));
         }
         let mut result = self.wait_for_room();
         for h in self.handles.iter_mut() {
-            if h.updates.push(Update::Sa(SaUpdate::Delete { direction, anycast, spi })).is_err() {
+            let delete = SaUpdate::Delete { direction, anycast, spi, tunnel_slot: slot };
+            if h.updates.push(Update::Sa(delete)).is_err() {
                 result = Err(SaError::RingFull);
             }
         }
         result
     }
 
-    fn counters(&mut self, direction: SaDirection, anycast: Ipv4Addr, spi: u32) -> Option<SaCounters> {
-        let slot = *self.state.installed.get(&(direction, anycast, spi))?;
+    fn counters(&mut self, direction: SaDirection, tunnel: &str, anycast: Ipv4Addr, spi: u32) -> Option<SaCounters> {
+        let key = self.installed_key(direction, tunnel, anycast, spi)?;
+        let slot = *self.state.installed.get(&key)?;
         let mut sum = SaCounters::default();
         for h in self.handles.iter_mut() {
             for r in h.counters.read().sas.iter() {
@@ -213,7 +256,7 @@ pub fn sync_static(sink: &mut dyn SaSink, before: &[SaSpec], after: &[SaSpec]) -
     }
     for old in before {
         if !new_keys.contains(&sync_key(old)) {
-            if let Err(e) = sink.delete(old.direction, old.local, old.spi) {
+            if let Err(e) = sink.delete(old.direction, &old.tunnel, old.local, old.spi) {
                 errors.push(old, e);
             }
         }
@@ -255,5 +298,84 @@ impl Errors {
             self.lines.push(format!("and {} more", self.more));
         }
         self.lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::esp::sa::{SaDb, SaSpec};
+    use crate::secret::Secret;
+    use crate::tables::SlotMap;
+    use crate::worker::links;
+
+    /// Two IPsec tunnels on one anycast endpoint, each with its own router.
+    const TWO_TUNNELS: &str = r#"
+[dataplane]
+cores = [1]
+
+[[ports]]
+name = "wan"
+device = "net_null0"
+address = "192.0.2.1/24"
+
+[[ipsec_tunnels]]
+name = "a"
+anycast_endpoint = "203.0.113.1"
+psk = "test key for a"
+
+[[ipsec_tunnels]]
+name = "b"
+anycast_endpoint = "203.0.113.1"
+psk = "test key for b"
+"#;
+
+    fn outbound(tunnel: &str, spi: u32, remote: [u8; 4]) -> SaSpec {
+        let transform: crate::esp::transform::Transform = "aes128gcm16".parse().unwrap();
+        SaSpec {
+            tunnel: tunnel.into(),
+            spi,
+            direction: SaDirection::Outbound,
+            transform,
+            encryption_key: Secret::new(vec![7; transform.encryption_key_len()]),
+            integrity_key: Secret::new(Vec::new()),
+            local: Ipv4Addr::new(203, 0, 113, 1),
+            remote: remote.into(),
+            udp: None,
+            local_ts: vec!["0.0.0.0/0".parse().unwrap()],
+            remote_ts: vec!["0.0.0.0/0".parse().unwrap()],
+            replay_protection: false,
+            ttl: 64,
+            node_id: 1,
+        }
+    }
+
+    #[test]
+    fn routers_of_two_tunnels_may_choose_the_same_outbound_spi() {
+        let config = Config::parse(TWO_TUNNELS).unwrap();
+        let mut slots = SlotMap::default();
+        let tables = Tables::build(&config, &[[2, 0, 0, 0, 0, 1]], &mut slots);
+        let (mut worker, handle) = links(slots.len());
+        let mut handles = vec![handle];
+        let mut state = SaState::default();
+        let mut make_room = || {};
+        let mut sink =
+            RingSaSink { handles: &mut handles, tables: &tables, state: &mut state, make_room: &mut make_room };
+        sink.add(&outbound("a", 0x1234, [198, 51, 100, 1])).unwrap();
+        sink.add(&outbound("b", 0x1234, [198, 51, 100, 2])).expect("the same SPI in another tunnel");
+        assert!(matches!(sink.add(&outbound("a", 0x1234, [198, 51, 100, 1])), Err(SaError::SpiInUse(0x1234))));
+        sink.delete(SaDirection::Outbound, "a", Ipv4Addr::new(203, 0, 113, 1), 0x1234).unwrap();
+
+        let mut db = SaDb::default();
+        while let Ok(update) = worker.updates.pop() {
+            if let Update::Sa(u) = update {
+                db.apply(u);
+            }
+        }
+        let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (a, b) = (slots.slot("a"), slots.slot("b"));
+        assert!(db.find_outbound(a, src, dst).is_none(), "tunnel a's SA is gone");
+        let sa = db.outbound(b, db.find_outbound(b, src, dst).expect("tunnel b's stays")).unwrap();
+        assert_eq!((sa.spi, sa.remote), (0x1234, Ipv4Addr::new(198, 51, 100, 2)));
     }
 }

@@ -128,7 +128,8 @@ fn main() -> Result<(), String> {
                 state: &mut state,
                 make_room: &mut std::thread::yield_now,
             };
-            let result = if add { sink.add(&spec) } else { sink.delete(spec.direction, spec.local, spec.spi) };
+            let result =
+                if add { sink.add(&spec) } else { sink.delete(spec.direction, &spec.tunnel, spec.local, spec.spi) };
             result.map_err(|e| e.to_string())?;
             applied += 1;
             if !wait_applied(&mut handles, applied) {
