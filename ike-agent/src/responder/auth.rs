@@ -191,7 +191,7 @@ impl Responder {
         };
         let info = established.info(spi_r);
         // send_response moves the window on to message ID 2 and caches the answer.
-        self.sas.insert(spi_r, Entry::new(IkeSa::Established(Box::new(established)), 1, None));
+        self.insert_established(spi_r, established, 1);
         self.send_response(spi_r, local, remote, Some(response));
         self.log(
             LogLevel::Info,

@@ -350,7 +350,7 @@ impl Responder {
         let old_info = old.info(spi_r);
         self.send_response(spi_r, local, remote, response);
         let info = rekey.established.info(rekey.spi_r);
-        self.sas.insert(rekey.spi_r, Entry::new(IkeSa::Established(Box::new(rekey.established)), 0, None));
+        self.insert_established(rekey.spi_r, rekey.established, 0);
         self.log(
             LogLevel::Info,
             local,

@@ -121,6 +121,16 @@ fn new_child_sas_stop_one_short_of_the_limit_which_a_rekey_may_reach() {
     // Once the rekeyed Child SA is deleted, there is room again.
     pair.delete_children(vec![first.outbound.spi]);
     pair.create_child(Some(newest.outbound.spi), None).expect("room after the Delete");
+    // The limit is the tunnel's, over all its IKE SAs: a second IKE SA gets no Child SA in
+    // IKE_AUTH, until the first IKE SA and its Child SAs are gone.
+    let first_ike = std::mem::replace(&mut pair.initiator, Initiator::new(config()));
+    pair.init().unwrap();
+    assert_eq!(pair.auth().unwrap().child.unwrap_err(), NotifyType::NO_ADDITIONAL_SAS);
+    let second_ike = std::mem::replace(&mut pair.initiator, first_ike);
+    let request = pair.initiator.delete_ike_sa().unwrap();
+    pair.exchange(&request).expect("the Delete is answered");
+    pair.initiator = second_ike;
+    pair.create_child(None, None).expect("the tunnel has room again");
 }
 
 #[test]

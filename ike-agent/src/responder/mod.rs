@@ -304,6 +304,8 @@ pub struct Responder {
     /// Responder SPIs of half-open SAs by (peer, initiator SPI), to spot a repeated IKE_SA_INIT.
     by_initiator: HashMap<(SocketAddr, u64), u64>,
     esp_spis: HashSet<u32>,
+    /// Established IKE SAs by tunnel, for the per-tunnel Child SA count.
+    by_tunnel: HashMap<String, Vec<u64>>,
     /// Half-open IKE SAs by peer address, and in total, for the flood limits.
     half_open_by_peer: HashMap<IpAddr, usize>,
     half_open: usize,
@@ -332,6 +334,7 @@ impl Responder {
             sas: HashMap::new(),
             by_initiator: HashMap::new(),
             esp_spis: HashSet::new(),
+            by_tunnel: HashMap::new(),
             half_open_by_peer: HashMap::new(),
             half_open: 0,
             cookies: cookie::CookieJar::new(),
@@ -615,6 +618,12 @@ impl Responder {
         match entry.sa {
             IkeSa::HalfOpen(_) => Vec::new(),
             IkeSa::Established(sa) => {
+                if let Some(spis) = self.by_tunnel.get_mut(&sa.tunnel) {
+                    spis.retain(|spi| *spi != spi_r);
+                    if spis.is_empty() {
+                        self.by_tunnel.remove(&sa.tunnel);
+                    }
+                }
                 if let Some(spi) = sa.ours.rekey_spi() {
                     self.esp_spis.remove(&spi);
                 }
@@ -634,12 +643,19 @@ impl Responder {
         }
     }
 
+    /// File an established IKE SA (new, or a rekey's) under `spi_r`, with `next_request` the
+    /// message ID its peer's next request must carry.
+    fn insert_established(&mut self, spi_r: u64, sa: Established, next_request: u32) {
+        self.by_tunnel.entry(sa.tunnel.clone()).or_default().push(spi_r);
+        self.sas.insert(spi_r, Entry::new(IkeSa::Established(Box::new(sa)), next_request, None));
+    }
+
     /// The Child SAs of every IKE SA of `tunnel`, those waiting for their Delete included.
     fn child_sa_count(&self, tunnel: &str) -> usize {
-        self.sas
-            .values()
-            .filter_map(|e| match &e.sa {
-                IkeSa::Established(sa) if sa.tunnel == tunnel => Some(sa.children.len()),
+        let spis = self.by_tunnel.get(tunnel).map_or(&[][..], Vec::as_slice);
+        spis.iter()
+            .filter_map(|spi| match self.sas.get(spi).map(|e| &e.sa) {
+                Some(IkeSa::Established(sa)) => Some(sa.children.len()),
                 _ => None,
             })
             .sum()
