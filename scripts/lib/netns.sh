@@ -64,3 +64,30 @@ customer_endpoint = "192.0.2.2"
 psk = "$1"
 EOF2
 }
+
+# fresh_namespaces NS...: each namespace made anew (one left by an earlier run removed first), with
+# its loopback up.
+fresh_namespaces() {
+  local ns
+  for ns in "$@"; do
+    ip netns del "$ns" 2>/dev/null || true
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+  done
+}
+
+# teardown WORK NS...: stop anygate (anygate_pid) if it runs, stop what runs in the namespaces and
+# remove them, and remove WORK unless ANYGATE_TEST_KEEP is set.
+teardown() {
+  local work=$1 ns
+  shift
+  if [ -n "${anygate_pid:-}" ] && kill -0 "$anygate_pid" 2>/dev/null; then
+    kill -TERM "$anygate_pid"
+    wait "$anygate_pid" 2>/dev/null
+  fi
+  for ns in "$@"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+    ip netns del "$ns" 2>/dev/null
+  done
+  if [ -n "${ANYGATE_TEST_KEEP:-}" ]; then echo "files kept in $work"; else rm -rf "$work"; fi
+}

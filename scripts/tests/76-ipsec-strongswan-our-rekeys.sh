@@ -34,15 +34,7 @@ anygate_pid=
 cleanup() {
   set +e
   "$swan" stop "$work/swan" 2>/dev/null
-  if [ -n "$anygate_pid" ] && kill -0 "$anygate_pid" 2>/dev/null; then
-    kill -TERM "$anygate_pid"
-    wait "$anygate_pid" 2>/dev/null
-  fi
-  for ns in $client $gw $site; do
-    ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
-    ip netns del $ns 2>/dev/null
-  done
-  if [ -n "${ANYGATE_TEST_KEEP:-}" ]; then echo "files kept in $work"; else rm -rf "$work"; fi
+  teardown "$work" $client $gw $site
 }
 trap cleanup EXIT
 fail() {
@@ -53,11 +45,7 @@ fail() {
   exit 1
 }
 
-for ns in $client $gw $site; do
-  ip netns del $ns 2>/dev/null || true
-  ip netns add $ns
-  ip -n $ns link set lo up
-done
+fresh_namespaces $client $gw $site
 veth $client agr-c $gw agr-inet
 veth $gw agr-transit $site agr-s
 ip -n $client addr add 198.51.100.10/24 dev agr-c

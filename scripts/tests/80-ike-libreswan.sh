@@ -32,15 +32,7 @@ stop_pluto() {
 cleanup() {
   set +e
   stop_pluto
-  if [ -n "$anygate_pid" ] && kill -0 "$anygate_pid" 2>/dev/null; then
-    kill -TERM "$anygate_pid"
-    wait "$anygate_pid" 2>/dev/null
-  fi
-  for ns in $gw $site; do
-    ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null
-    ip netns del $ns 2>/dev/null
-  done
-  if [ -n "${ANYGATE_TEST_KEEP:-}" ]; then echo "files kept in $work"; else rm -rf "$work"; fi
+  teardown "$work" $gw $site
 }
 trap cleanup EXIT
 fail() {
@@ -51,11 +43,7 @@ fail() {
   exit 1
 }
 
-for ns in $gw $site; do
-  ip netns del $ns 2>/dev/null || true
-  ip netns add $ns
-  ip -n $ns link set lo up
-done
+fresh_namespaces $gw $site
 veth $gw agl-transit $site agl-s
 ip -n $site addr add 192.0.2.2/24 dev agl-s
 ip -n $site route add 203.0.113.0/24 via 192.0.2.1
