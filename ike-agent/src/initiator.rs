@@ -17,6 +17,7 @@ use crate::fragment::{accept, message_limit, Accepted, FragmentDrop, Fragmentati
 use crate::proposal::{select_child, ChildKe, ChildSelection, ChildSuite};
 use crate::responder::nat::detection_hash;
 use crate::selectors::{narrow, SelectorPair};
+use crate::wire::message::ChildSaPayloads;
 use crate::wire::{
     AuthMethod, Authentication, Delete, ExchangeType, Flags, Header, Identification, KeMethod, KeyExchange, Message,
     Nonce, Notify, NotifyType, Payload, PayloadType, Proposal, ProtocolId, SecurityAssociation, TrafficSelectors,
@@ -400,12 +401,7 @@ impl Initiator {
         let ni = self.next_nonce.take().unwrap_or_else(|| random::<32>().to_vec());
         let mut payloads = Vec::new();
         if let Some(old) = rekey {
-            payloads.push(Payload::Notify(Notify {
-                protocol: ProtocolId::ESP,
-                spi: old.to_be_bytes().to_vec(),
-                kind: NotifyType::REKEY_SA,
-                data: Vec::new(),
-            }));
+            payloads.push(Payload::Notify(Notify::rekey_sa(old)));
         }
         payloads.push(Payload::Sa(SecurityAssociation { proposals }));
         payloads.push(Payload::Nonce(Nonce(ni.clone())));
@@ -430,19 +426,13 @@ impl Initiator {
     ) -> Result<Result<InitiatorChild, NotifyType>, InitiatorError> {
         let payloads = self.open_response(bytes)?;
         let pending = self.pending_create.take().ok_or(InitiatorError::OutOfOrder)?;
-        let (mut sa, mut nr, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
-        for payload in &payloads {
-            match payload {
-                Payload::Notify(n) if n.kind.is_error() => return Ok(Err(n.kind)),
-                Payload::Sa(s) => sa = Some(s),
-                Payload::Nonce(n) => nr = Some(&n.0),
-                Payload::Ke(k) => ke = Some(k),
-                Payload::TsI(t) => tsi = Some(t),
-                Payload::TsR(t) => tsr = Some(t),
-                _ => {}
-            }
+        let answer = ChildSaPayloads::gather(&payloads);
+        if let Some(refusal) = answer.refusal {
+            return Ok(Err(refusal.kind));
         }
-        let (Some(sa), Some(nr), Some(tsi), Some(tsr)) = (sa, nr, tsi, tsr) else {
+        let (ke, Some(sa), Some(Nonce(nr)), Some(tsi), Some(tsr)) =
+            (answer.ke, answer.sa, answer.nonce, answer.tsi, answer.tsr)
+        else {
             return Err(InitiatorError::Malformed("CREATE_CHILD_SA response payloads"));
         };
         let child_ke = ke.map_or(ChildKe::Omitted, |k| ChildKe::Payload(k.method));
@@ -581,18 +571,10 @@ impl Initiator {
             return Err(InitiatorError::Malformed("not a CREATE_CHILD_SA request"));
         }
         let payloads = self.open_payloads(bytes, &message)?;
-        let (mut offer, mut ni, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
-        for payload in &payloads {
-            match payload {
-                Payload::Sa(s) => offer = Some(s),
-                Payload::Nonce(n) => ni = Some(&n.0),
-                Payload::Ke(k) => ke = Some(k),
-                Payload::TsI(t) => tsi = Some(t),
-                Payload::TsR(t) => tsr = Some(t),
-                _ => {}
-            }
-        }
-        let (Some(offer), Some(ni), Some(tsi), Some(tsr)) = (offer, ni, tsi, tsr) else {
+        let request = ChildSaPayloads::gather(&payloads);
+        let (ke, Some(offer), Some(Nonce(ni)), Some(tsi), Some(tsr)) =
+            (request.ke, request.sa, request.nonce, request.tsi, request.tsr)
+        else {
             return Err(InitiatorError::Malformed("CREATE_CHILD_SA request payloads"));
         };
         if let Some(group) = group.filter(|g| ke.is_none_or(|k| k.method != g.id())) {

@@ -25,9 +25,8 @@ use crate::crypto::sk::SkProtection;
 use crate::proposal::{select_child, select_ike_rekey, ChildKe, ChildSelection, IkeSelection};
 use crate::protected::Opened;
 use crate::selectors::narrow;
-use crate::wire::{
-    Header, KeyExchange, Nonce, Notify, NotifyType, Payload, ProtocolId, SecurityAssociation, TrafficSelectors,
-};
+use crate::wire::message::ChildSaPayloads;
+use crate::wire::{Header, KeyExchange, Nonce, Notify, NotifyType, Payload, ProtocolId, SecurityAssociation};
 
 /// The most Child SAs one tunnel may have, counted over all its IKE SAs. New Child SAs stop one
 /// short of it, keeping room for a rekey's replacement beside the SA it replaces.
@@ -35,38 +34,6 @@ pub const MAX_CHILD_SAS_PER_TUNNEL: usize = 100;
 
 /// Our nonce length, as in IKE_SA_INIT.
 const NONCE_LEN: usize = 32;
-
-/// The payloads of a CREATE_CHILD_SA request the responder reads.
-struct Request<'a> {
-    sa: Option<&'a SecurityAssociation>,
-    nonce: Option<&'a Nonce>,
-    ke: Option<&'a KeyExchange>,
-    tsi: Option<&'a TrafficSelectors>,
-    tsr: Option<&'a TrafficSelectors>,
-    /// The SPI of N(REKEY_SA): the Child SA's SPI as the peer receives it, our outbound SPI.
-    rekey: Option<Result<u32, ()>>,
-}
-
-impl<'a> Request<'a> {
-    fn gather(payloads: &'a [Payload]) -> Self {
-        let mut request = Self { sa: None, nonce: None, ke: None, tsi: None, tsr: None, rekey: None };
-        for payload in payloads {
-            match payload {
-                Payload::Sa(sa) => request.sa = Some(sa),
-                Payload::Nonce(n) => request.nonce = Some(n),
-                Payload::Ke(ke) => request.ke = Some(ke),
-                Payload::TsI(ts) => request.tsi = Some(ts),
-                Payload::TsR(ts) => request.tsr = Some(ts),
-                Payload::Notify(n) if n.kind == NotifyType::REKEY_SA => {
-                    let spi = <[u8; 4]>::try_from(n.spi.as_slice()).map(u32::from_be_bytes).map_err(|_| ());
-                    request.rekey = Some(if n.protocol == ProtocolId::ESP { spi } else { Err(()) });
-                }
-                _ => {}
-            }
-        }
-        request
-    }
-}
 
 /// A refusal: the notification, and what the log says of it.
 struct Refusal {
@@ -110,7 +77,7 @@ impl Responder {
             };
             return self.refuse_create_child(spi_r, local, remote, header, refusal);
         }
-        let request = Request::gather(&payloads);
+        let request = ChildSaPayloads::gather(&payloads);
         let rekeys_ike = request.sa.is_some_and(|sa| sa.proposals.iter().any(|p| p.protocol == ProtocolId::IKE));
         if rekeys_ike {
             match self.agree_ike_rekey(now, spi_r, &request) {
@@ -144,7 +111,7 @@ impl Responder {
     fn agree_child_sa(
         &mut self,
         spi_r: u64,
-        request: &Request<'_>,
+        request: &ChildSaPayloads<'_>,
     ) -> Result<(ChildSa, Vec<Payload>, Vec<u8>), Refusal> {
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else {
             return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA gone"));
@@ -252,7 +219,12 @@ impl Responder {
     }
 
     /// Agree the new IKE SA of a rekey (RFC 7296 1.3.2, 2.18): new SPIs, SKEYSEED from the old SK_d.
-    fn agree_ike_rekey(&mut self, now: Instant, spi_r: u64, request: &Request<'_>) -> Result<IkeRekey, Refusal> {
+    fn agree_ike_rekey(
+        &mut self,
+        now: Instant,
+        spi_r: u64,
+        request: &ChildSaPayloads<'_>,
+    ) -> Result<IkeRekey, Refusal> {
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get(&spi_r) else {
             return Err(Refusal::new(NotifyType::TEMPORARY_FAILURE, "IKE SA gone"));
         };

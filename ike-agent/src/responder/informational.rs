@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 
-use super::{DeletedChild, Entry, Event, IkeSa, LogLevel, Responder};
+use super::{Entry, Event, IkeSa, LogLevel, Responder};
 use crate::protected::Opened;
 use crate::wire::{Delete, Header, Payload, ProtocolId};
 
@@ -59,12 +59,7 @@ impl Responder {
             let Some(at) = sa.children.iter().position(|c| c.outbound_spi == *spi) else { continue };
             let child = sa.children.remove(at);
             ours.push(child.inbound_spi);
-            deleted.push(DeletedChild {
-                tunnel: sa.tunnel.clone(),
-                local: sa.local.ip(),
-                inbound_spi: child.inbound_spi,
-                outbound_spi: child.outbound_spi,
-            });
+            deleted.push(child.ended(&sa.tunnel, sa.local));
         }
         let answer = if ours.is_empty() {
             Vec::new()
@@ -74,13 +69,11 @@ impl Responder {
         let response = sa.respond(header, &answer);
         self.send_response(spi_r, local, remote, response);
         for child in deleted {
-            self.esp_spis.remove(&child.inbound_spi);
             let line = format!(
                 "Child SA deleted by the peer for tunnel {}: SPIs in {:08x} out {:08x}",
                 child.tunnel, child.inbound_spi, child.outbound_spi
             );
-            self.log(LogLevel::Info, local, remote, line);
-            self.events.push_back(Event::ChildSaDeleted(child));
+            self.child_ended(local, remote, child, line);
         }
     }
 }

@@ -153,6 +153,18 @@ struct ChildRecord {
     rekey_group: Option<KeyExchangeMethod>,
 }
 
+impl ChildRecord {
+    /// It, as a Child SA that ended, of an IKE SA of `tunnel` on `local`.
+    fn ended(&self, tunnel: &str, local: SocketAddr) -> DeletedChild {
+        DeletedChild {
+            tunnel: tunnel.to_string(),
+            local: local.ip(),
+            inbound_spi: self.inbound_spi,
+            outbound_spi: self.outbound_spi,
+        }
+    }
+}
+
 /// Why the responder could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyError {
@@ -631,12 +643,7 @@ impl Responder {
                     .iter()
                     .map(|c| {
                         self.esp_spis.remove(&c.inbound_spi);
-                        DeletedChild {
-                            tunnel: sa.tunnel.clone(),
-                            local: sa.local.ip(),
-                            inbound_spi: c.inbound_spi,
-                            outbound_spi: c.outbound_spi,
-                        }
+                        c.ended(&sa.tunnel, sa.local)
                     })
                     .collect()
             }
@@ -659,6 +666,15 @@ impl Responder {
                 _ => None,
             })
             .sum()
+    }
+
+    /// A Child SA of the IKE SA between `local` and `remote` ended, taken out of its record
+    /// already: its inbound SPI is free again, the log gets `line`, and the runner takes it out of
+    /// the dataplane.
+    fn child_ended(&mut self, local: SocketAddr, remote: SocketAddr, child: DeletedChild, line: String) {
+        self.esp_spis.remove(&child.inbound_spi);
+        self.log(LogLevel::Info, local, remote, line);
+        self.events.push_back(Event::ChildSaDeleted(child));
     }
 
     fn log(&mut self, level: LogLevel, local: SocketAddr, remote: SocketAddr, message: String) {

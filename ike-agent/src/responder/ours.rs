@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::rand;
 
 use super::auth::{ChildSa, ChildSaKeys};
-use super::{ChildRecord, DeletedChild, Entry, Event, FromPeer, IkeSa, LogLevel, Responder, MAX_CHILD_SAS_PER_TUNNEL};
+use super::{DeletedChild, Entry, Event, FromPeer, IkeSa, LogLevel, Responder, MAX_CHILD_SAS_PER_TUNNEL};
 use crate::crypto::ke::{KeyExchangeMethod, PendingKe};
 use crate::crypto::keys::child_keys;
 use crate::proposal::{child_proposal, select_child, ChildKe, ChildSelection, ChildSuite};
 use crate::protected::{seal_datagrams, Opened};
 use crate::selectors::{narrow, SelectorPair};
+use crate::wire::message::ChildSaPayloads;
 use crate::wire::{
     Delete, ExchangeType, Flags, Header, KeMethod, KeyExchange, Message, Nonce, Notify, NotifyType, Payload,
     PayloadType, ProtocolId, SecurityAssociation,
@@ -94,9 +95,8 @@ pub(super) struct PendingRekey {
 /// The peer's rekey of the Child SA we are rekeying, answered while ours was in flight.
 #[derive(Debug)]
 struct Collision {
-    /// The Child SA it made.
+    /// Our inbound SPI of the Child SA it made.
     inbound_spi: u32,
-    outbound_spi: u32,
     /// The lower of its two nonces.
     lowest_nonce: Vec<u8>,
 }
@@ -127,8 +127,7 @@ impl OurRequests {
     /// flight, the two collide.
     pub(super) fn note_collision(&mut self, old: u32, child: &ChildSa, lowest_nonce: Vec<u8>) {
         if let Some(ours) = self.rekey.as_mut().filter(|r| r.old == old) {
-            ours.collision =
-                Some(Collision { inbound_spi: child.inbound.spi, outbound_spi: child.outbound.spi, lowest_nonce });
+            ours.collision = Some(Collision { inbound_spi: child.inbound.spi, lowest_nonce });
         }
     }
 }
@@ -178,8 +177,7 @@ impl Responder {
                     "Child SA of tunnel {} past its lifetime: SPIs in {:08x} out {:08x} deleted",
                     child.tunnel, child.inbound_spi, child.outbound_spi
                 );
-                self.log(LogLevel::Info, local, remote, line);
-                self.events.push_back(Event::ChildSaDeleted(child));
+                self.child_ended(local, remote, child, line);
             }
             match self.next_step(now, spi_r) {
                 Step::Nothing => {}
@@ -267,7 +265,9 @@ impl Responder {
             return None;
         }
         let child = sa.children.iter().find(|c| c.inbound_spi == old && !c.rekeyed)?;
-        let (selectors, suite) = (child.selectors, ChildSuite { pfs: child.rekey_group, ..child.suite });
+        let suite = ChildSuite { pfs: child.rekey_group, ..child.suite };
+        // TSi is the exchange initiator's side: ours here.
+        let (peer_ts, our_ts) = child.selectors.payloads();
         let (tunnel, local, remote) = (sa.tunnel.clone(), sa.local, sa.remote);
         let full = self.child_sa_count(&tunnel) >= MAX_CHILD_SAS_PER_TUNNEL;
         let spi = if full { None } else { self.allocate_esp_spi() };
@@ -284,17 +284,8 @@ impl Responder {
             self.retry_rekey(now, spi_r, old);
             return None;
         };
-        let (our_ts, peer_ts) = {
-            let (peer, ours) = selectors.payloads();
-            (ours, peer)
-        };
         let mut payloads = vec![
-            Payload::Notify(Notify {
-                protocol: ProtocolId::ESP,
-                spi: old.to_be_bytes().to_vec(),
-                kind: NotifyType::REKEY_SA,
-                data: Vec::new(),
-            }),
+            Payload::Notify(Notify::rekey_sa(old)),
             Payload::Sa(SecurityAssociation { proposals: vec![child_proposal(&suite, spi)] }),
             Payload::Nonce(Nonce(nonce.clone())),
         ];
@@ -305,7 +296,6 @@ impl Responder {
             }
             _ => None,
         };
-        // TSi is the exchange initiator's side: ours here.
         payloads.extend([Payload::TsI(our_ts), Payload::TsR(peer_ts)]);
         self.counters.child_rekeys_started += 1;
         let line = format!("rekeying Child SA {old:08x} of tunnel {tunnel} ({suite}): its soft lifetime is reached");
@@ -329,11 +319,7 @@ impl Responder {
         let (expired, live): (Vec<_>, Vec<_>) =
             sa.children.drain(..).partition(|c| now.duration_since(c.created) >= lifetime);
         sa.children = live;
-        let expired: Vec<DeletedChild> = expired.iter().map(|c| deleted(&sa.tunnel, sa.local, c)).collect();
-        for child in &expired {
-            self.esp_spis.remove(&child.inbound_spi);
-        }
-        expired
+        expired.iter().map(|c| c.ended(&sa.tunnel, sa.local)).collect()
     }
 
     /// The peer answered none of our retransmissions, or we asked to end the IKE SA and it did
@@ -410,15 +396,13 @@ impl Responder {
         let (gone, kept): (Vec<_>, Vec<_>) = sa.children.drain(..).partition(|c| spis.contains(&c.inbound_spi));
         sa.children = kept;
         let (local, remote) = (sa.local, sa.remote);
-        let gone: Vec<DeletedChild> = gone.iter().map(|c| deleted(&sa.tunnel, sa.local, c)).collect();
+        let gone: Vec<DeletedChild> = gone.iter().map(|c| c.ended(&sa.tunnel, sa.local)).collect();
         for child in gone {
-            self.esp_spis.remove(&child.inbound_spi);
             let line = format!(
                 "Child SA of tunnel {} deleted after its rekey: SPIs in {:08x} out {:08x}",
                 child.tunnel, child.inbound_spi, child.outbound_spi
             );
-            self.log(LogLevel::Info, local, remote, line);
-            self.events.push_back(Event::ChildSaDeleted(child));
+            self.child_ended(local, remote, child, line);
         }
     }
 
@@ -521,14 +505,10 @@ impl Responder {
             return;
         }
         if let Some(theirs) = pending.collision {
-            sa.children.iter_mut().filter(|c| c.inbound_spi == theirs.inbound_spi).for_each(|c| c.rekeyed = true);
-            let redundant = DeletedChild {
-                tunnel: tunnel.clone(),
-                local: local.ip(),
-                inbound_spi: theirs.inbound_spi,
-                outbound_spi: theirs.outbound_spi,
-            };
-            self.events.push_back(Event::ChildSaRedundant(redundant));
+            if let Some(record) = sa.children.iter_mut().find(|c| c.inbound_spi == theirs.inbound_spi) {
+                record.rekeyed = true;
+                self.events.push_back(Event::ChildSaRedundant(record.ended(&tunnel, local)));
+            }
         }
         let Some(Entry { sa: IkeSa::Established(sa), .. }) = self.sas.get_mut(&spi_r) else { return };
         sa.children.iter_mut().filter(|c| c.inbound_spi == old).for_each(|c| c.rekeyed = true);
@@ -556,19 +536,13 @@ enum Agreed {
 /// refusal, or why the answer is unusable.
 fn agree_rekey(sa: &super::Established, opened: &Opened, pending: &mut PendingRekey) -> Result<Agreed, &'static str> {
     let payloads = opened.payloads().ok_or("malformed answer")?;
-    let (mut offer, mut nr, mut ke, mut tsi, mut tsr) = (None, None, None, None, None);
-    for payload in &payloads {
-        match payload {
-            Payload::Notify(n) if n.kind.is_error() => return Ok(Agreed::Refused(n.clone())),
-            Payload::Sa(s) => offer = Some(s),
-            Payload::Nonce(n) => nr = Some(n),
-            Payload::Ke(k) => ke = Some(k),
-            Payload::TsI(t) => tsi = Some(t),
-            Payload::TsR(t) => tsr = Some(t),
-            _ => {}
-        }
+    let answer = ChildSaPayloads::gather(&payloads);
+    if let Some(refusal) = answer.refusal {
+        return Ok(Agreed::Refused(refusal.clone()));
     }
-    let (Some(offer), Some(nr), Some(tsi), Some(tsr)) = (offer, nr, tsi, tsr) else {
+    let (ke, Some(offer), Some(nr), Some(tsi), Some(tsr)) =
+        (answer.ke, answer.sa, answer.nonce, answer.tsi, answer.tsr)
+    else {
         return Err("the answer lacks SA, Nr, TSi or TSr");
     };
     let child_ke = ke.map_or(ChildKe::Omitted, |k| ChildKe::Payload(k.method));
@@ -615,14 +589,4 @@ fn agree_rekey(sa: &super::Established, opened: &Opened, pending: &mut PendingRe
         rekey_group: suite.pfs,
     });
     Ok(Agreed::Child { child, lowest_nonce })
-}
-
-/// The record of a Child SA of the IKE SA of `tunnel` on `local`, as an ended one.
-fn deleted(tunnel: &str, local: SocketAddr, child: &ChildRecord) -> DeletedChild {
-    DeletedChild {
-        tunnel: tunnel.to_string(),
-        local: local.ip(),
-        inbound_spi: child.inbound_spi,
-        outbound_spi: child.outbound_spi,
-    }
 }

@@ -60,6 +60,51 @@ impl Message {
     }
 }
 
+/// The payloads of a CREATE_CHILD_SA request or response (RFC 7296 1.3), as its reader needs them:
+/// `HDR, SK {[N(REKEY_SA)], SA, Nonce, [KE], TSi, TSr}`, or a refusal.
+#[derive(Debug, Default)]
+pub struct ChildSaPayloads<'a> {
+    /// The SA offered, or the one chosen.
+    pub sa: Option<&'a super::SecurityAssociation>,
+    /// Ni or Nr.
+    pub nonce: Option<&'a super::Nonce>,
+    /// KEi or KEr, with PFS or in an IKE SA rekey.
+    pub ke: Option<&'a super::KeyExchange>,
+    /// The traffic selectors of the exchange's initiator and responder.
+    pub tsi: Option<&'a super::TrafficSelectors>,
+    pub tsr: Option<&'a super::TrafficSelectors>,
+    /// The SPI of N(REKEY_SA): the SA's SPI as the sender of the request receives it; `Err` where
+    /// it is not a 4-byte ESP SPI.
+    pub rekey: Option<Result<u32, ()>>,
+    /// The first error notification: the exchange was refused.
+    pub refusal: Option<&'a super::Notify>,
+}
+
+impl<'a> ChildSaPayloads<'a> {
+    /// Pick them out of a message's payloads.
+    pub fn gather(payloads: &'a [Payload]) -> Self {
+        let mut found = Self::default();
+        for payload in payloads {
+            match payload {
+                Payload::Sa(sa) => found.sa = Some(sa),
+                Payload::Nonce(n) => found.nonce = Some(n),
+                Payload::Ke(ke) => found.ke = Some(ke),
+                Payload::TsI(ts) => found.tsi = Some(ts),
+                Payload::TsR(ts) => found.tsr = Some(ts),
+                Payload::Notify(n) if n.kind == super::NotifyType::REKEY_SA => {
+                    let spi = <[u8; 4]>::try_from(n.spi.as_slice()).map(u32::from_be_bytes).map_err(|_| ());
+                    found.rekey = Some(if n.protocol == super::ProtocolId::ESP { spi } else { Err(()) });
+                }
+                Payload::Notify(n) if n.kind.is_error() => {
+                    found.refusal.get_or_insert(n);
+                }
+                _ => {}
+            }
+        }
+        found
+    }
+}
+
 /// The first payload of `payloads` that is critical and unknown.
 pub fn unsupported_critical(payloads: &[Payload]) -> Option<PayloadType> {
     payloads.iter().find_map(|payload| match payload {

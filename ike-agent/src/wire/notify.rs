@@ -31,6 +31,16 @@ impl Notify {
         Self { protocol: ProtocolId::NONE, spi: Vec::new(), kind, data }
     }
 
+    /// N(REKEY_SA) for the ESP SA that the sender receives on with `spi` (RFC 7296 1.3.3).
+    pub fn rekey_sa(spi: u32) -> Self {
+        Self {
+            protocol: ProtocolId::ESP,
+            spi: spi.to_be_bytes().to_vec(),
+            kind: NotifyType::REKEY_SA,
+            data: Vec::new(),
+        }
+    }
+
     /// Read the payload body.
     pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let protocol = ProtocolId(r.u8("Notify payload")?);
