@@ -91,3 +91,72 @@ teardown() {
   done
   if [ -n "${ANYGATE_TEST_KEEP:-}" ]; then echo "files kept in $work"; else rm -rf "$work"; fi
 }
+
+# ipsec_test_topology P: the IPsec interop tests' namespaces and links, P-gw running anygate
+# between an internet client and the customer router P-site:
+#   P-client 198.51.100.10 [P-c] --- [P-inet] 198.51.100.1  P-gw  192.0.2.1 [P-transit] --- [P-s] 192.0.2.2 P-site
+# The site's host 10.10.0.1 is on P-site's loopback, and P-site reaches the anycast endpoints
+# (203.0.113.0/24) through P-gw.
+ipsec_test_topology() {
+  local p=$1
+  fresh_namespaces "$p-client" "$p-gw" "$p-site"
+  veth "$p-client" "$p-c" "$p-gw" "$p-inet"
+  veth "$p-gw" "$p-transit" "$p-site" "$p-s"
+  ip -n "$p-client" addr add 198.51.100.10/24 dev "$p-c"
+  ip -n "$p-client" route add default via 198.51.100.1
+  ip -n "$p-site" addr add 192.0.2.2/24 dev "$p-s"
+  ip -n "$p-site" route add 203.0.113.0/24 via 192.0.2.1
+  ip -n "$p-site" addr add 10.10.0.1/32 dev lo
+}
+
+# ipsec_test_ports P: anygate's two [[ports]] on that topology (DPDK net_af_packet).
+ipsec_test_ports() {
+  cat <<EOF2
+[[ports]]
+name = "internet"
+device = "net_af_packet0,iface=$1-inet"
+address = "198.51.100.1/24"
+
+[[ports]]
+name = "transit"
+device = "net_af_packet1,iface=$1-transit"
+address = "192.0.2.1/24"
+EOF2
+}
+
+udp_stream_py=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/udp_stream.py
+
+# udp_streams_start COUNT SECONDS: numbered UDP streams (udp_stream.py) of COUNT datagrams, 100 a
+# second, from the client to the site's host 10.10.0.1 and back, each end receiving for at most
+# SECONDS; on that topology, with the script's $client, $site and $work.
+udp_streams_start() {
+  local count=$1 seconds=$2
+  ip netns exec "$site" /usr/bin/python3 "$udp_stream_py" recv 7001 "$seconds" >"$work/at-site.json" &
+  udp_stream_pids=($!)
+  ip netns exec "$client" /usr/bin/python3 "$udp_stream_py" recv 7002 "$seconds" >"$work/at-client.json" &
+  udp_stream_pids+=($!)
+  sleep 0.5
+  ip netns exec "$client" /usr/bin/python3 "$udp_stream_py" send 10.10.0.1 7001 "$count" 100 \
+    >"$work/from-client.txt" &
+  udp_stream_pids+=($!)
+  ip netns exec "$site" /usr/bin/python3 "$udp_stream_py" send 198.51.100.10 7002 "$count" 100 10.10.0.1 \
+    >"$work/from-site.txt" &
+  udp_stream_pids+=($!)
+}
+
+# udp_streams_check COUNT THROUGH: wait for the streams to end; fail (the script's fail) unless
+# every number arrived at both ends. THROUGH says what they went through.
+udp_streams_check() {
+  local count=$1 through=$2
+  wait "${udp_stream_pids[@]}" || fail "the UDP stream"
+  /usr/bin/python3 - "$work/at-site.json" "$work/at-client.json" "$count" "$through" <<'PY' ||
+import json, sys
+count = int(sys.argv[3])
+for path, way in ((sys.argv[1], "client -> site"), (sys.argv[2], "site -> client")):
+    r = json.loads(open(path).read())
+    assert r["count"] == count and r["distinct"] == count and r["missing"] == 0, (way, r)
+print(f"numbered UDP stream: {count} of {count} datagrams each way through {sys.argv[4]}, none lost, "
+      "counted at both ends")
+PY
+    fail "datagrams lost in a rekey"
+}

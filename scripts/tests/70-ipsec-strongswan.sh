@@ -51,14 +51,7 @@ fail() {
   exit 1
 }
 
-fresh_namespaces $client $gw $site
-veth $client agi-c $gw agi-inet
-veth $gw agi-transit $site agi-s
-ip -n $client addr add 198.51.100.10/24 dev agi-c
-ip -n $client route add default via 198.51.100.1
-ip -n $site addr add 192.0.2.2/24 dev agi-s
-ip -n $site route add 203.0.113.0/24 via 192.0.2.1
-ip -n $site addr add 10.10.0.1/32 dev lo
+ipsec_test_topology agi
 ip -n $site addr add 10.20.0.1/32 dev lo
 
 psk=test-only-psk-0123456789abcdef
@@ -67,15 +60,7 @@ liveness_answered=0
 cat >"$work/anygate.toml" <<EOF
 $(ike_test_dataplane 7)
 
-[[ports]]
-name = "internet"
-device = "net_af_packet0,iface=agi-inet"
-address = "198.51.100.1/24"
-
-[[ports]]
-name = "transit"
-device = "net_af_packet1,iface=agi-transit"
-address = "192.0.2.1/24"
+$(ipsec_test_ports agi)
 
 $(ike_test_tunnels "$psk" "cookie_threshold = $cookie_threshold
 liveness_check_seconds = 3")

@@ -24,7 +24,6 @@ root=$PWD
 cargo build -q --bin anygate
 anygate=$root/target/debug/anygate
 swan=$root/scripts/lib/strongswan-router.sh
-stream=$root/scripts/lib/udp_stream.py
 . scripts/lib/netns.sh
 
 client=agf-client gw=agf-gw site=agf-site
@@ -44,28 +43,13 @@ fail() {
   exit 1
 }
 
-fresh_namespaces $client $gw $site
-veth $client agf-c $gw agf-inet
-veth $gw agf-transit $site agf-s
-ip -n $client addr add 198.51.100.10/24 dev agf-c
-ip -n $client route add default via 198.51.100.1
-ip -n $site addr add 192.0.2.2/24 dev agf-s
-ip -n $site route add 203.0.113.0/24 via 192.0.2.1
-ip -n $site addr add 10.10.0.1/32 dev lo
+ipsec_test_topology agf
 
 psk=test-only-psk-0123456789abcdef
 cat >"$work/anygate.toml" <<EOF
 $(ike_test_dataplane 9)
 
-[[ports]]
-name = "internet"
-device = "net_af_packet0,iface=agf-inet"
-address = "198.51.100.1/24"
-
-[[ports]]
-name = "transit"
-device = "net_af_packet1,iface=agf-transit"
-address = "192.0.2.1/24"
+$(ipsec_test_ports agf)
 
 $(ike_test_tunnels "$psk" "fragment_size = 256
 liveness_check_seconds = 2
@@ -129,15 +113,7 @@ grep -q "splitting IKE message .* into [0-9]* fragments" "$work/swan/charon.log"
 
 # 2. A numbered UDP stream both ways while the Child SA and then the IKE SA are rekeyed.
 count=800
-ip netns exec $site /usr/bin/python3 "$stream" recv 7001 20 >"$work/at-site.json" &
-at_site=$!
-ip netns exec $client /usr/bin/python3 "$stream" recv 7002 20 >"$work/at-client.json" &
-at_client=$!
-sleep 0.5
-ip netns exec $client /usr/bin/python3 "$stream" send 10.10.0.1 7001 $count 100 >"$work/from-client.txt" &
-from_client=$!
-ip netns exec $site /usr/bin/python3 "$stream" send 198.51.100.10 7002 $count 100 10.10.0.1 >"$work/from-site.txt" &
-from_site=$!
+udp_streams_start $count 20
 sleep 1.5
 read -r old_in old_out < <(swan_spis)
 swanctl --rekey --uri "unix://$work/swan/charon.vici" --child net >/dev/null || fail "swanctl --rekey --child"
@@ -147,16 +123,7 @@ wait_for "removed from every worker for tunnel t1: in $old_out out $old_in" 50 |
 sleep 1.5
 swanctl --rekey --uri "unix://$work/swan/charon.vici" --ike anygate >/dev/null || fail "swanctl --rekey --ike"
 wait_for "IKE SA rekeyed for tunnel t1" 50 || fail "no IKE SA rekey"
-wait $from_client $from_site $at_site $at_client || fail "the UDP stream"
-/usr/bin/python3 - "$work/at-site.json" "$work/at-client.json" $count <<'PY' || fail "datagrams lost in a rekey"
-import json, sys
-count = int(sys.argv[3])
-for path, way in ((sys.argv[1], "client -> site"), (sys.argv[2], "site -> client")):
-    r = json.loads(open(path).read())
-    assert r["count"] == count and r["distinct"] == count and r["missing"] == 0, (way, r)
-print(f"numbered UDP stream: {count} of {count} datagrams each way through a Child SA rekey (PFS group 20) "
-      "and an IKE SA rekey, none lost, counted at both ends")
-PY
+udp_streams_check $count "a Child SA rekey (PFS group 20) and an IKE SA rekey"
 # anygate's IKE_AUTH response fits 256 bytes; its answers to the rekeys, with KE payloads, do not.
 reassembled=$(grep -c "reassembled fragmented IKE message" "$work/swan/charon.log") ||
   fail "strongSwan reassembled no fragmented response of anygate's"

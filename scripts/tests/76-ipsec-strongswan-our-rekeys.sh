@@ -25,7 +25,6 @@ root=$PWD
 cargo build -q --bin anygate
 anygate=$root/target/debug/anygate
 swan=$root/scripts/lib/strongswan-router.sh
-stream=$root/scripts/lib/udp_stream.py
 . scripts/lib/netns.sh
 
 client=agr-client gw=agr-gw site=agr-site
@@ -45,28 +44,13 @@ fail() {
   exit 1
 }
 
-fresh_namespaces $client $gw $site
-veth $client agr-c $gw agr-inet
-veth $gw agr-transit $site agr-s
-ip -n $client addr add 198.51.100.10/24 dev agr-c
-ip -n $client route add default via 198.51.100.1
-ip -n $site addr add 192.0.2.2/24 dev agr-s
-ip -n $site route add 203.0.113.0/24 via 192.0.2.1
-ip -n $site addr add 10.10.0.1/32 dev lo
+ipsec_test_topology agr
 
 psk=test-only-psk-0123456789abcdef
 cat >"$work/anygate.toml" <<EOF
 $(ike_test_dataplane 11)
 
-[[ports]]
-name = "internet"
-device = "net_af_packet0,iface=agr-inet"
-address = "198.51.100.1/24"
-
-[[ports]]
-name = "transit"
-device = "net_af_packet1,iface=agr-transit"
-address = "192.0.2.1/24"
+$(ipsec_test_ports agr)
 
 $(ike_test_tunnels "$psk" "child_sa_rekey_seconds = 6
 retransmit_start_ms = 1000")
@@ -102,15 +86,7 @@ out=$(ip netns exec $site ping -c 3 -i 0.2 -W 2 -I 10.10.0.1 198.51.100.10 2>&1)
   grep -q " 0% packet loss" <<<"$out" || fail "ping site -> client: $out"
 
 count=2600
-ip netns exec $site /usr/bin/python3 "$stream" recv 7001 40 >"$work/at-site.json" &
-at_site=$!
-ip netns exec $client /usr/bin/python3 "$stream" recv 7002 40 >"$work/at-client.json" &
-at_client=$!
-sleep 0.5
-ip netns exec $client /usr/bin/python3 "$stream" send 10.10.0.1 7001 $count 100 >"$work/from-client.txt" &
-from_client=$!
-ip netns exec $site /usr/bin/python3 "$stream" send 198.51.100.10 7002 $count 100 10.10.0.1 >"$work/from-site.txt" &
-from_site=$!
+udp_streams_start $count 40
 
 # 1. Two rekeys of anygate's, each old Child SA deleted once the router has answered.
 wait_for "deleted after its rekey" 150 "$work/ike.log" 2 || fail "anygate did not rekey the Child SA twice"
@@ -154,16 +130,7 @@ esac
 wait_for "Child SA removed from every worker for tunnel t1" 100 "$work/ike.log" $removed ||
   fail "the Child SAs the collision left were not removed"
 
-wait $from_client $from_site $at_site $at_client || fail "the UDP stream"
-/usr/bin/python3 - "$work/at-site.json" "$work/at-client.json" $count <<'PY' || fail "datagrams lost in a rekey"
-import json, sys
-count = int(sys.argv[3])
-for path, way in ((sys.argv[1], "client -> site"), (sys.argv[2], "site -> client")):
-    r = json.loads(open(path).read())
-    assert r["count"] == count and r["distinct"] == count and r["missing"] == 0, (way, r)
-print(f"numbered UDP stream: {count} of {count} datagrams each way through anygate's rekeys and crossing "
-      "rekeys, none lost, counted at both ends")
-PY
+udp_streams_check $count "anygate's rekeys and crossing rekeys"
 
 # Both sides hold the same one Child SA: strongSwan's installed SPIs are anygate's, reversed. Looked
 # at just after a rekey of anygate's has ended, five seconds before the next one.
