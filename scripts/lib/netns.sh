@@ -160,3 +160,21 @@ print(f"numbered UDP stream: {count} of {count} datagrams each way through {sys.
 PY
     fail "datagrams lost in a rekey"
 }
+
+# wait_for PATTERN TENTHS [FILE] [N]: wait up to TENTHS tenths of a second until FILE (the
+# script's $work/ike.log, anygate's IKE event log) has at least N (1) lines matching PATTERN.
+wait_for() {
+  local file=${3:-$work/ike.log} n=${4:-1}
+  for _ in $(seq "$2"); do [ "$(grep -c -- "$1" "$file" 2>/dev/null)" -ge "$n" ] && return 0; sleep 0.1; done
+  return 1
+}
+
+# swan_spis: the SPIs of the Child SA strongSwan ($work/swan/charon.log) reported last, "IN OUT"
+# as strongSwan sees them.
+swan_spis() {
+  local spis
+  spis=$(grep -o 'CHILD_SA net{[0-9]*} established with SPIs [0-9a-f]*_i [0-9a-f]*_o' "$work/swan/charon.log" | tail -1)
+  [ -n "$spis" ] || return 1
+  spis=${spis##*SPIs }
+  echo "${spis%%_i*} $(sed 's/.*_i \([0-9a-f]*\)_o/\1/' <<<"$spis")"
+}

@@ -81,21 +81,6 @@ echo_pids+=($!)
 ip netns exec $client /usr/bin/python3 scripts/lib/tcp_echo.py serve 0.0.0.0 5001 &
 echo_pids+=($!)
 
-# The Child SA SPIs strongSwan reports last, "IN OUT" as strongSwan sees them.
-swan_spis() {
-  local spis
-  spis=$(grep -o 'CHILD_SA net{[0-9]*} established with SPIs [0-9a-f]*_i [0-9a-f]*_o' "$work/swan/charon.log" | tail -1)
-  [ -n "$spis" ] || return 1
-  spis=${spis##*SPIs }
-  echo "${spis%%_i*} $(sed 's/.*_i \([0-9a-f]*\)_o/\1/' <<<"$spis")"
-}
-
-# Wait up to 5 s for a line matching a pattern in the IKE event log.
-wait_log() {
-  for _ in $(seq 50); do grep -q -- "$1" "$work/ike.log" && return 0; sleep 0.1; done
-  return 1
-}
-
 # Ping streams both ways (50 a second for 6 s) while $@ runs; none may be lost.
 under_stream() {
   local host=$1 what=$2
@@ -126,9 +111,9 @@ rekey_child() {
   under_stream "$host" "$name: Child SA rekey" rekey_child_now "$old_in"
   read -r new_in new_out < <(swan_spis)
   [ "$new_in" != "$old_in" ] || fail "$name: strongSwan did not rekey the Child SA"
-  wait_log "Child SA rekeyed for tunnel $tunnel: [A-Z0-9_/]*/$group, SPIs in $new_out out $new_in" ||
+  wait_for "Child SA rekeyed for tunnel $tunnel: [A-Z0-9_/]*/$group, SPIs in $new_out out $new_in" 50 ||
     fail "$name: no rekey with PFS group $group to SPIs in $new_out out $new_in"
-  wait_log "removed from every worker for tunnel $tunnel: in $old_out out $old_in" ||
+  wait_for "removed from every worker for tunnel $tunnel: in $old_out out $old_in" 50 ||
     fail "$name: the old Child SA $old_out/$old_in was not removed"
   echo "$name: Child SA rekeyed with PFS $group to SPIs in $new_out out $new_in under 2 x 300 pings, none lost; old SA removed"
 }
@@ -141,8 +126,8 @@ rekey_child_now() {
 rekey_ike() {
   local name=$1 tunnel=$2 host=$3
   under_stream "$host" "$name: IKE SA rekey" swan_rekey --ike anygate
-  wait_log "IKE SA rekeyed for tunnel $tunnel" || fail "$name: no IKE SA rekey"
-  wait_log "IKE SA deleted by the peer for tunnel $tunnel: .* 0 Child SAs with it" ||
+  wait_for "IKE SA rekeyed for tunnel $tunnel" 50 || fail "$name: no IKE SA rekey"
+  wait_for "IKE SA deleted by the peer for tunnel $tunnel: .* 0 Child SAs with it" 50 ||
     fail "$name: the old IKE SA did not end alone"
   echo "$name: IKE SA rekeyed under 2 x 300 pings, none lost; the old one deleted without its Child SA"
 }
@@ -190,11 +175,11 @@ run_case() {
   # The SPIs strongSwan installed are the ones anygate installed, the other way round.
   local in_s out_s
   read -r in_s out_s < <(swan_spis) || fail "$name: no Child SA in the strongSwan log"
-  wait_log "installed on every worker for tunnel $tunnel: .* in $out_s out $in_s" ||
+  wait_for "installed on every worker for tunnel $tunnel: .* in $out_s out $in_s" 50 ||
     fail "$name: anygate did not install SPIs in $out_s out $in_s"
   local encapsulation="ESP in UDP to port 4500"
   [ $raw = no ] || encapsulation="raw ESP"
-  wait_log "Child SA established for tunnel $tunnel: .*SPIs in $out_s out $in_s, .*, $encapsulation" ||
+  wait_for "Child SA established for tunnel $tunnel: .*SPIs in $out_s out $in_s, .*, $encapsulation" 50 ||
     fail "$name: the Child SA is not $encapsulation"
 
   local out
@@ -222,7 +207,7 @@ run_case() {
   read -r in_s out_s < <(swan_spis)
   swanctl --terminate --uri "unix://$work/swan/charon.vici" --ike anygate --timeout 5 >/dev/null 2>&1 ||
     fail "$name: swanctl --terminate"
-  wait_log "removed from every worker for tunnel $tunnel: in $out_s out $in_s" ||
+  wait_for "removed from every worker for tunnel $tunnel: in $out_s out $in_s" 50 ||
     fail "$name: Child SA $out_s/$in_s still installed after the IKE SA's Delete"
   "$swan" stop "$work/swan"
 }

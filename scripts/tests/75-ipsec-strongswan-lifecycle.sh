@@ -73,22 +73,6 @@ export SWAN_CHILD_EXTRA="dpd_action = restart"
 "$swan" config "$work/swan" 192.0.2.2 203.0.113.1 aes256gcm16-prfsha384-ecp384 aes256gcm16-ecp384 \
   ipsec@t1.acct.ipsec.example.net 10.10.0.0/24 198.51.100.0/24 "$psk"
 
-# Wait up to $2 tenths of a second for a line matching $1 in file $3 (the IKE event log).
-wait_for() {
-  local file=${3:-$work/ike.log}
-  for _ in $(seq "$2"); do grep -q -- "$1" "$file" 2>/dev/null && return 0; sleep 0.1; done
-  return 1
-}
-
-# The Child SA SPIs strongSwan reports last, "IN OUT" as strongSwan sees them.
-swan_spis() {
-  local spis
-  spis=$(grep -o 'CHILD_SA net{[0-9]*} established with SPIs [0-9a-f]*_i [0-9a-f]*_o' "$work/swan/charon.log" | tail -1)
-  [ -n "$spis" ] || return 1
-  spis=${spis##*SPIs }
-  echo "${spis%%_i*} $(sed 's/.*_i \([0-9a-f]*\)_o/\1/' <<<"$spis")"
-}
-
 # The tunnel carries ping both ways, and anygate holds the SPIs strongSwan reports.
 check_up() {
   local what=$1 in_s out_s out

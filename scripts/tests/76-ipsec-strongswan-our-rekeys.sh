@@ -69,14 +69,6 @@ export SWAN_CHILD_EXTRA="rekey_time = 0"
 "$swan" config "$work/swan" 192.0.2.2 203.0.113.1 aes256gcm16-prfsha384-ecp384 aes256gcm16-ecp384 \
   ipsec@t1.acct.ipsec.example.net 10.10.0.0/24 198.51.100.0/24 "$psk"
 
-# Wait up to $2 tenths of a second until file $3 (the IKE event log) has at least $4 (1) lines
-# matching $1.
-wait_for() {
-  local file=${3:-$work/ike.log} n=${4:-1}
-  for _ in $(seq "$2"); do [ "$(grep -c -- "$1" "$file" 2>/dev/null)" -ge "$n" ] && return 0; sleep 0.1; done
-  return 1
-}
-
 "$swan" start $site "$work/swan"
 "$swan" initiate "$work/swan" net || fail "swanctl --initiate: $(cat "$work/swan/initiate.log")"
 wait_for "Child SA installed on every worker for tunnel t1" 50 || fail "the tunnel did not come up"
