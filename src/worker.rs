@@ -158,6 +158,9 @@ impl Worker {
                 continue;
             }
             received += n;
+            if self.sas.prefetch_worthwhile() {
+                self.look_ahead();
+            }
             let mut rx = std::mem::take(&mut self.rx);
             for mbuf in rx.drain() {
                 self.counters.rx_packets += 1;
@@ -178,6 +181,22 @@ impl Worker {
         received
     }
 
+    /// Bring the SAs of the burst's ESP packets into the cache before classifying any of them,
+    /// in two passes (where each lookup starts, then the SA it finds), so that their cache misses
+    /// overlap: for databases larger than the cache (see `esp::db`).
+    fn look_ahead(&mut self) {
+        for mbuf in self.rx.iter_mut() {
+            if let Some((anycast, spi)) = esp::peek_inbound(mbuf.data()) {
+                self.sas.prefetch_slot(anycast, spi);
+            }
+        }
+        for mbuf in self.rx.iter_mut() {
+            if let Some((anycast, spi)) = esp::peek_inbound(mbuf.data()) {
+                self.sas.prefetch_inbound(anycast, spi);
+            }
+        }
+    }
+
     #[inline(always)]
     fn handle(&mut self, mut mbuf: Mbuf, port: u16, now: u64) {
         if !mbuf.is_contiguous() {
@@ -188,11 +207,25 @@ impl Worker {
         self.dispatch(mbuf, port, verdict, now);
     }
 
+    /// Act on a verdict. The common ones are handled inline: passed out of line, the verdict
+    /// went through memory written in parts and read back whole, a store-forwarding stall on
+    /// every packet.
+    #[inline(always)]
     fn dispatch(&mut self, mbuf: Mbuf, port: u16, verdict: Verdict, now: u64) {
         match verdict {
             Verdict::Forward(out) => self.send(mbuf, out),
             Verdict::Drop(_) => {}
             Verdict::Crypto(job) => self.crypto.push((mbuf, port, job)),
+            Verdict::Punt(..) | Verdict::Fragment(_) => self.dispatch_rare(mbuf, port, verdict, now),
+        }
+    }
+
+    /// Punts and fragmentation, out of the packet loop's way.
+    #[cold]
+    #[inline(never)]
+    fn dispatch_rare(&mut self, mbuf: Mbuf, port: u16, verdict: Verdict, now: u64) {
+        match verdict {
+            Verdict::Forward(_) | Verdict::Drop(_) | Verdict::Crypto(_) => self.dispatch(mbuf, port, verdict, now),
             Verdict::Punt(reason, egress) => {
                 if let Err(rtrb::PushError::Full(p)) = self.links.punts.push(Punted { mbuf, reason, port, egress }) {
                     drop(p);
@@ -242,9 +275,11 @@ impl Worker {
                 return;
             }
             let mut jobs = std::mem::take(&mut self.crypto);
-            // Mostly one SA per burst: already in order.
-            if !jobs.is_sorted_by_key(|j| j.2) {
-                jobs.sort_by_key(|j| j.2);
+            // Encryption jobs are grouped by SA, so that each group reserves its sequence numbers
+            // at once; decryption jobs (all equal to this key) keep their order, unsorted, which
+            // with many SAs in use (each packet another SA) saves a sort of every burst.
+            if !jobs.is_sorted_by_key(|j| j.2.outbound()) {
+                jobs.sort_by_key(|j| j.2.outbound());
             }
             // One sequence number reservation per run of jobs on the same outbound SA.
             let mut seqs = std::mem::take(&mut self.crypto_seqs);

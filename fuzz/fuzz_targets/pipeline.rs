@@ -197,6 +197,11 @@ fn run(
     limiter: &mut RateLimiter,
     ip_id: &mut u16,
 ) {
+    // A worker with many SAs reads each frame ahead of classification: that read must hold too.
+    if let Some((anycast, spi)) = pipeline::esp::peek_inbound(pkt.data()) {
+        sas.prefetch_slot(anycast, spi);
+        sas.prefetch_inbound(anycast, spi);
+    }
     let mut cx = Context {
         tables,
         neighbors,

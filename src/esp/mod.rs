@@ -2,11 +2,14 @@
 //! per-worker SA database, the anti-replay window, and the seam through which SAs reach every
 //! worker.
 
+pub mod db;
 pub mod replay;
 pub mod sa;
 pub mod sink;
+pub mod spi_index;
 pub mod transform;
 
-pub use sa::{InboundSa, OutboundSa, SaDb, SaSpec};
+pub use db::SaDb;
+pub use sa::{InboundSa, OutboundSa, SaSpec};
 pub use sink::{RingSaSink, SaSink};
 pub use transform::{Encryption, Integrity, Transform};

@@ -16,7 +16,6 @@ use aws_lc_rs::cipher::{
 use aws_lc_rs::hmac;
 use dpdk_bindings::ipsec_mb::AesGcm;
 use ipnet::IpNet;
-use rustc_hash::FxHashMap;
 
 use super::replay::ReplayWindow;
 use super::transform::{Encryption, Integrity, Transform};
@@ -147,6 +146,18 @@ impl Selectors {
     #[inline]
     pub fn allow(&self, local: IpAddr, remote: IpAddr) -> bool {
         self.any || (self.local.iter().any(|n| n.contains(&local)) && self.remote.iter().any(|n| n.contains(&remote)))
+    }
+}
+
+impl Selectors {
+    /// Bring the prefixes into the cache (nothing to bring when both sides cover everything).
+    #[inline(always)]
+    fn prefetch(&self) {
+        if !self.any {
+            for side in [&self.local, &self.remote] {
+                dpdk_bindings::prefetch_bytes(side.as_ptr().cast(), std::mem::size_of_val(side.as_slice()));
+            }
+        }
     }
 }
 
@@ -287,6 +298,18 @@ impl InboundSa {
             selectors: Selectors::new(&spec.local_ts, &spec.remote_ts),
             counters: SaCounters::default(),
         }))
+    }
+
+    /// Bring what decryption reads besides the SA itself (the expanded key, the selectors) into
+    /// the cache, ahead of the burst's crypto.
+    #[inline(always)]
+    pub fn prefetch_key(&self) {
+        match &self.opener {
+            Opener::Gcm { key, .. } => key.prefetch(),
+            Opener::Cbc(keys, _) => dpdk_bindings::prefetch(&**keys),
+            Opener::Null(mac, _) => dpdk_bindings::prefetch(&**mac),
+        }
+        self.selectors.prefetch();
     }
 
     /// Check and decrypt an ESP packet in place: `esp` starts at the ESP header and ends with the
@@ -491,155 +514,12 @@ pub enum SaUpdate {
     },
 }
 
-/// An inbound SA's place in a worker's database, carried from classification to decryption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InboundRef(pub u32);
-
-/// One worker's SAs.
-#[derive(Debug, Default)]
-pub struct SaDb {
-    by_spi: FxHashMap<u64, InboundRef>,
-    inbound: Vec<Option<Box<InboundSa>>>,
-    free: Vec<u32>,
-    /// Outbound SAs by tunnel counter slot, newest first.
-    outbound: Vec<Vec<OutboundSa>>,
-    /// Counters of deleted SAs, kept so that tunnel totals do not go backwards.
-    pub deleted: Vec<SaReport>,
-}
-
-#[inline(always)]
-fn spi_key(anycast: Ipv4Addr, spi: u32) -> u64 {
-    u64::from(u32::from(anycast)) << 32 | u64::from(spi)
-}
-
-impl SaDb {
-    /// Apply a change.
-    pub fn apply(&mut self, update: SaUpdate) {
-        match update {
-            SaUpdate::AddInbound(sa) => {
-                let key = spi_key(sa.anycast, sa.spi);
-                if let Some(old) = self.by_spi.get(&key).copied() {
-                    self.inbound[old.0 as usize] = Some(sa);
-                    return;
-                }
-                let index = match self.free.pop() {
-                    Some(i) => {
-                        self.inbound[i as usize] = Some(sa);
-                        i
-                    }
-                    None => {
-                        self.inbound.push(Some(sa));
-                        (self.inbound.len() - 1) as u32
-                    }
-                };
-                self.by_spi.insert(key, InboundRef(index));
-            }
-            SaUpdate::AddOutbound(sa) => {
-                let slot = sa.tunnel_slot as usize;
-                if self.outbound.len() <= slot {
-                    self.outbound.resize_with(slot + 1, Vec::new);
-                }
-                let list = &mut self.outbound[slot];
-                list.retain(|s| s.spi != sa.spi);
-                list.insert(0, *sa);
-            }
-            SaUpdate::Delete { direction: SaDirection::Inbound, anycast, spi, .. } => {
-                if let Some(r) = self.by_spi.remove(&spi_key(anycast, spi)) {
-                    if let Some(sa) = self.inbound[r.0 as usize].take() {
-                        self.deleted.push(SaReport {
-                            spi,
-                            direction: SaDirection::Inbound,
-                            tunnel_slot: sa.tunnel_slot,
-                            counters: sa.counters,
-                        });
-                    }
-                    self.free.push(r.0);
-                }
-            }
-            SaUpdate::Delete { direction: SaDirection::Outbound, spi, tunnel_slot, .. } => {
-                if let Some(list) = self.outbound.get_mut(tunnel_slot as usize) {
-                    if let Some(i) = list.iter().position(|s| s.spi == spi) {
-                        let sa = list.remove(i);
-                        self.deleted.push(SaReport {
-                            spi,
-                            direction: SaDirection::Outbound,
-                            tunnel_slot: sa.tunnel_slot,
-                            counters: sa.counters,
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    /// The inbound SA for an SPI on an anycast endpoint.
-    #[inline(always)]
-    pub fn find_inbound(&self, anycast: Ipv4Addr, spi: u32) -> Option<InboundRef> {
-        self.by_spi.get(&spi_key(anycast, spi)).copied()
-    }
-
-    #[inline(always)]
-    pub fn inbound(&self, r: InboundRef) -> Option<&InboundSa> {
-        self.inbound.get(r.0 as usize).and_then(|s| s.as_deref())
-    }
-
-    #[inline(always)]
-    pub fn inbound_mut(&mut self, r: InboundRef) -> Option<&mut InboundSa> {
-        self.inbound.get_mut(r.0 as usize).and_then(|s| s.as_deref_mut())
-    }
-
-    /// The outbound SA of a tunnel (by counter slot) for a packet from `src` to `dst`: its
-    /// index in the tunnel's list.
-    #[inline(always)]
-    pub fn find_outbound(&self, slot: u32, src: IpAddr, dst: IpAddr) -> Option<u16> {
-        let list = self.outbound.get(slot as usize)?;
-        list.iter().position(|sa| sa.selectors.allow(src, dst)).map(|i| i as u16)
-    }
-
-    #[inline(always)]
-    pub fn outbound(&self, slot: u32, index: u16) -> Option<&OutboundSa> {
-        self.outbound.get(slot as usize).and_then(|l| l.get(usize::from(index)))
-    }
-
-    #[inline(always)]
-    pub fn outbound_mut(&mut self, slot: u32, index: u16) -> Option<&mut OutboundSa> {
-        self.outbound.get_mut(slot as usize).and_then(|l| l.get_mut(usize::from(index)))
-    }
-
-    /// Every SA's counters, live and deleted, into `v` (emptied first; its room is reused).
-    pub fn reports_into(&self, v: &mut Vec<SaReport>) {
-        v.clear();
-        v.extend(self.inbound.iter().flatten().map(|sa| SaReport {
-            spi: sa.spi,
-            direction: SaDirection::Inbound,
-            tunnel_slot: sa.tunnel_slot,
-            counters: sa.counters,
-        }));
-        v.extend(self.outbound.iter().flatten().map(|sa| SaReport {
-            spi: sa.spi,
-            direction: SaDirection::Outbound,
-            tunnel_slot: sa.tunnel_slot,
-            counters: sa.counters,
-        }));
-        v.extend(self.deleted.iter().copied());
-    }
-
-    /// Live SAs: (inbound, outbound).
-    pub fn len(&self) -> (usize, usize) {
-        (self.by_spi.len(), self.outbound.iter().map(Vec::len).sum())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0)
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::esp::transform::NAMES;
 
-    fn spec(transform: &str, direction: SaDirection, spi: u32) -> SaSpec {
+    pub(crate) fn spec(transform: &str, direction: SaDirection, spi: u32) -> SaSpec {
         let transform: Transform = transform.parse().unwrap();
         let bytes = |n: usize, seed: u8| Secret::new((0..n).map(|i| seed.wrapping_add(i as u8)).collect());
         SaSpec {
@@ -720,55 +600,6 @@ mod tests {
         seq.store(SEQ_LIMIT - 2, Ordering::Relaxed);
         assert_eq!(a.reserve(2), Some(SEQ_LIMIT - 1));
         assert_eq!(a.reserve(1), None);
-    }
-
-    #[test]
-    fn a_new_outbound_sa_takes_over_and_the_old_stays_until_deleted() {
-        let mut db = SaDb::default();
-        let add = |db: &mut SaDb, spi| {
-            let sa = OutboundSa::compile(&spec("aes128gcm16", SaDirection::Outbound, spi), 2, Arc::default()).unwrap();
-            db.apply(SaUpdate::AddOutbound(sa));
-        };
-        let (src, dst) = ("203.0.113.5".parse().unwrap(), "10.20.0.1".parse().unwrap());
-        add(&mut db, 0x100);
-        assert_eq!(db.outbound(2, db.find_outbound(2, src, dst).unwrap()).unwrap().spi, 0x100);
-        add(&mut db, 0x200);
-        assert_eq!(db.outbound(2, db.find_outbound(2, src, dst).unwrap()).unwrap().spi, 0x200);
-        assert_eq!(db.len(), (0, 2));
-        db.apply(SaUpdate::Delete {
-            direction: SaDirection::Outbound,
-            anycast: Ipv4Addr::UNSPECIFIED,
-            spi: 0x200,
-            tunnel_slot: 2,
-        });
-        assert_eq!(db.outbound(2, db.find_outbound(2, src, dst).unwrap()).unwrap().spi, 0x100);
-        assert!(db.find_outbound(1, src, dst).is_none(), "another tunnel has none");
-        // Another router on another tunnel may choose the same outbound SPI: each goes alone.
-        let other = OutboundSa::compile(&spec("aes128gcm16", SaDirection::Outbound, 0x100), 3, Arc::default()).unwrap();
-        db.apply(SaUpdate::AddOutbound(other));
-        assert_eq!(db.outbound(3, db.find_outbound(3, src, dst).unwrap()).unwrap().spi, 0x100);
-        db.apply(SaUpdate::Delete {
-            direction: SaDirection::Outbound,
-            anycast: Ipv4Addr::UNSPECIFIED,
-            spi: 0x100,
-            tunnel_slot: 3,
-        });
-        assert!(db.find_outbound(3, src, dst).is_none());
-        assert_eq!(db.outbound(2, db.find_outbound(2, src, dst).unwrap()).unwrap().spi, 0x100, "tunnel 2's stays");
-
-        let anycast = Ipv4Addr::new(192, 0, 2, 100);
-        for spi in [0x300, 0x301] {
-            db.apply(SaUpdate::AddInbound(
-                InboundSa::compile(&spec("aes128gcm16", SaDirection::Inbound, spi), 2).unwrap(),
-            ));
-        }
-        assert!(db.find_inbound(anycast, 0x300).is_some() && db.find_inbound(anycast, 0x301).is_some());
-        assert!(db.find_inbound(Ipv4Addr::new(192, 0, 2, 101), 0x300).is_none(), "SPIs are per endpoint");
-        db.apply(SaUpdate::Delete { direction: SaDirection::Inbound, anycast, spi: 0x300, tunnel_slot: 2 });
-        assert!(db.find_inbound(anycast, 0x300).is_none());
-        let mut reports = Vec::new();
-        db.reports_into(&mut reports);
-        assert_eq!(reports.len(), 5, "two live SAs and three deleted");
     }
 
     #[test]

@@ -304,7 +304,8 @@ impl Errors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::esp::sa::{SaDb, SaSpec};
+    use crate::esp::sa::SaSpec;
+    use crate::esp::SaDb;
     use crate::secret::Secret;
     use crate::tables::SlotMap;
     use crate::worker::links;

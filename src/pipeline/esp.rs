@@ -9,8 +9,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{csum, emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+use crate::esp::db::InboundRef;
+use crate::esp::sa::OpenError;
 pub use crate::esp::sa::NAT_T_PORT;
-use crate::esp::sa::{InboundRef, OpenError};
 use crate::tables::TunnelId;
 use crate::wire::EspPacket;
 
@@ -57,9 +58,14 @@ pub(crate) fn input<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, esp: usize,
         return Verdict::Drop(DropReason::EspUnknownSpi);
     };
     let len = pkt.len() - esp;
+    let look_ahead = cx.sas.prefetch_worthwhile();
     let Some(sa) = cx.sas.inbound_mut(r) else {
         return Verdict::Drop(DropReason::EspUnknownSpi);
     };
+    if look_ahead {
+        // The burst's crypto comes after the whole burst is classified: by then the key is in.
+        sa.prefetch_key();
+    }
     let t = sa.transform;
     let body = len.checked_sub(8 + t.iv_len() + t.icv_len());
     if body.is_none_or(|b| b < 2 || b % t.block_len() != 0) {
@@ -73,6 +79,31 @@ pub(crate) fn input<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, esp: usize,
         }
     }
     Verdict::Crypto(EspJob::Decrypt { sa: r, esp: esp as u16 })
+}
+
+/// The anycast endpoint and SPI of a frame that looks like inbound ESP (raw, or in UDP 4500),
+/// read with no check beyond lengths, for a worker's look-ahead over a burst (`esp::db`):
+/// classification checks everything afterwards.
+#[inline(always)]
+pub fn peek_inbound(frame: &[u8]) -> Option<(Ipv4Addr, u32)> {
+    let (mut l3, mut ethertype) = (14, u16::from_be_bytes(frame.get(12..14)?.try_into().ok()?));
+    if ethertype == crate::wire::ETHERTYPE_VLAN {
+        (l3, ethertype) = (18, u16::from_be_bytes(frame.get(16..18)?.try_into().ok()?));
+    }
+    if ethertype != ipv4::ETHERTYPE {
+        return None;
+    }
+    let ip = frame.get(l3..)?;
+    let header_len = usize::from(ip.first()? & 0x0f) * 4;
+    let esp = match ip.get(9)? {
+        50 => header_len,
+        17 if ip.get(header_len + 2..header_len + 4)? == NAT_T_PORT.to_be_bytes() => header_len + 8,
+        _ => return None,
+    };
+    let dst = Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(16..20)?).ok()?);
+    let spi = u32::from_be_bytes(ip.get(esp..esp + 4)?.try_into().ok()?);
+    // SPI 0 is the non-ESP marker of IKE in UDP 4500.
+    (spi != 0).then_some((dst, spi))
 }
 
 /// A UDP datagram for one of our addresses: NAT-T (ESP in UDP, IKE behind the non-ESP marker,
@@ -291,6 +322,61 @@ pub fn run<P: PacketBuf>(pkt: &mut P, job: EspJob, cx: &mut Context<'_>) -> Verd
         EspJob::Encrypt { slot, sa, next_header } => {
             let seq = cx.sas.outbound(slot, sa).and_then(|s| s.reserve(1));
             encrypt(pkt, slot, sa, next_header, seq, cx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet frame (with an 802.1Q tag when `vlan`) holding an IPv4 header (options of
+    /// `options` bytes) to 192.0.2.100 of `protocol`, followed by `rest`.
+    fn frame(vlan: bool, options: usize, protocol: u8, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        if vlan {
+            f.extend([0x81, 0x00, 0x00, 0x07]);
+        }
+        f.extend([0x08, 0x00, 0x45 + (options / 4) as u8, 0, 0, 0, 0, 0, 0, 0, 64, protocol, 0, 0]);
+        f.extend([198, 51, 100, 20, 192, 0, 2, 100]);
+        f.extend(std::iter::repeat_n(1, options));
+        f.extend(rest);
+        f
+    }
+
+    #[test]
+    fn the_look_ahead_finds_the_spi_of_raw_and_udp_esp_and_nothing_else() {
+        let anycast = Ipv4Addr::new(192, 0, 2, 100);
+        let esp = [0, 0, 0x10, 0x01, 0, 0, 0, 1];
+        let udp = |port: u16, payload: &[u8]| {
+            let mut u = vec![0x11, 0x94];
+            u.extend(port.to_be_bytes());
+            u.extend([0, 0, 0, 0]);
+            u.extend(payload);
+            u
+        };
+        let found = Some((anycast, 0x1001));
+        let cases = [
+            (frame(false, 0, 50, &esp), found),
+            (frame(true, 0, 50, &esp), found),
+            (frame(false, 8, 50, &esp), found),
+            (frame(false, 0, 17, &udp(NAT_T_PORT, &esp)), found),
+            // IKE behind the non-ESP marker, IKE on 500, GRE: not ESP.
+            (frame(false, 0, 17, &udp(NAT_T_PORT, &[0, 0, 0, 0, 1])), None),
+            (frame(false, 0, 17, &udp(IKE_PORT, &esp)), None),
+            (frame(false, 0, 47, &esp), None),
+            // Cut short before the SPI, or before the IPv4 header.
+            (frame(false, 0, 50, &esp[..3]), None),
+            (frame(false, 0, 50, &esp)[..20].to_vec(), None),
+        ];
+        for (i, (f, want)) in cases.iter().enumerate() {
+            assert_eq!(peek_inbound(f), *want, "case {i}");
+        }
+        let mut ipv6 = frame(false, 0, 50, &esp);
+        ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(peek_inbound(&ipv6), None);
+        for n in 0..38 {
+            assert_eq!(peek_inbound(&frame(false, 0, 50, &esp)[..n]), None, "{n} bytes");
         }
     }
 }
