@@ -81,6 +81,8 @@ pub struct Worker {
     counters: Counters,
     limiter: RateLimiter,
     ip_id: u16,
+    /// The next hop of the packet last punted for resolution (see `Verdict::Punt`).
+    resolve: Option<Egress>,
     links: WorkerLinks,
     rx: MbufBatch,
     tx: Vec<MbufBatch>,
@@ -125,6 +127,7 @@ impl Worker {
             crypto_seqs: Vec::with_capacity(2 * dpdk_bindings::BURST),
             limiter: RateLimiter::new(icmp_per_second, dpdk_bindings::tsc_hz()),
             ip_id: (queue << 12).wrapping_mul(7),
+            resolve: None,
             links,
             rx: MbufBatch::new(),
             tx,
@@ -144,6 +147,7 @@ impl Worker {
             icmp_limit: &mut self.limiter,
             now,
             ip_id: &mut self.ip_id,
+            resolve: &mut self.resolve,
         }
     }
 
@@ -226,7 +230,8 @@ impl Worker {
     fn dispatch_rare(&mut self, mbuf: Mbuf, port: u16, verdict: Verdict, now: u64) {
         match verdict {
             Verdict::Forward(_) | Verdict::Drop(_) | Verdict::Crypto(_) => self.dispatch(mbuf, port, verdict, now),
-            Verdict::Punt(reason, egress) => {
+            Verdict::Punt(reason) => {
+                let egress = if reason == PuntReason::Resolve { self.resolve.take() } else { None };
                 if let Err(rtrb::PushError::Full(p)) = self.links.punts.push(Punted { mbuf, reason, port, egress }) {
                     drop(p);
                     self.counters.drops[DropReason::SlowPathFull.index()] += 1;

@@ -210,6 +210,7 @@ fn run(
         icmp_limit: &mut *limiter,
         now: 1,
         ip_id: &mut *ip_id,
+        resolve: &mut None,
     };
     let verdict = pipeline::process_to_end(pkt, 0, &mut cx);
     if let Verdict::Fragment(t) = verdict {

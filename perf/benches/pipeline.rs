@@ -68,6 +68,7 @@ fn pipeline(c: &mut Criterion) {
     let mut counters = Counters::new(slots.len());
     let mut limiter = RateLimiter::new(100, 1_000_000_000);
     let mut ip_id = 0u16;
+    let mut resolve = None;
     let mut sas = anygate::esp::SaDb::default();
 
     // Decapsulated packets leave for 10.30/16, outside every customer prefix.
@@ -93,6 +94,7 @@ fn pipeline(c: &mut Criterion) {
             icmp_limit: &mut limiter,
             now: 0,
             ip_id: &mut ip_id,
+            resolve: &mut resolve,
         };
         assert!(matches!(pipeline::process(&mut pkt, 0, &mut cx), Verdict::Forward(0)), "{name} forwards");
         group.bench_function(name, |b| {

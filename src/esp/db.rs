@@ -12,8 +12,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::sa::{InboundSa, OutboundSa, SaReport, SaUpdate};
-use super::spi_index::SpiIndex;
 use crate::config::SaDirection;
+use crate::tables::KeyMap;
 
 /// An inbound SA's place in a worker's database, carried from classification to decryption
 /// within one burst (places change only between bursts).
@@ -27,7 +27,7 @@ const PREFETCH_ABOVE: usize = 256;
 /// One worker's SAs.
 #[derive(Debug, Default)]
 pub struct SaDb {
-    inbound: SpiIndex<Box<InboundSa>>,
+    inbound: KeyMap<Box<InboundSa>>,
     /// Outbound SAs by tunnel counter slot, newest first.
     outbound: Vec<Vec<OutboundSa>>,
     /// Counters of deleted SAs, kept so that tunnel totals do not go backwards.

@@ -6,7 +6,6 @@ pub mod db;
 pub mod replay;
 pub mod sa;
 pub mod sink;
-pub mod spi_index;
 pub mod transform;
 
 pub use db::SaDb;

@@ -76,7 +76,7 @@ impl Counters {
     pub fn count(&mut self, verdict: &Verdict) {
         match verdict {
             Verdict::Drop(r) => self.drops[r.index()] += 1,
-            Verdict::Punt(r, _) => self.punts[r.index()] += 1,
+            Verdict::Punt(r) => self.punts[r.index()] += 1,
             Verdict::Forward(_) | Verdict::Fragment(_) | Verdict::Crypto(_) => {}
         }
     }

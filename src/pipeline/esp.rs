@@ -112,22 +112,22 @@ pub fn peek_inbound(frame: &[u8]) -> Option<(Ipv4Addr, u32)> {
 pub(crate) fn udp_input<P: PacketBuf>(pkt: &mut P, h: &ipv4::Header, cx: &mut Context<'_>) -> Verdict {
     let data = &pkt.data()[h.len..];
     if h.later_fragment || data.len() < 8 {
-        return Verdict::Punt(PuntReason::HostBound, None);
+        return Verdict::Punt(PuntReason::HostBound);
     }
     let dport = u16::from_be_bytes([data[2], data[3]]);
     match dport {
-        IKE_PORT => Verdict::Punt(PuntReason::Ike, None),
+        IKE_PORT => Verdict::Punt(PuntReason::Ike),
         NAT_T_PORT => {
             let payload = &data[8..];
             match payload {
                 [0xff] => Verdict::Drop(DropReason::NatKeepalive),
-                [0, 0, 0, 0, ..] => Verdict::Punt(PuntReason::Ike, None),
+                [0, 0, 0, 0, ..] => Verdict::Punt(PuntReason::Ike),
                 // Shorter than an ESP header with an SPI: nothing a peer sends.
                 _ if payload.len() < 8 => Verdict::Drop(DropReason::EspMalformed),
                 _ => input(pkt, h, h.len + 8, cx),
             }
         }
-        _ => Verdict::Punt(PuntReason::HostBound, None),
+        _ => Verdict::Punt(PuntReason::HostBound),
     }
 }
 

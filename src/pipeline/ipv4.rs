@@ -113,7 +113,7 @@ fn local<P: PacketBuf>(pkt: &mut P, h: &Header, via: Option<TunnelId>, cx: &mut 
                 }
             }
         }
-        _ => Verdict::Punt(PuntReason::HostBound, None),
+        _ => Verdict::Punt(PuntReason::HostBound),
     }
 }
 

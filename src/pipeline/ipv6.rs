@@ -56,7 +56,7 @@ fn is_solicited_node_of_ours(dst: Ipv6Addr, cx: &Context<'_>) -> bool {
 
 fn local<P: PacketBuf>(pkt: &mut P, port: u16, h: &Header, cx: &mut Context<'_>) -> Verdict {
     if h.next_header != IpProtocol::Icmpv6 {
-        return Verdict::Punt(PuntReason::HostBound, None);
+        return Verdict::Punt(PuntReason::HostBound);
     }
     let data = pkt.data();
     let Some(&kind) = data.get(IPV6_HEADER_LEN) else {
@@ -66,13 +66,13 @@ fn local<P: PacketBuf>(pkt: &mut P, port: u16, h: &Header, cx: &mut Context<'_>)
         // Neighbor solicitation for one of our addresses: answer in place.
         135 => neighbor_advertisement(pkt, port, h, cx),
         // Neighbor advertisements teach the slow path a neighbor's MAC.
-        136 => Verdict::Punt(PuntReason::Neighbor, None),
+        136 => Verdict::Punt(PuntReason::Neighbor),
         128 if cx.tables.is_local_v6(h.dst) => {
             echo_reply(pkt, h);
             let reply = Header { src: h.dst, dst: h.src, next_header: IpProtocol::Icmpv6, hop_limit: 64 };
             forward(pkt, &reply, Origin::Local, cx)
         }
-        _ => Verdict::Punt(PuntReason::HostBound, None),
+        _ => Verdict::Punt(PuntReason::HostBound),
     }
 }
 
@@ -114,7 +114,7 @@ fn neighbor_advertisement<P: PacketBuf>(pkt: &mut P, port: u16, h: &Header, cx: 
         at += len;
     }
     let Some(asker_mac) = asker_mac else {
-        return Verdict::Punt(PuntReason::HostBound, None);
+        return Verdict::Punt(PuntReason::HostBound);
     };
     let (our_mac, vlan) = (info.mac, info.vlan);
     let dst = if h.src.is_unspecified() { ALL_NODES } else { h.src };

@@ -129,7 +129,7 @@ fn arp<P: PacketBuf>(pkt: &mut P, port: u16, l2_len: usize, cx: &mut Context<'_>
         ArpOperation::Reply if for_us => {
             // Punted packets start at their L3 header.
             pkt.adj(l2_len);
-            Verdict::Punt(PuntReason::Neighbor, None)
+            Verdict::Punt(PuntReason::Neighbor)
         }
         ArpOperation::Request | ArpOperation::Reply => Verdict::Drop(DropReason::ArpNotForUs),
         _ => Verdict::Drop(DropReason::ArpMalformed),

@@ -36,8 +36,11 @@ pub enum Verdict {
     Forward(u16),
     /// Drop it, counted under this reason.
     Drop(DropReason),
-    /// Hand it to the slow path; with `Resolve`, the packet is complete but for the next hop's MAC.
-    Punt(PuntReason, Option<Egress>),
+    /// Hand it to the slow path; with `Resolve`, the packet is complete but for the next hop's MAC,
+    /// and the next hop is in the context's `resolve`. (Kept out of the verdict, which stays small
+    /// enough to be returned in registers: a verdict passed through memory, written in parts and
+    /// read back whole, stalled every packet on store forwarding.)
+    Punt(PuntReason),
     /// An IPv4 packet (no L2 header) too big for the tunnel, DF clear: split it with
     /// [`fragment::fragment_v4`] and send each fragment into the tunnel with [`tunnel_out`].
     Fragment(TunnelId),
@@ -104,6 +107,8 @@ pub struct Context<'a> {
     pub now: u64,
     /// The next IPv4 identification for headers this worker writes.
     pub ip_id: &'a mut u16,
+    /// Where a packet punted for `Resolve` is to go once its next hop's MAC is known.
+    pub resolve: &'a mut Option<Egress>,
 }
 
 impl Context<'_> {
@@ -156,7 +161,10 @@ pub fn emit_l2<P: PacketBuf>(pkt: &mut P, egress: Egress, ethertype: u16, cx: &m
     }
     match neighbor {
         Some(_) => Verdict::Forward(egress.port),
-        None => Verdict::Punt(PuntReason::Resolve, Some(egress)),
+        None => {
+            *cx.resolve = Some(egress);
+            Verdict::Punt(PuntReason::Resolve)
+        }
     }
 }
 

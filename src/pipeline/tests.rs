@@ -45,6 +45,7 @@ struct Harness {
     counters: Counters,
     limiter: RateLimiter,
     ip_id: u16,
+    resolve: Option<crate::tables::Egress>,
 }
 
 impl Harness {
@@ -62,6 +63,7 @@ impl Harness {
             counters: Counters::new(slots.len()),
             limiter: RateLimiter::new(100, 1000),
             ip_id: 0,
+            resolve: None,
         }
     }
 
@@ -75,6 +77,7 @@ impl Harness {
             icmp_limit: &mut self.limiter,
             now: 1_000_000,
             ip_id: &mut self.ip_id,
+            resolve: &mut self.resolve,
         };
         let v = process(&mut pkt, 0, &mut cx);
         (v, pkt)
@@ -297,7 +300,8 @@ fn an_unknown_next_hop_is_punted_for_resolution() {
     h.neighbors = Neighbors::default();
     let inner = ipv4([203, 0, 113, 9], [10, 20, 1, 2], 17, 64, true, &udp(10));
     let (v, _) = h.run(&ether(0x0800, &inner));
-    let Verdict::Punt(PuntReason::Resolve, Some(e)) = v else { panic!("{v:?}") };
+    assert_eq!(v, Verdict::Punt(PuntReason::Resolve));
+    let e = h.resolve.take().expect("the next hop to resolve");
     assert_eq!(e.next_hop, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254)));
     assert_eq!(h.counters.punts[PuntReason::Resolve.index()], 1);
 }

@@ -2,6 +2,7 @@
 //! the control thread from the configuration and handed to every worker as one immutable snapshot;
 //! a reload builds a new snapshot and swaps it in between bursts.
 
+pub mod keymap;
 pub mod neighbors;
 pub mod routes;
 
@@ -9,10 +10,11 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use crate::config::Config;
 use crate::pipeline::csum;
+pub use keymap::KeyMap;
 pub use neighbors::Neighbors;
 pub use routes::{RouteTable, TunnelId};
 
@@ -95,11 +97,11 @@ pub struct Tables {
     /// Tunnels by counter slot (the key SAs know their tunnel by).
     by_slot: Vec<Option<TunnelId>>,
     /// GRE tunnels by (anycast endpoint, customer endpoint), as one integer (a cheaper hash key).
-    gre_by_endpoints: FxHashMap<u64, TunnelId>,
+    gre_by_endpoints: KeyMap<TunnelId>,
     /// Every IPv4 address of this server (port addresses and anycast endpoints).
-    local_v4: FxHashSet<u32>,
+    local_v4: KeyMap<()>,
     /// The tunnels' own inside addresses (the tunnel's /31 or /30 end on our side).
-    interface_v4: FxHashMap<u32, TunnelId>,
+    interface_v4: KeyMap<TunnelId>,
     local_v6: FxHashSet<Ipv6Addr>,
     /// A bitmap of hashed IPv4 addresses of ours (local and tunnel inside addresses): a clear bit
     /// proves an address is not ours without a map lookup, which is the common case for
@@ -187,9 +189,9 @@ impl Tables {
             ports,
             tunnels: Vec::new(),
             by_slot: Vec::new(),
-            gre_by_endpoints: FxHashMap::default(),
-            local_v4: config.local_v4().into_iter().map(u32::from).collect(),
-            interface_v4: FxHashMap::default(),
+            gre_by_endpoints: KeyMap::default(),
+            local_v4: config.local_v4().into_iter().map(|a| (u64::from(u32::from(a)), ())).collect(),
+            interface_v4: KeyMap::default(),
             local_v6: config.ports.iter().filter_map(|p| p.address6.map(|a| a.addr())).collect(),
             ours_v4_filter: [0; FILTER_WORDS],
             connected_v4: Vec::new(),
@@ -213,7 +215,7 @@ impl Tables {
             by_name.insert(t.name.clone(), id);
             tables.gre_by_endpoints.insert(endpoints_key(t.anycast_endpoint, t.customer_endpoint), id);
             if let Some(net) = t.interface_address {
-                tables.interface_v4.insert(u32::from(net.addr()), id);
+                tables.interface_v4.insert(u64::from(u32::from(net.addr())), id);
             }
             let egress = tables.egress(IpAddr::V4(t.customer_endpoint));
             let (outer_template, outer_sum) = Tunnel::outer_header(t.ttl, t.anycast_endpoint, t.customer_endpoint);
@@ -236,7 +238,7 @@ impl Tables {
             let id = TunnelId(tables.tunnels.len() as u32);
             by_name.insert(t.name.clone(), id);
             if let Some(net) = t.interface_address {
-                tables.interface_v4.insert(u32::from(net.addr()), id);
+                tables.interface_v4.insert(u64::from(u32::from(net.addr())), id);
             }
             let customer = t.customer_endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED);
             tables.tunnels.push(Tunnel {
@@ -261,7 +263,7 @@ impl Tables {
             }
             tables.by_slot[slot] = Some(TunnelId(i as u32));
         }
-        let ours: Vec<u32> = tables.local_v4.iter().chain(tables.interface_v4.keys()).copied().collect();
+        let ours: Vec<u32> = tables.local_v4.keys().chain(tables.interface_v4.keys()).map(|k| k as u32).collect();
         for a in ours {
             let (word, bit) = filter_position(a);
             tables.ours_v4_filter[word] |= 1 << bit;
@@ -286,7 +288,7 @@ impl Tables {
     /// The GRE tunnel joining this anycast endpoint and customer endpoint.
     #[inline(always)]
     pub fn gre_tunnel(&self, anycast: Ipv4Addr, customer: Ipv4Addr) -> Option<TunnelId> {
-        self.gre_by_endpoints.get(&endpoints_key(anycast, customer)).copied()
+        self.gre_by_endpoints.get(endpoints_key(anycast, customer)).copied()
     }
 
     /// A tunnel by id.
@@ -313,7 +315,7 @@ impl Tables {
     /// Whether the address is one of this server's (a port address or an anycast endpoint).
     #[inline(always)]
     pub fn is_local_v4(&self, addr: Ipv4Addr) -> bool {
-        self.local_v4.contains(&u32::from(addr))
+        self.local_v4.contains_key(u64::from(u32::from(addr)))
     }
 
     /// Whether the address is one of this server's IPv6 addresses.
@@ -325,7 +327,7 @@ impl Tables {
     /// The tunnel whose inside address (our end) this is.
     #[inline(always)]
     pub fn interface_tunnel(&self, addr: Ipv4Addr) -> Option<TunnelId> {
-        self.interface_v4.get(&u32::from(addr)).copied()
+        self.interface_v4.get(u64::from(u32::from(addr))).copied()
     }
 
     /// How to reach an address directly through a port: on a port's subnet it is its own next

@@ -6,11 +6,13 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
+use super::KeyMap;
+
 /// Neighbors' MAC addresses by (port, IP address). IPv4 neighbors are keyed by one integer
-/// (port and address), which hashes in one multiplication: the lookup is on every packet's path.
+/// (port and address) in a [`KeyMap`]: the lookup is on every packet's path.
 #[derive(Debug, Default, Clone)]
 pub struct Neighbors {
-    v4: FxHashMap<u64, [u8; 6]>,
+    v4: KeyMap<[u8; 6]>,
     v6: FxHashMap<(u16, u128), [u8; 6]>,
 }
 
@@ -24,7 +26,7 @@ impl Neighbors {
     #[inline(always)]
     pub fn get(&self, port: u16, addr: IpAddr) -> Option<[u8; 6]> {
         match addr {
-            IpAddr::V4(a) => self.v4.get(&v4_key(port, a)).copied(),
+            IpAddr::V4(a) => self.v4.get(v4_key(port, a)).copied(),
             IpAddr::V6(a) => self.v6.get(&(port, u128::from(a))).copied(),
         }
     }
@@ -40,7 +42,7 @@ impl Neighbors {
     /// Forget a neighbor.
     pub fn remove(&mut self, port: u16, addr: IpAddr) {
         match addr {
-            IpAddr::V4(a) => self.v4.remove(&v4_key(port, a)),
+            IpAddr::V4(a) => self.v4.remove(v4_key(port, a)),
             IpAddr::V6(a) => self.v6.remove(&(port, u128::from(a))),
         };
     }

@@ -4,7 +4,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
-use rustc_hash::FxHashMap;
+
+use super::KeyMap;
 
 /// Index of a tunnel in the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,7 +60,7 @@ struct Ipv4Lpm {
     /// (prefix length, mask), longest first.
     lengths: Vec<(u8, u32)>,
     /// (length << 32 | network) -> next hops.
-    prefixes: FxHashMap<u64, NextHops>,
+    prefixes: KeyMap<NextHops>,
     /// One bit per /16 block: set where some prefix covers part of it.
     blocks: Vec<u64>,
 }
@@ -90,7 +91,7 @@ impl Ipv4Lpm {
         if self.blocks.get((block >> 6) as usize).is_none_or(|w| w & (1 << (block & 63)) == 0) {
             return None;
         }
-        self.lengths.iter().find_map(|&(len, mask)| self.prefixes.get(&(u64::from(len) << 32 | u64::from(a & mask))))
+        self.lengths.iter().find_map(|&(len, mask)| self.prefixes.get(u64::from(len) << 32 | u64::from(a & mask)))
     }
 
     fn is_empty(&self) -> bool {
