@@ -160,14 +160,27 @@ impl AesGcm {
     /// Encrypt `data` in place and return the 16-byte tag over `aad` and the ciphertext.
     #[inline]
     pub fn seal_in_place(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
-        self.crypt_in_place(self.seal, iv, aad, data)
+        let mut tag = [0u8; 16];
+        self.crypt_in_place(self.seal, iv, aad, data, &mut tag);
+        tag
+    }
+
+    /// Encrypt `data` in place and write the tag (truncated to `tag`'s length, 1 to 16 bytes)
+    /// straight into `tag`, such as the ICV field behind an ESP payload. Nothing is written for
+    /// another length.
+    #[inline]
+    pub fn seal_in_place_into(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &mut [u8]) {
+        if (1..=16).contains(&tag.len()) {
+            self.crypt_in_place(self.seal, iv, aad, data, tag);
+        }
     }
 
     /// Decrypt `data` in place and compare the tag it computes with `tag` (1 to 16 bytes) in
     /// constant time. On a mismatch `data` holds unauthenticated plaintext: discard it.
     #[inline]
     pub fn open_in_place(&self, iv: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), TagMismatch> {
-        let computed = self.crypt_in_place(self.open, iv, aad, data);
+        let mut computed = [0u8; 16];
+        self.crypt_in_place(self.open, iv, aad, data, &mut computed);
         if tag.is_empty() || tag.len() > 16 {
             return Err(TagMismatch);
         }
@@ -191,10 +204,10 @@ impl AesGcm {
     }
 
     /// One call of the library's seal or open function (`f`, chosen for this key's length):
-    /// `data` transformed in place, the 16-byte tag it computes returned.
+    /// `data` transformed in place, the tag it computes written to `tag` (1 to 16 bytes, the
+    /// callers' check).
     #[inline(always)]
-    fn crypt_in_place(&self, f: GcmFn, iv: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
-        let mut tag = [0u8; 16];
+    fn crypt_in_place(&self, f: GcmFn, iv: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &mut [u8]) {
         let mut ctx = sys::gcm_context_data::default();
         let p = data.as_mut_ptr();
         // SAFETY: f is this key's seal or open function and the key data was expanded by the
@@ -216,7 +229,6 @@ impl AesGcm {
                 tag.len() as u64,
             )
         };
-        tag
     }
 }
 
@@ -272,6 +284,16 @@ mod tests {
             assert_eq!(got.to_vec(), hex(tag));
             gcm.open_in_place(&iv(), &hex(AAD), &mut data, &hex(tag)).unwrap();
             assert_eq!(data, hex(PLAIN));
+            // The tag written in place, whole or truncated as some transforms carry it.
+            for len in [16, 12, 8] {
+                let mut data = hex(PLAIN);
+                let mut icv = vec![0u8; len];
+                gcm.seal_in_place_into(&iv(), &hex(AAD), &mut data, &mut icv);
+                assert_eq!((data, icv), (hex(cipher), hex(tag)[..len].to_vec()));
+            }
+            let mut untouched = [0u8; 17];
+            gcm.seal_in_place_into(&iv(), &hex(AAD), &mut hex(PLAIN), &mut untouched);
+            assert_eq!(untouched, [0u8; 17], "no tag of 17 bytes");
         }
     }
 

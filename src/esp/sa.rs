@@ -475,7 +475,7 @@ impl OutboundSa {
                 nonce[..4].copy_from_slice(salt);
                 nonce[4..].copy_from_slice(&counter.to_be_bytes());
                 let (body, icv) = esp.split_at_mut(body_end);
-                icv.copy_from_slice(&key.seal_in_place(&nonce, &header, &mut body[16..]));
+                key.seal_in_place_into(&nonce, &header, &mut body[16..], icv);
             }
             Sealer::Cbc(c) => {
                 let CbcSealer { key, iv_key, mac } = &**c;
