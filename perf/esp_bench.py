@@ -208,8 +208,9 @@ def secgw(binary, cfg, pcap, decrypt, warmup, window):
 
 
 def sa_counts(args, work, counts):
-    """Small-packet decryption with 1, 1 000, 100 000 ... inbound SAs installed, every SA in use."""
-    rates = {}
+    """Small-packet decryption with 1, 1 000, 100 000 ... inbound SAs installed, every SA in use,
+    beside testpmd io on the same capture (its distinct packets also cost the source more)."""
+    rates, io = {}, {}
     for count in counts:
         pcap = os.path.join(args.pcaps, f"esp_in_sas_{count}.pcap")
         if not os.path.exists(pcap):
@@ -217,18 +218,21 @@ def sa_counts(args, work, counts):
         path = os.path.join(work, f"sas_{count}.toml")
         with open(path, "w") as f:
             f.write(config(pcap, extra_sas=count))
-        rates[count] = []
+        rates[count], io[count] = [], []
         for rep in range(args.reps):
+            io[count].append(testpmd(pcap, args.warmup, args.window))
             rates[count].append(anygate(args.perf_bin, path, args.warmup + count / 50000, args.window))
-            print(f"rep {rep + 1}: decrypt 114 B over {count} SAs: anygate {rates[count][-1]:6.2f} Mpps", flush=True)
+            print(f"rep {rep + 1}: decrypt 114 B over {count} SAs: testpmd io {io[count][-1]:6.2f}   "
+                  f"anygate {rates[count][-1]:6.2f} Mpps", flush=True)
     print()
-    print("| inbound SAs installed (each in use) | anygate Mpps min / med / max | against the fewest |")
-    print("|---|---|---|")
+    print("| inbound SAs installed (each in use) | anygate Mpps min / med / max | against the fewest | "
+          "testpmd io Mpps (med) | anygate / testpmd |")
+    print("|---|---|---|---|---|")
     base = statistics.median(rates[counts[0]])
     for count in counts:
-        r = rates[count]
+        r, t = rates[count], statistics.median(io[count])
         print(f"| {count} | {min(r):.2f} / {statistics.median(r):.2f} / {max(r):.2f} | "
-              f"{statistics.median(r) / base:.3f} |")
+              f"{statistics.median(r) / base:.3f} | {t:.2f} | {statistics.median(r) / t:.3f} |")
 
 
 def main():
