@@ -11,7 +11,7 @@ use crate::esp::sa::SaUpdate;
 use crate::esp::SaDb;
 use crate::pipeline::esp::{self, EspJob};
 use crate::pipeline::{self, Context, Counters, DropReason, PuntReason, RateLimiter, Verdict};
-use crate::tables::{Egress, Neighbors, Tables};
+use crate::tables::{Egress, Neighbors, Tables, TunnelId};
 
 /// A change for a worker, sent through its update ring.
 #[derive(Debug)]
@@ -163,7 +163,7 @@ impl Worker {
             }
             received += n;
             if self.sas.prefetch_worthwhile() {
-                self.look_ahead();
+                esp::look_ahead(self.rx.iter_mut().map(|m| m.data()), &self.sas);
             }
             let mut rx = std::mem::take(&mut self.rx);
             for mbuf in rx.drain() {
@@ -185,22 +185,6 @@ impl Worker {
         received
     }
 
-    /// Bring the SAs of the burst's ESP packets into the cache before classifying any of them,
-    /// in two passes (where each lookup starts, then the SA it finds), so that their cache misses
-    /// overlap: for databases larger than the cache (see `esp::db`).
-    fn look_ahead(&mut self) {
-        for mbuf in self.rx.iter_mut() {
-            if let Some((anycast, spi)) = esp::peek_inbound(mbuf.data()) {
-                self.sas.prefetch_slot(anycast, spi);
-            }
-        }
-        for mbuf in self.rx.iter_mut() {
-            if let Some((anycast, spi)) = esp::peek_inbound(mbuf.data()) {
-                self.sas.prefetch_inbound(anycast, spi);
-            }
-        }
-    }
-
     #[inline(always)]
     fn handle(&mut self, mut mbuf: Mbuf, port: u16, now: u64) {
         if !mbuf.is_contiguous() {
@@ -220,53 +204,54 @@ impl Worker {
             Verdict::Forward(out) => self.send(mbuf, out),
             Verdict::Drop(_) => {}
             Verdict::Crypto(job) => self.crypto.push((mbuf, port, job)),
-            Verdict::Punt(..) | Verdict::Fragment(_) => self.dispatch_rare(mbuf, port, verdict, now),
+            Verdict::Punt(reason) => self.punt(mbuf, port, reason),
+            Verdict::Fragment(tunnel) => self.fragment(mbuf, port, tunnel, now),
         }
     }
 
-    /// Punts and fragmentation, out of the packet loop's way.
+    /// Hand a packet to the slow path (out of the packet loop's way).
     #[cold]
     #[inline(never)]
-    fn dispatch_rare(&mut self, mbuf: Mbuf, port: u16, verdict: Verdict, now: u64) {
-        match verdict {
-            Verdict::Forward(_) | Verdict::Drop(_) | Verdict::Crypto(_) => self.dispatch(mbuf, port, verdict, now),
-            Verdict::Punt(reason) => {
-                let egress = if reason == PuntReason::Resolve { self.resolve.take() } else { None };
-                if let Err(rtrb::PushError::Full(p)) = self.links.punts.push(Punted { mbuf, reason, port, egress }) {
-                    drop(p);
-                    self.counters.drops[DropReason::SlowPathFull.index()] += 1;
+    fn punt(&mut self, mbuf: Mbuf, port: u16, reason: PuntReason) {
+        let egress = if reason == PuntReason::Resolve { self.resolve.take() } else { None };
+        if let Err(rtrb::PushError::Full(p)) = self.links.punts.push(Punted { mbuf, reason, port, egress }) {
+            drop(p);
+            self.counters.drops[DropReason::SlowPathFull.index()] += 1;
+        }
+    }
+
+    /// Split an IPv4 packet too big for a tunnel and send the fragments into it (out of the
+    /// packet loop's way).
+    #[cold]
+    #[inline(never)]
+    fn fragment(&mut self, mbuf: Mbuf, port: u16, tunnel: TunnelId, now: u64) {
+        let mtu = usize::from(self.tables.tunnel(tunnel).mtu);
+        let pool = self.pool;
+        let mut fragments: [Option<Mbuf>; 8] = Default::default();
+        let mut n = 0;
+        let made = pipeline::fragment::fragment_v4(
+            &mbuf,
+            mtu,
+            || pool.alloc(),
+            |f| {
+                if n < fragments.len() {
+                    fragments[n] = Some(f);
+                    n += 1;
+                }
+            },
+        );
+        drop(mbuf);
+        match made {
+            Ok(count) if count <= fragments.len() => {
+                self.counters.fragments += count as u64;
+                for mut f in fragments.into_iter().flatten() {
+                    let v = pipeline::tunnel_out(&mut f, tunnel, 0x0800, &mut self.context(now));
+                    self.counters.count(&v);
+                    self.dispatch(f, port, v, now);
                 }
             }
-            Verdict::Fragment(tunnel) => {
-                let mtu = usize::from(self.tables.tunnel(tunnel).mtu);
-                let pool = self.pool;
-                let mut fragments: [Option<Mbuf>; 8] = Default::default();
-                let mut n = 0;
-                let made = pipeline::fragment::fragment_v4(
-                    &mbuf,
-                    mtu,
-                    || pool.alloc(),
-                    |f| {
-                        if n < fragments.len() {
-                            fragments[n] = Some(f);
-                            n += 1;
-                        }
-                    },
-                );
-                drop(mbuf);
-                match made {
-                    Ok(count) if count <= fragments.len() => {
-                        self.counters.fragments += count as u64;
-                        for mut f in fragments.into_iter().flatten() {
-                            let v = pipeline::tunnel_out(&mut f, tunnel, 0x0800, &mut self.context(now));
-                            self.counters.count(&v);
-                            self.dispatch(f, port, v, now);
-                        }
-                    }
-                    Ok(_) => self.counters.drops[DropReason::TooBig.index()] += 1,
-                    Err(reason) => self.counters.drops[reason.index()] += 1,
-                }
-            }
+            Ok(_) => self.counters.drops[DropReason::TooBig.index()] += 1,
+            Err(reason) => self.counters.drops[reason.index()] += 1,
         }
     }
 

@@ -198,10 +198,7 @@ fn run(
     ip_id: &mut u16,
 ) {
     // A worker with many SAs reads each frame ahead of classification: that read must hold too.
-    if let Some((anycast, spi)) = pipeline::esp::peek_inbound(pkt.data()) {
-        sas.prefetch_slot(anycast, spi);
-        sas.prefetch_inbound(anycast, spi);
-    }
+    pipeline::esp::look_ahead(std::iter::once(pkt.data()), sas);
     let mut cx = Context {
         tables,
         neighbors,

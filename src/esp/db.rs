@@ -113,8 +113,8 @@ impl SaDb {
     /// Second look-ahead step: find the SA of an SPI and bring it in.
     #[inline(always)]
     pub fn prefetch_inbound(&self, anycast: Ipv4Addr, spi: u32) {
-        if let Some(sa) = self.inbound.get(spi_key(anycast, spi)) {
-            dpdk_bindings::prefetch(&**sa);
+        if let Some(sa) = self.find_inbound(anycast, spi).and_then(|r| self.inbound(r)) {
+            dpdk_bindings::prefetch(sa);
         }
     }
 

@@ -147,9 +147,7 @@ impl Selectors {
     pub fn allow(&self, local: IpAddr, remote: IpAddr) -> bool {
         self.any || (self.local.iter().any(|n| n.contains(&local)) && self.remote.iter().any(|n| n.contains(&remote)))
     }
-}
 
-impl Selectors {
     /// Bring the prefixes into the cache (nothing to bring when both sides cover everything).
     #[inline(always)]
     fn prefetch(&self) {

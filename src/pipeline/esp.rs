@@ -12,6 +12,7 @@ use super::{csum, emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, P
 use crate::esp::db::InboundRef;
 use crate::esp::sa::OpenError;
 pub use crate::esp::sa::NAT_T_PORT;
+use crate::esp::SaDb;
 use crate::tables::TunnelId;
 use crate::wire::EspPacket;
 
@@ -104,6 +105,24 @@ pub fn peek_inbound(frame: &[u8]) -> Option<(Ipv4Addr, u32)> {
     let spi = u32::from_be_bytes(ip.get(esp..esp + 4)?.try_into().ok()?);
     // SPI 0 is the non-ESP marker of IKE in UDP 4500.
     (spi != 0).then_some((dst, spi))
+}
+
+/// A worker's look-ahead over a burst's frames, for databases larger than the cache (see
+/// `esp::db`): the lookup slot of every ESP packet's SPI first, then every SA those lookups find,
+/// so that the misses of each pass overlap. At most a burst's frames are looked at.
+pub fn look_ahead<'a>(frames: impl Iterator<Item = &'a [u8]>, sas: &SaDb) {
+    let mut keys = [(Ipv4Addr::UNSPECIFIED, 0u32); dpdk_bindings::BURST];
+    let mut n = 0;
+    for frame in frames.take(keys.len()) {
+        if let Some((anycast, spi)) = peek_inbound(frame) {
+            sas.prefetch_slot(anycast, spi);
+            keys[n] = (anycast, spi);
+            n += 1;
+        }
+    }
+    for &(anycast, spi) in &keys[..n] {
+        sas.prefetch_inbound(anycast, spi);
+    }
 }
 
 /// A UDP datagram for one of our addresses: NAT-T (ESP in UDP, IKE behind the non-ESP marker,

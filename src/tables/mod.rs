@@ -125,10 +125,16 @@ fn filter_position(addr: u32) -> (usize, u32) {
     ((h >> 6) as usize, h & 63)
 }
 
+/// The key of an IPv4 address in the tables' maps.
+#[inline(always)]
+fn address_key(addr: Ipv4Addr) -> u64 {
+    u64::from(u32::from(addr))
+}
+
 /// The GRE tunnel map's key for a pair of endpoints.
 #[inline(always)]
 fn endpoints_key(anycast: Ipv4Addr, customer: Ipv4Addr) -> u64 {
-    u64::from(u32::from(anycast)) << 32 | u64::from(u32::from(customer))
+    address_key(anycast) << 32 | address_key(customer)
 }
 
 /// Assigns each tunnel name a counter slot that stays the same across reloads.
@@ -190,7 +196,7 @@ impl Tables {
             tunnels: Vec::new(),
             by_slot: Vec::new(),
             gre_by_endpoints: KeyMap::default(),
-            local_v4: config.local_v4().into_iter().map(|a| (u64::from(u32::from(a)), ())).collect(),
+            local_v4: config.local_v4().into_iter().map(|a| (address_key(a), ())).collect(),
             interface_v4: KeyMap::default(),
             local_v6: config.ports.iter().filter_map(|p| p.address6.map(|a| a.addr())).collect(),
             ours_v4_filter: [0; FILTER_WORDS],
@@ -215,7 +221,7 @@ impl Tables {
             by_name.insert(t.name.clone(), id);
             tables.gre_by_endpoints.insert(endpoints_key(t.anycast_endpoint, t.customer_endpoint), id);
             if let Some(net) = t.interface_address {
-                tables.interface_v4.insert(u64::from(u32::from(net.addr())), id);
+                tables.interface_v4.insert(address_key(net.addr()), id);
             }
             let egress = tables.egress(IpAddr::V4(t.customer_endpoint));
             let (outer_template, outer_sum) = Tunnel::outer_header(t.ttl, t.anycast_endpoint, t.customer_endpoint);
@@ -238,7 +244,7 @@ impl Tables {
             let id = TunnelId(tables.tunnels.len() as u32);
             by_name.insert(t.name.clone(), id);
             if let Some(net) = t.interface_address {
-                tables.interface_v4.insert(u64::from(u32::from(net.addr())), id);
+                tables.interface_v4.insert(address_key(net.addr()), id);
             }
             let customer = t.customer_endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED);
             tables.tunnels.push(Tunnel {
@@ -315,7 +321,7 @@ impl Tables {
     /// Whether the address is one of this server's (a port address or an anycast endpoint).
     #[inline(always)]
     pub fn is_local_v4(&self, addr: Ipv4Addr) -> bool {
-        self.local_v4.contains_key(u64::from(u32::from(addr)))
+        self.local_v4.contains_key(address_key(addr))
     }
 
     /// Whether the address is one of this server's IPv6 addresses.
@@ -327,7 +333,7 @@ impl Tables {
     /// The tunnel whose inside address (our end) this is.
     #[inline(always)]
     pub fn interface_tunnel(&self, addr: Ipv4Addr) -> Option<TunnelId> {
-        self.interface_v4.get(u64::from(u32::from(addr))).copied()
+        self.interface_v4.get(address_key(addr)).copied()
     }
 
     /// How to reach an address directly through a port: on a port's subnet it is its own next
