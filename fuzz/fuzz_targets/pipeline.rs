@@ -3,7 +3,8 @@
 //! customer endpoint and into plain IPv4 frames, with right header checksums where the fuzzer asks,
 //! so that most of them get past the checks into decapsulation, routing, clamping and
 //! encapsulation; and into ESP sealed with the inbound SA's key (raw or in UDP 4500), so that
-//! they get past the ICV into the padding, trailer, selector and inner packet checks.
+//! they get past the ICV into the padding, trailer, selector and inner packet checks. Every frame
+//! is also run through the express lane and the full pipeline alone, which must agree.
 #![no_main]
 
 use std::cell::RefCell;
@@ -197,6 +198,10 @@ fn run(
     limiter: &mut RateLimiter,
     ip_id: &mut u16,
 ) {
+    // The express lane finishes a frame as the full pipeline would, or leaves it untouched.
+    if let Err(e) = pipeline::express::differential_check(pkt.data(), 0, tables, neighbors, counters, *ip_id) {
+        panic!("{e}");
+    }
     // A worker with many SAs reads each frame ahead of classification: that read must hold too.
     pipeline::esp::look_ahead(std::iter::once(pkt.data()), sas);
     let mut cx = Context {

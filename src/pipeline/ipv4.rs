@@ -55,7 +55,8 @@ pub(crate) fn check(data: &[u8], malformed: DropReason) -> Result<Header, DropRe
     })
 }
 
-fn martian(a: Ipv4Addr) -> bool {
+/// An address that is never forwarded to or from.
+pub(crate) fn martian(a: Ipv4Addr) -> bool {
     a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast()
 }
 
@@ -132,7 +133,11 @@ pub(crate) fn forward<P: PacketBuf>(pkt: &mut P, h: &Header, origin: Origin, cx:
     }
     if let Some(hops) = cx.tables.routes.lookup_v4(h.dst) {
         let tunnel = if hops.is_multipath() {
-            hops.pick(flow_hash(IpAddr::V4(h.src), IpAddr::V4(h.dst), ports(pkt.data(), h)))
+            hops.pick(flow_hash(
+                IpAddr::V4(h.src),
+                IpAddr::V4(h.dst),
+                transport_ports(pkt.data(), h.protocol, h.later_fragment, h.len),
+            ))
         } else {
             hops.pick(0)
         };
@@ -144,11 +149,13 @@ pub(crate) fn forward<P: PacketBuf>(pkt: &mut P, h: &Header, origin: Origin, cx:
     }
 }
 
-/// The transport ports of a TCP or UDP packet, folded, for the flow hash.
-fn ports(data: &[u8], h: &Header) -> u32 {
-    match h.protocol {
-        IpProtocol::Tcp | IpProtocol::Udp if !h.later_fragment && data.len() >= h.len + 4 => {
-            u32::from_be_bytes([data[h.len], data[h.len + 1], data[h.len + 2], data[h.len + 3]])
+/// The transport ports of a TCP or UDP packet (`data`: the IP packet, its header `len` bytes),
+/// folded, for the flow hash.
+#[inline]
+pub(crate) fn transport_ports(data: &[u8], protocol: IpProtocol, later_fragment: bool, len: usize) -> u32 {
+    match protocol {
+        IpProtocol::Tcp | IpProtocol::Udp if !later_fragment && data.len() >= len + 4 => {
+            u32::from_be_bytes([data[len], data[len + 1], data[len + 2], data[len + 3]])
         }
         _ => 0,
     }

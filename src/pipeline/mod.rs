@@ -12,6 +12,7 @@ pub mod counters;
 pub mod csum;
 pub mod drop;
 pub mod esp;
+pub mod express;
 pub mod fragment;
 pub mod gre;
 pub mod icmp;
@@ -119,9 +120,13 @@ impl Context<'_> {
     }
 }
 
-/// Run one received frame (Ethernet header first) through the pipeline.
+/// Run one received frame (Ethernet header first) through the pipeline: the express lane when it
+/// takes the frame, otherwise the full pipeline.
 #[inline(always)]
 pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
+    if let Some(out) = express::forward(pkt, port, cx) {
+        return Verdict::Forward(out);
+    }
     let verdict = l2::input(pkt, port, cx);
     cx.counters.count(&verdict);
     verdict

@@ -1,0 +1,251 @@
+//! The express lane: the two cases that are nearly all of a GRE server's traffic, checked at
+//! fixed offsets and rewritten in one pass.
+//!
+//! - decapsulation: a GRE packet (no checksum, key or sequence) from a customer router, with an
+//!   inner IPv4 packet for the internet, leaves the port toward a known neighbor;
+//! - encapsulation: an IPv4 packet from the internet for a customer prefix routed into a GRE
+//!   tunnel, within the tunnel's MTU, leaves toward the customer endpoint's known neighbor.
+//!
+//! Both have IPv4 headers without options, no fragment, a TTL that does not run out, no VLAN tag
+//! on the port they arrive on. Everything else (any drop, punt, ICMP error, fragmentation, IPv6,
+//! ESP, options, addresses of ours) is declined, and declined before anything is written: the
+//! packet then goes through the full pipeline ([`super::l2::input`]) as if the express lane did
+//! not exist. A packet the express lane finishes leaves exactly as the full pipeline would send
+//! it, with the same counters: a differential test and the pipeline fuzz target hold it to that.
+//!
+//! It exists for speed: the full pipeline walks the layers one function at a time, each with its
+//! own checks, lookups and verdict; here one packet is a few loads, a handful of compares, one
+//! tunnel or route lookup and one neighbor lookup, then its writes.
+
+use std::net::Ipv4Addr;
+
+use super::{csum, flow_hash, gre, ipv4, l2, mss, Context, Counters, HeapPacket, PacketBuf, RateLimiter, Verdict};
+use crate::esp::SaDb;
+use crate::tables::{Neighbors, Tables, TunnelKind};
+
+/// Ethernet (14) and IPv4 without options (20).
+const OUTER_IP_END: usize = 34;
+/// Where a decapsulated packet's inner IPv4 header starts: after Ethernet, IPv4 and a bare GRE
+/// header.
+const INNER_START: usize = OUTER_IP_END + gre::OVERHEAD - 20;
+
+const IP_PROTOCOL_TCP: u8 = 6;
+const IP_PROTOCOL_GRE: u8 = 47;
+
+#[inline(always)]
+fn be16(d: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+#[inline(always)]
+fn addr(d: &[u8], at: usize) -> Ipv4Addr {
+    Ipv4Addr::new(d[at], d[at + 1], d[at + 2], d[at + 3])
+}
+
+/// Whether the 20 bytes at `at` are an IPv4 header without options, not a fragment (DF may be
+/// set), with a total length of at least `min_total` that fits in `d`, and a right checksum.
+/// Gives the total length.
+#[inline(always)]
+fn plain_ipv4(d: &[u8], at: usize, min_total: usize) -> Option<usize> {
+    let h = d.get(at..at + 20)?;
+    let total = usize::from(be16(h, 2));
+    if h[0] != 0x45 || total < min_total || at + total > d.len() || be16(h, 6) & 0x3fff != 0 {
+        return None;
+    }
+    (csum::sum(h) == 0xffff).then_some(total)
+}
+
+/// The TTL decremented and the checksum updated, as [`ipv4`]'s forwarding does, for the header
+/// at the start of `h`; the caller has checked that the TTL is above 1.
+#[inline(always)]
+fn decrement_ttl(h: &mut [u8]) {
+    let (ttl, protocol) = (h[8], h[9]);
+    let sum = csum::update16(be16(h, 10), u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl - 1, protocol]));
+    h[8] = ttl - 1;
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Finish a received frame in the express lane, or decline it untouched. Gives the port to send
+/// it out of.
+#[inline(always)]
+pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Option<u16> {
+    let info = cx.tables.ports.get(usize::from(port))?;
+    let d = pkt.data();
+    if info.vlan.is_some() || d.len() < OUTER_IP_END || d[0..6] != info.mac || be16(d, 12) != ipv4::ETHERTYPE {
+        return None;
+    }
+    let total = plain_ipv4(d, 14, 20)?;
+    if d[14 + 9] == IP_PROTOCOL_GRE {
+        decapsulate(pkt, total, cx)
+    } else {
+        encapsulate(pkt, port, total, cx)
+    }
+}
+
+/// A GRE packet (outer IPv4 of `total` bytes) for a tunnel, whose inner IPv4 packet goes out of
+/// a port.
+#[inline(always)]
+fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) -> Option<u16> {
+    let tables = cx.tables;
+    let d = pkt.data();
+    // A bare GRE header: no checksum, key or sequence, version 0, an IPv4 payload.
+    if total < gre::OVERHEAD + 20 || be16(d, OUTER_IP_END) != 0 || be16(d, OUTER_IP_END + 2) != ipv4::ETHERTYPE {
+        return None;
+    }
+    let id = tables.gre_tunnel(addr(d, 30), addr(d, 26))?;
+    // The inner packet ends within the outer one (Ethernet padding after it is not counted).
+    let inner_total = plain_ipv4(&d[..14 + total], INNER_START, 20)?;
+    let inner = &d[INNER_START..INNER_START + 20];
+    let (src, dst) = (addr(inner, 12), addr(inner, 16));
+    // Ours, martian, routed back into a tunnel, out of TTL: the full pipeline's cases.
+    if inner[8] <= 1
+        || tables.may_be_ours_v4(dst)
+        || ipv4::martian(src)
+        || ipv4::martian(dst)
+        || tables.routes.lookup_v4(dst).is_some()
+    {
+        return None;
+    }
+    let egress = tables.egress(std::net::IpAddr::V4(dst))?;
+    let mac = cx.neighbors.get(egress.port, egress.next_hop)?;
+    let out = &tables.ports[usize::from(egress.port)];
+    let tunnel = tables.tunnel(id);
+    let (slot, mss_limit, tcp) = (tunnel.slot, tunnel.mss, inner[9] == IP_PROTOCOL_TCP);
+
+    let counters = cx.counters.tunnel(slot);
+    counters.ingress_packets += 1;
+    counters.ingress_bytes += (total - gre::OVERHEAD) as u64;
+    let l2_len = l2::header_len(out.vlan);
+    let data = pkt.data_mut();
+    let packet = &mut data[INNER_START..INNER_START + inner_total];
+    decrement_ttl(packet);
+    if mss_limit != 0 && tcp {
+        mss::clamp(&mut packet[20..], mss_limit);
+    }
+    pkt.adj(INNER_START - l2_len);
+    pkt.truncate(l2_len + inner_total);
+    l2::write_header(pkt.data_mut(), mac, out.mac, out.vlan, ipv4::ETHERTYPE);
+    Some(egress.port)
+}
+
+/// An IPv4 packet (of `total` bytes) from the internet for a customer prefix, into a GRE tunnel.
+#[inline(always)]
+fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Context<'_>) -> Option<u16> {
+    let tables = cx.tables;
+    let d = pkt.data();
+    let h = &d[14..OUTER_IP_END];
+    let (src, dst) = (addr(h, 12), addr(h, 16));
+    if h[8] <= 1
+        || tables.may_be_ours_v4(dst)
+        || ipv4::martian(src)
+        || ipv4::martian(dst)
+        || tables.ports[usize::from(port)].ipv4.is_some_and(|n| n.broadcast() == dst)
+    {
+        return None;
+    }
+    let hops = tables.routes.lookup_v4(dst)?;
+    let id = if hops.is_multipath() {
+        hops.pick(flow_hash(src.into(), dst.into(), ipv4::transport_ports(&d[14..14 + total], h[9].into(), false, 20)))
+    } else {
+        hops.pick(0)
+    };
+    let tunnel = tables.tunnel(id);
+    let egress = tunnel.egress?;
+    if tunnel.kind != TunnelKind::Gre || total > usize::from(tunnel.mtu) || total + gre::OVERHEAD > 0xffff {
+        return None;
+    }
+    let mac = cx.neighbors.get(egress.port, egress.next_hop)?;
+    let out = &tables.ports[usize::from(egress.port)];
+    let (slot, mss_limit, tcp) = (tunnel.slot, tunnel.mss, h[9] == IP_PROTOCOL_TCP);
+    let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
+    // The one step that can fail comes first, so that a decline leaves the packet as it was.
+    let l2_len = l2::header_len(out.vlan);
+    let grow = l2_len + gre::OVERHEAD - 14;
+    if !pkt.prepend(grow) {
+        return None;
+    }
+
+    let outer_total = (total + gre::OVERHEAD) as u16;
+    let id_field = cx.next_ip_id();
+    let counters = cx.counters.tunnel(slot);
+    counters.egress_packets += 1;
+    counters.egress_bytes += total as u64;
+    pkt.truncate(grow + 14 + total);
+    let data = pkt.data_mut();
+    let start = l2_len + gre::OVERHEAD;
+    let packet = &mut data[start..start + total];
+    decrement_ttl(packet);
+    if mss_limit != 0 && tcp {
+        mss::clamp(&mut packet[20..], mss_limit);
+    }
+    l2::write_header(data, mac, out.mac, out.vlan, ipv4::ETHERTYPE);
+    let outer = &mut data[l2_len..start];
+    outer.copy_from_slice(template);
+    outer[2..4].copy_from_slice(&outer_total.to_be_bytes());
+    outer[4..6].copy_from_slice(&id_field.to_be_bytes());
+    outer[10..12].copy_from_slice(&csum::template_checksum(template_sum, outer_total, id_field).to_be_bytes());
+    outer[22..24].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
+    Some(egress.port)
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Run `frame` (received on `port`) through the express lane and, separately, through the full
+/// pipeline alone, each from the same counters and IP identification, and check that they agree:
+/// a frame the express lane declines is left as it was with nothing counted; a frame it finishes
+/// is the full pipeline's forwarded frame, byte for byte, with the same counters after. Gives
+/// the express lane's answer. For the differential test and the pipeline fuzz target.
+pub fn differential_check(
+    frame: &[u8],
+    port: u16,
+    tables: &Tables,
+    neighbors: &Neighbors,
+    counters: &Counters,
+    ip_id: u16,
+) -> Result<Option<u16>, String> {
+    let run = |entry: &dyn Fn(&mut HeapPacket, &mut Context<'_>) -> Option<u16>| {
+        let (mut pkt, mut counters, mut ip_id) = (HeapPacket::new(frame), counters.clone(), ip_id);
+        let mut cx = Context {
+            tables,
+            neighbors,
+            sas: &mut SaDb::default(),
+            counters: &mut counters,
+            icmp_limit: &mut RateLimiter::new(1000, 1000),
+            now: 1,
+            ip_id: &mut ip_id,
+            resolve: &mut None,
+        };
+        let out = entry(&mut pkt, &mut cx);
+        (out, pkt, counters, ip_id)
+    };
+    let (express, express_pkt, express_counters, express_ip_id) = run(&|pkt, cx| forward(pkt, port, cx));
+    let Some(out) = express else {
+        if express_pkt.data() != frame || express_counters != *counters || express_ip_id != ip_id {
+            return Err("the express lane declined a frame after changing it or its counters".into());
+        }
+        return Ok(None);
+    };
+    let (full, full_pkt, full_counters, full_ip_id) = run(&|pkt, cx| {
+        let verdict = l2::input(pkt, port, cx);
+        cx.counters.count(&verdict);
+        match verdict {
+            Verdict::Forward(out) => Some(out),
+            _ => None,
+        }
+    });
+    if full != Some(out) {
+        return Err(format!("the express lane sent a frame out of port {out}, the full pipeline: {full:?}"));
+    }
+    if express_pkt.data() != full_pkt.data() {
+        return Err(format!(
+            "the express lane's frame differs from the full pipeline's:\n{:02x?}\n{:02x?}",
+            express_pkt.data(),
+            full_pkt.data()
+        ));
+    }
+    if express_counters != full_counters || express_ip_id != full_ip_id {
+        return Err("the express lane counted otherwise than the full pipeline".into());
+    }
+    Ok(Some(out))
+}
