@@ -42,17 +42,22 @@ fn addr(d: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(d[at], d[at + 1], d[at + 2], d[at + 3])
 }
 
-/// Whether the 20 bytes at `at` are an IPv4 header without options, not a fragment (DF may be
-/// set), with a total length of at least `min_total` that fits in `d`, and a right checksum.
-/// Gives the total length.
+/// Whether `h` is an IPv4 header without options, not a fragment (DF may be set), with a total
+/// length of at least `min_total` that fits in the `room` bytes from its start, and a right
+/// checksum. Gives the total length.
 #[inline(always)]
-fn plain_ipv4(d: &[u8], at: usize, min_total: usize) -> Option<usize> {
-    let h = d.get(at..at + 20)?;
+fn plain_ipv4(h: &[u8; 20], room: usize, min_total: usize) -> Option<usize> {
     let total = usize::from(be16(h, 2));
-    if h[0] != 0x45 || total < min_total || at + total > d.len() || be16(h, 6) & 0x3fff != 0 {
+    if h[0] != 0x45 || total < min_total || total > room || be16(h, 6) & 0x3fff != 0 {
         return None;
     }
     (csum::sum(h) == 0xffff).then_some(total)
+}
+
+/// The 20 bytes at `at` (within bounds checked by the caller's fixed-size view).
+#[inline(always)]
+fn header<const N: usize>(d: &[u8; N], at: usize) -> &[u8; 20] {
+    d[at..at + 20].try_into().expect("a header within the view")
 }
 
 /// The TTL decremented and the checksum updated, as [`ipv4`]'s forwarding does, for the header
@@ -71,11 +76,12 @@ fn decrement_ttl(h: &mut [u8]) {
 pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Option<u16> {
     let info = cx.tables.ports.get(usize::from(port))?;
     let d = pkt.data();
-    if info.vlan.is_some() || d.len() < OUTER_IP_END || d[0..6] != info.mac || be16(d, 12) != ipv4::ETHERTYPE {
+    let head = d.first_chunk::<OUTER_IP_END>()?;
+    if info.vlan.is_some() || head[0..6] != info.mac || be16(head, 12) != ipv4::ETHERTYPE {
         return None;
     }
-    let total = plain_ipv4(d, 14, 20)?;
-    if d[14 + 9] == IP_PROTOCOL_GRE {
+    let total = plain_ipv4(header(head, 14), d.len() - 14, 20)?;
+    if head[14 + 9] == IP_PROTOCOL_GRE {
         decapsulate(pkt, total, cx)
     } else {
         encapsulate(pkt, port, total, cx)
@@ -87,15 +93,16 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Op
 #[inline(always)]
 fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) -> Option<u16> {
     let tables = cx.tables;
-    let d = pkt.data();
+    // The outer header's total length fits in the frame, and holds GRE and an inner header.
+    let d = pkt.data().first_chunk::<{ INNER_START + 20 }>()?;
     // A bare GRE header: no checksum, key or sequence, version 0, an IPv4 payload.
     if total < gre::OVERHEAD + 20 || be16(d, OUTER_IP_END) != 0 || be16(d, OUTER_IP_END + 2) != ipv4::ETHERTYPE {
         return None;
     }
     let id = tables.gre_tunnel(addr(d, 30), addr(d, 26))?;
     // The inner packet ends within the outer one (Ethernet padding after it is not counted).
-    let inner_total = plain_ipv4(&d[..14 + total], INNER_START, 20)?;
-    let inner = &d[INNER_START..INNER_START + 20];
+    let inner = header(d, INNER_START);
+    let inner_total = plain_ipv4(inner, total - gre::OVERHEAD, 20)?;
     let (src, dst) = (addr(inner, 12), addr(inner, 16));
     // Ours, martian, routed back into a tunnel, out of TTL: the full pipeline's cases.
     if inner[8] <= 1
@@ -133,7 +140,7 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
 fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Context<'_>) -> Option<u16> {
     let tables = cx.tables;
     let d = pkt.data();
-    let h = &d[14..OUTER_IP_END];
+    let h = header(d.first_chunk::<OUTER_IP_END>()?, 14);
     let (src, dst) = (addr(h, 12), addr(h, 16));
     if h[8] <= 1
         || tables.may_be_ours_v4(dst)
