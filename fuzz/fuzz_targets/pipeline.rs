@@ -198,8 +198,8 @@ fn run(
     limiter: &mut RateLimiter,
     ip_id: &mut u16,
 ) {
-    // The express lane finishes a frame as the full pipeline would, or leaves it untouched.
-    if let Err(e) = pipeline::express::differential_check(pkt.data(), 0, tables, neighbors, counters, *ip_id) {
+    // The express lane gives a frame the full pipeline's verdict, or leaves it untouched.
+    if let Err(e) = pipeline::express::differential_check(pkt.data(), 0, tables, neighbors, sas, counters, *ip_id) {
         panic!("{e}");
     }
     // A worker with many SAs reads each frame ahead of classification: that read must hold too.

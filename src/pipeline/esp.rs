@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{csum, emit_l2, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+use super::{csum, emit_l2, express, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
 use crate::esp::db::InboundRef;
 use crate::esp::sa::OpenError;
 pub use crate::esp::sa::NAT_T_PORT;
@@ -221,6 +221,11 @@ pub fn decrypt<P: PacketBuf>(pkt: &mut P, r: InboundRef, esp: usize, cx: &mut Co
     counters.ingress_packets += 1;
     counters.ingress_bytes += inner_len as u64;
     if next == NEXT_IPV4 {
+        // Most decrypted packets leave by a port with nothing else to do.
+        let exit = pkt.data().first_chunk::<20>().and_then(|h| express::exit_to_port(h, inner_len, id, cx));
+        if let Some(port) = exit.and_then(|exit| express::leave(pkt, 0, exit)) {
+            return Verdict::Forward(port);
+        }
         let h = match ipv4::check(pkt.data(), DropReason::InnerMalformed) {
             Ok(h) => h,
             Err(r) => return Verdict::Drop(r),

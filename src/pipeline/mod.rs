@@ -124,10 +124,10 @@ impl Context<'_> {
 /// takes the frame, otherwise the full pipeline.
 #[inline(always)]
 pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
-    if let Some(out) = express::forward(pkt, port, cx) {
-        return Verdict::Forward(out);
-    }
-    let verdict = l2::input(pkt, port, cx);
+    let verdict = match express::forward(pkt, port, cx) {
+        Some(verdict) => verdict,
+        None => l2::input(pkt, port, cx),
+    };
     cx.counters.count(&verdict);
     verdict
 }

@@ -2,7 +2,10 @@
 //! alone, and mutations of both, each checked with [`differential_check`].
 
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, SaDirection};
+use crate::esp::sa::SaUpdate;
+use crate::esp::{InboundSa, OutboundSa};
+use crate::pipeline::{DropReason, PuntReason};
 use crate::tables::SlotMap;
 use crate::wire::checksum;
 
@@ -50,6 +53,24 @@ anycast_endpoint = "192.0.2.100"
 name = "sec1"
 customer_endpoint = "198.51.100.20"
 anycast_endpoint = "192.0.2.100"
+mtu = 1300
+
+[[ipsec_tunnels.static_sas]]
+spi = 0x1000
+direction = "inbound"
+transform = "aes128gcm16"
+encryption_key = "000102030405060708090a0b0c0d0e0f10111213"
+
+[[ipsec_tunnels.static_sas]]
+spi = 0x2000
+direction = "outbound"
+transform = "aes128gcm16"
+encryption_key = "000102030405060708090a0b0c0d0e0f10111213"
+
+[[ipsec_tunnels]]
+name = "sec2"
+customer_endpoint = "198.51.100.21"
+anycast_endpoint = "192.0.2.100"
 
 [[routes]]
 prefix = "10.20.0.0/16"
@@ -71,18 +92,39 @@ nexthop = "far"
 [[routes]]
 prefix = "10.40.0.0/16"
 nexthop = "sec1"
+
+[[routes]]
+prefix = "10.41.0.0/16"
+nexthop = "sec2"
 "#;
 
 struct Setup {
     tables: Tables,
     neighbors: Neighbors,
+    sas: SaDb,
     counters: Counters,
+}
+
+impl Setup {
+    fn check(&mut self, frame: &[u8], port: u16, ip_id: u16) -> Result<Option<Verdict>, String> {
+        differential_check(frame, port, &self.tables, &self.neighbors, &mut self.sas, &self.counters, ip_id)
+    }
 }
 
 fn setup() -> Setup {
     let config = Config::parse(CONFIG).unwrap();
     let mut slots = SlotMap::default();
     let tables = Tables::build(&config, &[PORT_MAC, PORT_MAC], &mut slots);
+    let mut sas = SaDb::default();
+    for spec in crate::esp::sink::static_specs(&config, 0) {
+        let slot = slots.slot(&spec.tunnel);
+        sas.apply(match spec.direction {
+            SaDirection::Inbound => SaUpdate::AddInbound(InboundSa::compile(&spec, slot).unwrap()),
+            SaDirection::Outbound => {
+                SaUpdate::AddOutbound(OutboundSa::compile(&spec, slot, Default::default()).unwrap())
+            }
+        });
+    }
     let mut neighbors = Neighbors::default();
     neighbors.set(0, "192.0.2.254".parse().unwrap(), GW_MAC);
     neighbors.set(1, "198.51.100.10".parse().unwrap(), VLAN_GW_MAC);
@@ -90,7 +132,7 @@ fn setup() -> Setup {
     // 100.64.9.9 is reached through 192.0.2.254 too; 198.51.100.50 (decapsulated toward the
     // tagged subnet) has no known MAC: the full pipeline resolves it.
     neighbors.set(1, "198.51.100.60".parse().unwrap(), VLAN_GW_MAC);
-    Setup { counters: Counters::new(slots.len()), tables, neighbors }
+    Setup { counters: Counters::new(slots.len()), tables, neighbors, sas }
 }
 
 fn ether(payload: &[u8]) -> Vec<u8> {
@@ -174,10 +216,13 @@ fn declined_frames() -> Vec<(&'static str, Vec<u8>)> {
     tagged.splice(12..12, [0x81, 0x00, 0x00, 30]);
     vec![
         ("no route", plain([172, 16, 0, 1])),
-        ("to an IPsec tunnel", plain([10, 40, 0, 1])),
+        ("over an IPsec tunnel's MTU", ether(&ipv4(INTERNET_HOST, [10, 40, 1, 2], 17, 64, &udp(1300 - 27)))),
         ("over the MTU", ether(&ipv4(INTERNET_HOST, [10, 20, 1, 2], 17, 64, &udp(1400 - 27)))),
         ("TTL 1", ether(&ipv4(INTERNET_HOST, [10, 20, 1, 2], 17, 1, &udp(10)))),
-        ("to the anycast endpoint", plain(ANYCAST)),
+        (
+            "an echo request to the anycast endpoint",
+            ether(&ipv4(INTERNET_HOST, ANYCAST, 1, 64, &[8, 0, 0xf7, 0xff, 0, 0, 0, 0])),
+        ),
         ("to a tunnel's inside address", plain([10, 212, 0, 0])),
         ("from a martian", ether(&ipv4([127, 0, 0, 1], [10, 20, 1, 2], 17, 64, &udp(10)))),
         ("to the subnet's broadcast", plain([192, 0, 2, 255])),
@@ -203,23 +248,134 @@ fn declined_frames() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn the_express_lane_finishes_its_frames_as_the_full_pipeline_does() {
-    let s = setup();
+    let mut s = setup();
     for (what, frame, port) in express_frames() {
-        let taken = differential_check(&frame, 0, &s.tables, &s.neighbors, &s.counters, 7);
-        assert_eq!(taken, Ok(Some(port)), "{what}");
+        assert_eq!(s.check(&frame, 0, 7), Ok(Some(Verdict::Forward(port))), "{what}");
+    }
+}
+
+#[test]
+fn into_ipsec_tunnels_the_express_lane_gives_the_full_pipelines_job_or_drop() {
+    let mut s = setup();
+    let to = |dst: [u8; 4], proto: u8, payload: &[u8]| ether(&ipv4(INTERNET_HOST, dst, proto, 64, payload));
+    for frame in [to([10, 40, 1, 2], 17, &udp(100)), to([10, 40, 1, 2], 6, &syn(1460))] {
+        let verdict = s.check(&frame, 0, 7);
+        assert!(matches!(verdict, Ok(Some(Verdict::Crypto(esp::EspJob::Encrypt { .. })))), "{verdict:?}");
+    }
+    // A tunnel without an outbound SA: the same counted drop.
+    let verdict = s.check(&to([10, 41, 1, 2], 17, &udp(10)), 0, 7);
+    assert_eq!(verdict, Ok(Some(Verdict::Drop(DropReason::EspNoSa))));
+}
+
+#[test]
+fn esp_and_udp_for_our_addresses_get_the_full_pipelines_classification() {
+    let mut s = setup();
+    let router = [198, 51, 100, 20];
+    // ESP header (SPI, sequence number), IV and a body with its ICV: long enough to decrypt.
+    let esp = |spi: u32| {
+        let mut e = spi.to_be_bytes().to_vec();
+        e.extend([0, 0, 0, 1]);
+        e.resize(8 + 8 + 48 + 16, 0x5a);
+        e
+    };
+    let in_udp = |dport: u16, payload: &[u8]| {
+        let mut u = vec![0x11, 0x94];
+        u.extend(dport.to_be_bytes());
+        u.extend(((8 + payload.len()) as u16).to_be_bytes());
+        u.extend([0, 0]);
+        u.extend(payload);
+        u
+    };
+    let decrypt = |v: &Result<Option<Verdict>, String>| matches!(v, Ok(Some(Verdict::Crypto(esp::EspJob::Decrypt { esp, .. }))) if *esp == 20 || *esp == 28);
+    let v = s.check(&ether(&ipv4(router, ANYCAST, 50, 64, &esp(0x1000))), 0, 7);
+    assert!(decrypt(&v), "raw ESP: {v:?}");
+    let v = s.check(&ether(&ipv4(router, ANYCAST, 17, 64, &in_udp(4500, &esp(0x1000)))), 0, 7);
+    assert!(decrypt(&v), "ESP in UDP: {v:?}");
+    let cases = [
+        (ether(&ipv4(router, ANYCAST, 50, 64, &esp(0x1001))), Verdict::Drop(DropReason::EspUnknownSpi)),
+        (ether(&ipv4(router, ANYCAST, 50, 64, &esp(0x1000)[..30])), Verdict::Drop(DropReason::EspMalformed)),
+        (ether(&ipv4(router, ANYCAST, 17, 64, &in_udp(4500, &[0xff]))), Verdict::Drop(DropReason::NatKeepalive)),
+        (ether(&ipv4(router, ANYCAST, 17, 64, &in_udp(4500, &[0, 0, 0, 0, 1]))), Verdict::Punt(PuntReason::Ike)),
+        (ether(&ipv4(router, ANYCAST, 17, 64, &in_udp(500, &[1; 28]))), Verdict::Punt(PuntReason::Ike)),
+        (ether(&ipv4(router, [192, 0, 2, 1], 17, 64, &in_udp(53, &[1; 8]))), Verdict::Punt(PuntReason::HostBound)),
+    ];
+    for (frame, want) in cases {
+        assert_eq!(s.check(&frame, 0, 7), Ok(Some(want)));
     }
 }
 
 #[test]
 fn the_express_lane_leaves_everything_else_untouched() {
-    let s = setup();
+    let mut s = setup();
     for (what, frame) in declined_frames() {
-        let taken = differential_check(&frame, 0, &s.tables, &s.neighbors, &s.counters, 7);
-        assert_eq!(taken, Ok(None), "{what}");
+        assert_eq!(s.check(&frame, 0, 7), Ok(None), "{what}");
     }
     // Nothing is taken on a tagged port.
     let (_, frame, _) = &express_frames()[4];
-    assert_eq!(differential_check(frame, 1, &s.tables, &s.neighbors, &s.counters, 7), Ok(None));
+    assert_eq!(s.check(frame, 1, 7), Ok(None));
+}
+
+/// Whether a packet that came out of tunnel `id` (`packet`: its IPv4 header first, as ESP
+/// decryption leaves it) leaves by [`exit_to_port`] and [`leave`] as by the full pipeline's
+/// check and forwarding, or is declined untouched. Gives whether it was taken.
+fn exit_agrees(s: &Setup, packet: &[u8], id: TunnelId) -> bool {
+    let (mut counters, mut ip_id, mut sas) = (s.counters.clone(), 0, SaDb::default());
+    let mut cx = Context {
+        tables: &s.tables,
+        neighbors: &s.neighbors,
+        sas: &mut sas,
+        counters: &mut counters,
+        icmp_limit: &mut RateLimiter::new(1000, 1000),
+        now: 1,
+        ip_id: &mut ip_id,
+        resolve: &mut None,
+    };
+    let mut express = HeapPacket::new(packet);
+    let exit = packet.first_chunk::<20>().and_then(|h| exit_to_port(h, packet.len(), id, &cx));
+    let Some(port) = exit.and_then(|exit| leave(&mut express, 0, exit)) else {
+        assert_eq!(express.data(), packet, "declined untouched");
+        return false;
+    };
+    let mut full = HeapPacket::new(packet);
+    let h = ipv4::check(full.data(), DropReason::InnerMalformed).expect("a checked header");
+    full.truncate(h.total);
+    assert_eq!(ipv4::forward(&mut full, &h, crate::pipeline::Origin::Tunnel(id), &mut cx), Verdict::Forward(port));
+    assert_eq!(express.data(), full.data(), "{packet:02x?}");
+    true
+}
+
+#[test]
+fn decrypted_packets_leave_by_a_port_as_the_full_pipeline_sends_them() {
+    let s = setup();
+    let sec1 = TunnelId(3);
+    assert_eq!(s.tables.tunnel(sec1).name, "sec1");
+    let cases = [
+        (ipv4([10, 40, 0, 5], INTERNET_HOST, 17, 64, &udp(18)), true),
+        (ipv4([10, 40, 0, 5], INTERNET_HOST, 6, 64, &syn(1460)), true),
+        (ipv4([10, 40, 0, 5], [198, 51, 100, 60], 17, 64, &udp(3)), true),
+        (ipv4([10, 40, 0, 5], INTERNET_HOST, 17, 1, &udp(18)), false),
+        (ipv4([10, 40, 0, 5], [10, 20, 0, 1], 17, 64, &udp(18)), false),
+        (ipv4([10, 40, 0, 5], [192, 0, 2, 100], 17, 64, &udp(18)), false),
+        (ipv4([10, 40, 0, 5], [198, 51, 100, 50], 17, 64, &udp(18)), false),
+    ];
+    for (packet, taken) in &cases {
+        assert_eq!(exit_agrees(&s, packet, sec1), *taken, "{packet:02x?}");
+    }
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut taken = 0;
+    for _ in 0..20_000 {
+        let mut packet = cases[rng.below(cases.len())].0.clone();
+        let at = rng.below(packet.len());
+        packet[at] = rng.next() as u8;
+        if rng.below(2) == 0 {
+            fix_checksum(&mut packet, 0);
+        }
+        if rng.below(4) == 0 {
+            packet.truncate(rng.below(packet.len() + 1));
+        }
+        taken += usize::from(exit_agrees(&s, &packet, sec1));
+    }
+    assert!(taken > 1000, "{taken} taken");
 }
 
 #[test]
@@ -238,7 +394,7 @@ fn the_express_lane_rewrites_as_the_tests_of_the_full_pipeline_expect() {
         ip_id: &mut ip_id,
         resolve: &mut None,
     };
-    assert_eq!(forward(&mut pkt, 0, &mut cx), Some(0));
+    assert_eq!(forward(&mut pkt, 0, &mut cx), Some(Verdict::Forward(0)));
     let d = pkt.data();
     assert_eq!((&d[0..6], &d[6..12], &d[12..14]), (&GW_MAC[..], &PORT_MAC[..], &[8u8, 0][..]));
     assert_eq!(d.len(), 14 + 20 + 24);
@@ -266,7 +422,7 @@ impl XorShift {
 
 #[test]
 fn mutated_frames_are_finished_alike_or_left_alone() {
-    let s = setup();
+    let mut s = setup();
     let mut bases: Vec<Vec<u8>> = express_frames().into_iter().map(|f| f.1).collect();
     bases.extend(declined_frames().into_iter().map(|f| f.1));
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
@@ -290,7 +446,7 @@ fn mutated_frames_are_finished_alike_or_left_alone() {
                 fix_checksum(&mut frame, 38);
             }
             let port = if rng.below(8) == 0 { 1 } else { 0 };
-            match differential_check(&frame, port, &s.tables, &s.neighbors, &s.counters, rng.next() as u16) {
+            match s.check(&frame, port, rng.next() as u16) {
                 Ok(Some(_)) => taken += 1,
                 Ok(None) => {}
                 Err(e) => panic!("{e}\nframe: {frame:02x?}"),
