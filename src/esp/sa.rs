@@ -450,8 +450,8 @@ impl OutboundSa {
     /// Bytes of padding, trailer and ICV added after a payload of `len` bytes.
     #[inline]
     pub fn trailer_len(&self, len: usize) -> usize {
-        let block = self.transform.block_len();
-        let pad = (block - (len + 2) % block) % block;
+        // The padding that rounds payload and trailer up to the block (a power of two).
+        let pad = (len + 2).wrapping_neg() & (self.transform.block_len() - 1);
         pad + 2 + self.transform.icv_len()
     }
 
@@ -550,6 +550,19 @@ pub(crate) mod tests {
         esp.extend(std::iter::repeat_n(0, t.icv_len()));
         sa.seal(&mut esp, seq).unwrap();
         esp
+    }
+
+    #[test]
+    fn the_trailer_pads_payload_and_trailer_to_the_block() {
+        for name in NAMES {
+            let sa = OutboundSa::compile(&spec(name, SaDirection::Outbound, 0x100), 0, Arc::default()).unwrap();
+            let (block, icv) = (sa.transform.block_len(), sa.transform.icv_len());
+            assert!(block.is_power_of_two(), "{name}");
+            for len in 0..=1600 {
+                let pad = sa.trailer_len(len) - 2 - icv;
+                assert!(pad < block && (len + pad + 2) % block == 0, "{name}, {len} bytes: {pad}");
+            }
+        }
     }
 
     #[test]

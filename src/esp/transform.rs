@@ -72,7 +72,8 @@ impl Transform {
         }
     }
 
-    /// The block the encrypted part (payload, padding, trailer) is padded to.
+    /// The block the encrypted part (payload, padding, trailer) is padded to: a power of two, so
+    /// that the fast path rounds with a mask rather than a division.
     pub fn block_len(&self) -> usize {
         match self.encryption {
             Encryption::AesCbc { .. } => 16,

@@ -69,7 +69,7 @@ pub(crate) fn input<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, esp: usize,
     }
     let t = sa.transform;
     let body = len.checked_sub(8 + t.iv_len() + t.icv_len());
-    if body.is_none_or(|b| b < 2 || b % t.block_len() != 0) {
+    if body.is_none_or(|b| b < 2 || b & (t.block_len() - 1) != 0) {
         sa.counters.drops += 1;
         return Verdict::Drop(DropReason::EspMalformed);
     }
@@ -312,6 +312,10 @@ pub fn encrypt<P: PacketBuf>(
     }
     data[trailer_at + pad_len] = pad_len as u8;
     data[trailer_at + pad_len + 1] = next_header;
+    // The whole template in one fixed-size copy (the header room, at least outer IPv4, ESP
+    // header and IV, always holds it): where the outer header is IPv4 alone, its last 8 bytes are
+    // the ESP header's room, which sealing writes next.
+    data[..template.len()].copy_from_slice(&template);
     if sa.seal(&mut data[outer_len..], seq).is_err() {
         sa.counters.drops += 1;
         return Verdict::Drop(DropReason::EspCryptoFailed);
@@ -322,7 +326,6 @@ pub fn encrypt<P: PacketBuf>(
     let id_field = cx.next_ip_id();
     let checksum = csum::template_checksum(template_sum, total as u16, id_field);
     let h = &mut pkt.data_mut()[..outer_len];
-    h.copy_from_slice(&template[..outer_len]);
     h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
     h[4..6].copy_from_slice(&id_field.to_be_bytes());
     h[10..12].copy_from_slice(&checksum.to_be_bytes());
