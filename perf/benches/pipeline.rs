@@ -1,13 +1,19 @@
 //! Micro-benchmarks of the per-packet functions on heap packets (no DPDK): GRE decapsulation and
-//! encapsulation through the whole pipeline, the IPv4 route lookup, and the header checksum
+//! encapsulation through the whole pipeline, ESP decryption and encryption (AES-128-GCM, 46-byte
+//! inner packets) through it, the IPv4 route lookup, and the header checksum
 //! beside smoltcp's verify_checksum, the reference it replaced, measured in the same run.
 //!
 //! `cargo bench -p anygate-perf --bench pipeline`
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
-use anygate::config::Config;
+use anygate::config::{Config, SaDirection};
+use anygate::esp::sa::SaUpdate;
+use anygate::esp::sink::static_specs;
+use anygate::esp::{InboundSa, OutboundSa};
 use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, RateLimiter, Verdict};
 use anygate::tables::{Neighbors, RouteTable, SlotMap, Tables, TunnelId};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -28,9 +34,30 @@ name = "site1"
 customer_endpoint = "198.51.100.10"
 anycast_endpoint = "192.0.2.1"
 
+[[ipsec_tunnels]]
+name = "sec1"
+customer_endpoint = "198.51.100.20"
+anycast_endpoint = "192.0.2.1"
+
+[[ipsec_tunnels.static_sas]]
+spi = 0x1000
+direction = "inbound"
+transform = "aes128gcm16"
+encryption_key = "000102030405060708090a0b0c0d0e0f10111213"
+
+[[ipsec_tunnels.static_sas]]
+spi = 0x2000
+direction = "outbound"
+transform = "aes128gcm16"
+encryption_key = "000102030405060708090a0b0c0d0e0f10111213"
+
 [[routes]]
 prefix = "10.20.0.0/16"
 nexthop = "site1"
+
+[[routes]]
+prefix = "10.40.0.0/16"
+nexthop = "sec1"
 "#;
 
 fn ipv4(src: [u8; 4], dst: [u8; 4], protocol: u8, payload: &[u8]) -> Vec<u8> {
@@ -69,7 +96,25 @@ fn pipeline(c: &mut Criterion) {
     let mut limiter = RateLimiter::new(100, 1_000_000_000);
     let mut ip_id = 0u16;
     let mut resolve = None;
+    // The tunnel's SAs, and a copy of the inbound one as an outbound SA to seal what it opens.
     let mut sas = anygate::esp::SaDb::default();
+    let mut sealer = None;
+    for spec in static_specs(&config, 0) {
+        let slot = slots.slot(&spec.tunnel);
+        let seq = Arc::new(AtomicU64::new(0));
+        match spec.direction {
+            SaDirection::Inbound => {
+                let mut mirror = spec.clone();
+                mirror.direction = SaDirection::Outbound;
+                sealer = Some(OutboundSa::compile(&mirror, slot, seq.clone()).expect("sealing SA"));
+                sas.apply(SaUpdate::AddInbound(InboundSa::compile(&spec, slot).expect("inbound SA")));
+            }
+            SaDirection::Outbound => {
+                sas.apply(SaUpdate::AddOutbound(OutboundSa::compile(&spec, slot, seq).expect("outbound SA")))
+            }
+        }
+    }
+    let sealer = sealer.expect("an inbound SA");
 
     // Decapsulated packets leave for 10.30/16, outside every customer prefix.
     let mut inner = udp_inner(46);
@@ -81,17 +126,34 @@ fn pipeline(c: &mut Criterion) {
     gre.extend_from_slice(&inner);
     let decap_frame = ethernet(0x0800, &ipv4([198, 51, 100, 10], [192, 0, 2, 1], 47, &gre));
     let encap_frame = ethernet(0x0800, &udp_inner(46));
+    // ESP of secgw's smallest captures: a 46-byte inner packet (to 10.30/16) from the router,
+    // 114-byte frames; and a 60-byte frame for 10.40/16 to encrypt.
+    let mut esp = vec![0u8; 16];
+    esp.extend_from_slice(&inner);
+    esp.extend_from_slice(&[0, 4]);
+    esp.resize(esp.len() + 16, 0);
+    sealer.seal(&mut esp, 1).expect("sealed");
+    let decrypt_frame = ethernet(0x0800, &ipv4([198, 51, 100, 20], [192, 0, 2, 1], 50, &esp));
+    let mut plain = udp_inner(46);
+    plain[16..20].copy_from_slice(&[10, 40, 0, 1]);
+    plain[10..12].fill(0);
+    let sum = !csum::sum(&plain[..20]);
+    plain[10..12].copy_from_slice(&sum.to_be_bytes());
+    let encrypt_frame = ethernet(0x0800, &plain);
 
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(1));
     // Each case through the pipeline's entry (the express lane takes it) and through the full
     // pipeline alone (what every packet took before the express lane), in the same run.
+    // ESP runs to the end: classification, then the crypto (a batch of one).
     type Entry = fn(&mut HeapPacket, u16, &mut Context<'_>) -> Verdict;
-    let cases: [(&str, &[u8], Entry); 4] = [
+    let cases: [(&str, &[u8], Entry); 6] = [
         ("gre_decap_84B", &decap_frame, pipeline::process),
         ("gre_decap_84B_full_pipeline", &decap_frame, pipeline::l2::input),
         ("gre_encap_60B", &encap_frame, pipeline::process),
         ("gre_encap_60B_full_pipeline", &encap_frame, pipeline::l2::input),
+        ("esp_decrypt_114B", &decrypt_frame, pipeline::process_to_end),
+        ("esp_encrypt_60B", &encrypt_frame, pipeline::process_to_end),
     ];
     for (name, frame, entry) in cases {
         let mut pkt = HeapPacket::new(frame);

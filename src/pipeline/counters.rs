@@ -82,14 +82,21 @@ impl Counters {
     }
 
     /// A tunnel's counters.
-    #[inline]
+    #[inline(always)]
     pub fn tunnel(&mut self, slot: u32) -> &mut TunnelCounters {
         let slot = slot as usize;
         if slot >= self.tunnels.len() {
-            // Tables and counters are resized together between bursts; this only guards a bug.
-            self.tunnels.resize(slot + 1, TunnelCounters::default());
+            self.grow_tunnels(slot + 1);
         }
         &mut self.tunnels[slot]
+    }
+
+    /// Tables and counters are resized together between bursts; this only guards a bug, out of
+    /// the packet path's way.
+    #[cold]
+    #[inline(never)]
+    fn grow_tunnels(&mut self, slots: usize) {
+        self.tunnels.resize(slots, TunnelCounters::default());
     }
 
     /// Add another worker's counters to these.

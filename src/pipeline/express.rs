@@ -59,7 +59,7 @@ fn plain_ipv4(h: &[u8; 20], room: usize, min_total: usize) -> Option<usize> {
     if h[0] != 0x45 || total < min_total || total > room || be16(h, 6) & 0x3fff != 0 {
         return None;
     }
-    (csum::sum(h) == 0xffff).then_some(total)
+    csum::header_is_valid(h).then_some(total)
 }
 
 /// The 20 bytes at `at` (within bounds checked by the caller's fixed-size view).

@@ -38,7 +38,7 @@ pub(crate) fn check(data: &[u8], malformed: DropReason) -> Result<Header, DropRe
     if h[0] >> 4 != 4 || len < 20 || len > data.len() || total < len || total > data.len() {
         return Err(malformed);
     }
-    if csum::sum(&data[..len]) != 0xffff {
+    if !csum::header_is_valid(&data[..len]) {
         return Err(if malformed == DropReason::Ipv4Malformed { DropReason::Ipv4BadChecksum } else { malformed });
     }
     let flags = u16::from_be_bytes([h[6], h[7]]);
