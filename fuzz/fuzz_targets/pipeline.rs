@@ -8,14 +8,11 @@
 #![no_main]
 
 use std::cell::RefCell;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use anygate::config::Config;
-use anygate::config::SaDirection;
-use anygate::esp::sa::SaUpdate;
-use anygate::esp::sink::static_specs;
-use anygate::esp::{InboundSa, OutboundSa, SaDb};
+use anygate::esp::sink::static_sa_db;
+use anygate::esp::{OutboundSa, SaDb};
 use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, PacketBuf, RateLimiter, Verdict};
 use anygate::tables::{Neighbors, SlotMap, Tables};
 use libfuzzer_sys::fuzz_target;
@@ -86,23 +83,11 @@ thread_local! {
     /// SA's key.
     static SAS: RefCell<(SaDb, Box<OutboundSa>)> = RefCell::new({
         let config = Config::parse(CONFIG).expect("fuzz config");
-        let mut db = SaDb::default();
-        let mut mirror = None;
-        for spec in static_specs(&config, 0) {
-            let slot = 1;
-            match spec.direction {
-                SaDirection::Inbound => {
-                    db.apply(SaUpdate::AddInbound(InboundSa::compile(&spec, slot).expect("inbound SA")));
-                    let mut m = spec.clone();
-                    m.direction = SaDirection::Outbound;
-                    mirror = Some(OutboundSa::compile(&m, slot, Arc::new(AtomicU64::new(0))).expect("mirror SA"));
-                }
-                SaDirection::Outbound => db.apply(SaUpdate::AddOutbound(
-                    OutboundSa::compile(&spec, slot, Arc::new(AtomicU64::new(0))).expect("outbound SA"),
-                )),
-            }
-        }
-        (db, mirror.expect("an inbound SA"))
+        // The same slots as the tables' (built the same way).
+        let mut slots = SlotMap::default();
+        Tables::build(&config, &[[2, 0, 0, 0, 1, 1]], &mut slots);
+        let (db, mut sealers) = static_sa_db(&config, &mut slots).expect("the tunnel's SAs");
+        (db, sealers.remove(0))
     });
 }
 

@@ -7,13 +7,9 @@
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
-use anygate::config::{Config, SaDirection};
-use anygate::esp::sa::SaUpdate;
-use anygate::esp::sink::static_specs;
-use anygate::esp::{InboundSa, OutboundSa};
+use anygate::config::Config;
+use anygate::esp::sink::static_sa_db;
 use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, RateLimiter, Verdict};
 use anygate::tables::{Neighbors, RouteTable, SlotMap, Tables, TunnelId};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -96,25 +92,9 @@ fn pipeline(c: &mut Criterion) {
     let mut limiter = RateLimiter::new(100, 1_000_000_000);
     let mut ip_id = 0u16;
     let mut resolve = None;
-    // The tunnel's SAs, and a copy of the inbound one as an outbound SA to seal what it opens.
-    let mut sas = anygate::esp::SaDb::default();
-    let mut sealer = None;
-    for spec in static_specs(&config, 0) {
-        let slot = slots.slot(&spec.tunnel);
-        let seq = Arc::new(AtomicU64::new(0));
-        match spec.direction {
-            SaDirection::Inbound => {
-                let mut mirror = spec.clone();
-                mirror.direction = SaDirection::Outbound;
-                sealer = Some(OutboundSa::compile(&mirror, slot, seq.clone()).expect("sealing SA"));
-                sas.apply(SaUpdate::AddInbound(InboundSa::compile(&spec, slot).expect("inbound SA")));
-            }
-            SaDirection::Outbound => {
-                sas.apply(SaUpdate::AddOutbound(OutboundSa::compile(&spec, slot, seq).expect("outbound SA")))
-            }
-        }
-    }
-    let sealer = sealer.expect("an inbound SA");
+    // The tunnel's SAs, and a sealer with the inbound SA's key to make what it opens.
+    let (mut sas, sealers) = static_sa_db(&config, &mut slots).expect("the tunnel's SAs");
+    let sealer = &sealers[0];
 
     // Decapsulated packets leave for 10.30/16, outside every customer prefix.
     let mut inner = udp_inner(46);

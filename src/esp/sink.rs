@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::sa::{InboundSa, OutboundSa, SaCounters, SaError, SaSpec, SaUpdate};
+use super::SaDb;
 use crate::config::{Config, SaDirection, MAX_SAS_PER_TUNNEL};
-use crate::tables::Tables;
+use crate::tables::{SlotMap, Tables};
 use crate::worker::{Update, WorkerHandle};
 
 /// Where SAs are installed.
@@ -230,6 +231,26 @@ pub fn static_specs(config: &Config, node_id: u16) -> Vec<SaSpec> {
         }
     }
     specs
+}
+
+/// A database of a configuration's static SAs compiled directly, each under its tunnel's
+/// counter slot in `slots`, and for each inbound SA a sealer: an outbound SA with its key, which
+/// makes packets that the inbound SA opens. For tests, fuzz targets and micro-benchmarks, which
+/// run the pipeline without workers or rings.
+pub fn static_sa_db(config: &Config, slots: &mut SlotMap) -> Result<(SaDb, Vec<Box<OutboundSa>>), SaError> {
+    let (mut db, mut sealers) = (SaDb::default(), Vec::new());
+    for spec in static_specs(config, 0) {
+        let slot = slots.slot(&spec.tunnel);
+        match spec.direction {
+            SaDirection::Inbound => {
+                db.apply(SaUpdate::AddInbound(InboundSa::compile(&spec, slot)?));
+                let mirror = SaSpec { direction: SaDirection::Outbound, ..spec.clone() };
+                sealers.push(OutboundSa::compile(&mirror, slot, Arc::default())?);
+            }
+            SaDirection::Outbound => db.apply(SaUpdate::AddOutbound(OutboundSa::compile(&spec, slot, Arc::default())?)),
+        }
+    }
+    Ok((db, sealers))
 }
 
 /// Bring the installed static SAs from `before` to `after` (a reload): add those new, update

@@ -91,9 +91,15 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Op
     }
     let h = header(head, 14);
     let total = plain_ipv4(h, d.len() - 14, 20)?;
+    if h[9] == IP_PROTOCOL_GRE {
+        return decapsulate(pkt, total, cx).map(Verdict::Forward);
+    }
+    // Whether the destination may be ours decides between the last two cases, once.
+    if !cx.tables.may_be_ours_v4(addr(h, 16)) {
+        return encapsulate(pkt, port, total, cx);
+    }
     match h[9] {
-        IP_PROTOCOL_GRE => decapsulate(pkt, total, cx).map(Verdict::Forward),
-        IP_PROTOCOL_ESP | IP_PROTOCOL_UDP if cx.tables.may_be_ours_v4(addr(h, 16)) => {
+        IP_PROTOCOL_ESP | IP_PROTOCOL_UDP => {
             let outer = ipv4::Header {
                 len: 20,
                 total,
@@ -106,7 +112,8 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Op
             };
             esp_inbound(pkt, &outer, cx)
         }
-        _ => encapsulate(pkt, port, total, cx),
+        // Echo requests and the rest for our addresses: the full pipeline's.
+        _ => None,
     }
 }
 
@@ -208,8 +215,8 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
     Some(port)
 }
 
-/// An IPv4 packet (of `total` bytes) from the internet for a customer prefix, into a GRE
-/// tunnel (sent) or an IPsec tunnel (its encryption job).
+/// An IPv4 packet (of `total` bytes, for an address that is not ours) from the internet for a
+/// customer prefix, into a GRE tunnel (sent) or an IPsec tunnel (its encryption job).
 #[inline(always)]
 fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Context<'_>) -> Option<Verdict> {
     let tables = cx.tables;
@@ -217,7 +224,6 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     let h = header(d.first_chunk::<OUTER_IP_END>()?, 14);
     let (src, dst) = (addr(h, 12), addr(h, 16));
     if h[8] <= 1
-        || tables.may_be_ours_v4(dst)
         || ipv4::martian(src)
         || ipv4::martian(dst)
         || tables.ports[usize::from(port)].ipv4.is_some_and(|n| n.broadcast() == dst)

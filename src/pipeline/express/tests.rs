@@ -2,9 +2,7 @@
 //! alone, and mutations of both, each checked with [`differential_check`].
 
 use super::*;
-use crate::config::{Config, SaDirection};
-use crate::esp::sa::SaUpdate;
-use crate::esp::{InboundSa, OutboundSa};
+use crate::config::Config;
 use crate::pipeline::{DropReason, PuntReason};
 use crate::tables::SlotMap;
 use crate::wire::checksum;
@@ -115,16 +113,7 @@ fn setup() -> Setup {
     let config = Config::parse(CONFIG).unwrap();
     let mut slots = SlotMap::default();
     let tables = Tables::build(&config, &[PORT_MAC, PORT_MAC], &mut slots);
-    let mut sas = SaDb::default();
-    for spec in crate::esp::sink::static_specs(&config, 0) {
-        let slot = slots.slot(&spec.tunnel);
-        sas.apply(match spec.direction {
-            SaDirection::Inbound => SaUpdate::AddInbound(InboundSa::compile(&spec, slot).unwrap()),
-            SaDirection::Outbound => {
-                SaUpdate::AddOutbound(OutboundSa::compile(&spec, slot, Default::default()).unwrap())
-            }
-        });
-    }
+    let (sas, _) = crate::esp::sink::static_sa_db(&config, &mut slots).unwrap();
     let mut neighbors = Neighbors::default();
     neighbors.set(0, "192.0.2.254".parse().unwrap(), GW_MAC);
     neighbors.set(1, "198.51.100.10".parse().unwrap(), VLAN_GW_MAC);
