@@ -123,7 +123,13 @@ impl SaDb {
     #[inline(always)]
     pub fn find_outbound(&self, slot: u32, src: IpAddr, dst: IpAddr) -> Option<u16> {
         let list = self.outbound.get(slot as usize)?;
-        list.iter().position(|sa| sa.selectors.allow(src, dst)).map(|i| i as u16)
+        // A plain loop rather than `position` and a closure, which stayed a call of its own.
+        for (i, sa) in list.iter().enumerate() {
+            if sa.selectors.allow(src, dst) {
+                return Some(i as u16);
+            }
+        }
+        None
     }
 
     #[inline(always)]

@@ -56,8 +56,11 @@ pub(crate) fn check(data: &[u8], malformed: DropReason) -> Result<Header, DropRe
 }
 
 /// An address that is never forwarded to or from.
+#[inline(always)]
 pub(crate) fn martian(a: Ipv4Addr) -> bool {
-    a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast()
+    // Unspecified, loopback (127/8), multicast (224/4) or broadcast, from the integer at once.
+    let a = u32::from(a);
+    a == 0 || a == u32::MAX || a >> 24 == 127 || a >> 28 == 0xe
 }
 
 /// Handle an IPv4 packet received on a port (L2 header already removed).
@@ -227,5 +230,22 @@ fn error_source(origin: Origin, anycast: Ipv4Addr, cx: &Context<'_>) -> Ipv4Addr
             tunnel.interface_v4.map(|n| n.addr()).unwrap_or(tunnel.anycast)
         }
         _ => anycast,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn martians_are_the_addresses_std_calls_so() {
+        let by_std = |a: Ipv4Addr| a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast();
+        let edges = [0u32, 1, 0x7eff_ffff, 0x7f00_0000, 0x7fff_ffff, 0x8000_0000, 0xdfff_ffff, 0xe000_0000];
+        let more = [0xefff_ffff, 0xf000_0000, 0xffff_fffe, u32::MAX];
+        let stride = (0..=u32::MAX / 7919).map(|i| i.wrapping_mul(7919).wrapping_add(i >> 3));
+        for a in edges.into_iter().chain(more).chain(stride) {
+            let a = Ipv4Addr::from(a);
+            assert_eq!(martian(a), by_std(a), "{a}");
+        }
     }
 }
