@@ -285,10 +285,12 @@ impl Worker {
                 seqs.extend((0..run as u64).map(|k| first.map(|f| f + k)));
                 i += run;
             }
+            // The jobs of one SA go to one router: its egress and MAC are looked up once.
+            let mut exit = esp::RouterExit::default();
             for ((mut mbuf, port, job), seq) in jobs.drain(..).zip(seqs.drain(..)) {
                 let verdict = match job {
                     EspJob::Encrypt { slot, sa, next_header } => {
-                        esp::encrypt(&mut mbuf, slot, sa, next_header, seq, &mut self.context(now))
+                        esp::encrypt(&mut mbuf, slot, sa, next_header, seq, &mut exit, &mut self.context(now))
                     }
                     EspJob::Decrypt { sa, esp } => {
                         esp::decrypt(&mut mbuf, sa, usize::from(esp), &mut self.context(now))

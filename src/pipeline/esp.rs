@@ -8,12 +8,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{csum, emit_l2, express, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
+use super::{csum, emit_l2_to, express, ipv4, ipv6, Context, DropReason, Origin, PacketBuf, PuntReason, Verdict};
 use crate::esp::db::InboundRef;
 use crate::esp::sa::OpenError;
 pub use crate::esp::sa::NAT_T_PORT;
 use crate::esp::SaDb;
-use crate::tables::TunnelId;
+use crate::tables::{Egress, TunnelId};
 use crate::wire::EspPacket;
 
 /// The IKE port (RFC 7296).
@@ -273,15 +273,40 @@ pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: 
     }
 }
 
+/// Where the packets of one router leave: looked up for the first of a batch's packets to it
+/// and kept for the others (tables and neighbors change only between bursts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouterExit {
+    last: Option<(Ipv4Addr, Option<Egress>, Option<[u8; 6]>)>,
+}
+
+impl RouterExit {
+    /// The egress toward `router` and its next hop's MAC, from the last lookup when it was for
+    /// the same router.
+    #[inline(always)]
+    pub(crate) fn get(&mut self, router: Ipv4Addr, cx: &Context<'_>) -> (Option<Egress>, Option<[u8; 6]>) {
+        if let Some((r, egress, mac)) = self.last {
+            if r == router {
+                return (egress, mac);
+            }
+        }
+        let egress = cx.tables.egress(IpAddr::V4(router));
+        let mac = egress.and_then(|e| cx.neighbors.get(e.port, e.next_hop));
+        self.last = Some((router, egress, mac));
+        (egress, mac)
+    }
+}
+
 /// Step two of encapsulation with sequence number `seq` (reserved by the caller; None when the
 /// SA has run out): pad, add the trailer, encrypt, add the ESP and outer headers, and address
-/// the packet to the customer router's next hop.
+/// the packet to the customer router's next hop (`exit`: the lookup kept over a batch).
 pub fn encrypt<P: PacketBuf>(
     pkt: &mut P,
     slot: u32,
     index: u16,
     next_header: u8,
     seq: Option<u64>,
+    exit: &mut RouterExit,
     cx: &mut Context<'_>,
 ) -> Verdict {
     let Some(sa) = cx.sas.outbound_mut(slot, index) else {
@@ -336,10 +361,10 @@ pub fn encrypt<P: PacketBuf>(
     let counters = cx.counters.tunnel(slot);
     counters.egress_packets += 1;
     counters.egress_bytes += inner_len as u64;
-    let Some(egress) = cx.tables.egress(IpAddr::V4(remote)) else {
+    let (Some(egress), mac) = exit.get(remote, cx) else {
         return Verdict::Drop(DropReason::NoEgress);
     };
-    emit_l2(pkt, egress, ipv4::ETHERTYPE, cx)
+    emit_l2_to(pkt, egress, mac, ipv4::ETHERTYPE, cx)
 }
 
 /// Run one job (a batch of one): sequence number reserved here.
@@ -348,7 +373,7 @@ pub fn run<P: PacketBuf>(pkt: &mut P, job: EspJob, cx: &mut Context<'_>) -> Verd
         EspJob::Decrypt { sa, esp } => decrypt(pkt, sa, usize::from(esp), cx),
         EspJob::Encrypt { slot, sa, next_header } => {
             let seq = cx.sas.outbound(slot, sa).and_then(|s| s.reserve(1));
-            encrypt(pkt, slot, sa, next_header, seq, cx)
+            encrypt(pkt, slot, sa, next_header, seq, &mut RouterExit::default(), cx)
         }
     }
 }

@@ -158,8 +158,20 @@ pub fn tunnel_out<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: &
 /// for neighbor resolution when the next hop's MAC is not known.
 #[inline(always)]
 pub fn emit_l2<P: PacketBuf>(pkt: &mut P, egress: Egress, ethertype: u16, cx: &mut Context<'_>) -> Verdict {
-    let port = &cx.tables.ports[egress.port as usize];
     let neighbor = cx.neighbors.get(egress.port, egress.next_hop);
+    emit_l2_to(pkt, egress, neighbor, ethertype, cx)
+}
+
+/// [`emit_l2`] with the neighbor's MAC already looked up (None: not known).
+#[inline(always)]
+pub fn emit_l2_to<P: PacketBuf>(
+    pkt: &mut P,
+    egress: Egress,
+    neighbor: Option<[u8; 6]>,
+    ethertype: u16,
+    cx: &mut Context<'_>,
+) -> Verdict {
+    let port = &cx.tables.ports[egress.port as usize];
     // Without the neighbor's MAC the frame is finished by the slow path once it is known.
     if !l2::prepend_header(pkt, neighbor.unwrap_or_default(), port.mac, port.vlan, ethertype) {
         return Verdict::Drop(DropReason::NoBufferRoom);

@@ -396,3 +396,27 @@ fn the_rate_limit_holds_back_icmp_errors() {
     assert_eq!(h.run(&ether(0x0800, &big)).0, Verdict::Drop(DropReason::IcmpRateLimited));
     assert_eq!(h.drops(DropReason::TooBig), 2);
 }
+
+#[test]
+fn a_batch_looks_up_each_routers_exit_again_when_the_router_changes() {
+    let mut h = Harness::new();
+    let cx = Context {
+        tables: &h.tables,
+        neighbors: &h.neighbors,
+        sas: &mut h.sas,
+        counters: &mut h.counters,
+        icmp_limit: &mut h.limiter,
+        now: 0,
+        ip_id: &mut h.ip_id,
+        resolve: &mut h.resolve,
+    };
+    let gateway: IpAddr = "192.0.2.254".parse().unwrap();
+    let via_gateway = (Some(crate::tables::Egress { port: 0, next_hop: gateway }), Some(GW_MAC));
+    let on_link = Ipv4Addr::new(192, 0, 2, 77);
+    let unresolved = (Some(crate::tables::Egress { port: 0, next_hop: IpAddr::V4(on_link) }), None);
+    let mut exit = esp::RouterExit::default();
+    let far = Ipv4Addr::from(CUSTOMER);
+    for (router, want) in [(far, via_gateway), (far, via_gateway), (on_link, unresolved), (far, via_gateway)] {
+        assert_eq!(exit.get(router, &cx), want, "{router}");
+    }
+}
