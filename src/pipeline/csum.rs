@@ -111,13 +111,8 @@ mod tests {
     fn a_header_is_valid_exactly_when_it_sums_to_all_ones() {
         // Headers with their checksum set, then with one byte changed (and so mostly invalid),
         // and sums that carry out of every word: the fast check must agree with `sum` on each.
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::pipeline::tests::XorShift(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next();
         let mut valid = 0;
         for round in 0..200_000 {
             let mut h = [0u8; 20];

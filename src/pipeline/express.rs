@@ -62,20 +62,21 @@ fn plain_ipv4(h: &[u8; 20], room: usize, min_total: usize) -> Option<usize> {
     csum::header_is_valid(h).then_some(total)
 }
 
-/// The 20 bytes at `at` (within bounds checked by the caller's fixed-size view).
+/// The 20 bytes at `at` of a fixed-size view (None only past its end, which the constant
+/// offsets of the callers never are).
 #[inline(always)]
-fn header<const N: usize>(d: &[u8; N], at: usize) -> &[u8; 20] {
-    d[at..at + 20].try_into().expect("a header within the view")
+fn header<const N: usize>(d: &[u8; N], at: usize) -> Option<&[u8; 20]> {
+    d.get(at..)?.first_chunk::<20>()
 }
 
-/// The TTL decremented and the checksum updated, as [`ipv4`]'s forwarding does, for the header
-/// at the start of `h`; the caller has checked that the TTL is above 1.
+/// The TTL decremented (the caller has checked that it is above 1) and a TCP SYN's MSS clamped
+/// to `mss` (0: none), as the full pipeline's forwarding does, for the IPv4 packet `packet`.
 #[inline(always)]
-fn decrement_ttl(h: &mut [u8]) {
-    let (ttl, protocol) = (h[8], h[9]);
-    let sum = csum::update16(be16(h, 10), u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl - 1, protocol]));
-    h[8] = ttl - 1;
-    h[10..12].copy_from_slice(&sum.to_be_bytes());
+fn forwarded(packet: &mut [u8], mss: u16) {
+    ipv4::decrement_ttl(packet);
+    if mss != 0 {
+        mss::clamp(&mut packet[20..], mss);
+    }
 }
 
 /// Take a received frame in the express lane, or decline it untouched. Gives its verdict: sent
@@ -89,7 +90,7 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Op
     if info.vlan.is_some() || head[0..6] != info.mac || be16(head, 12) != ipv4::ETHERTYPE {
         return None;
     }
-    let h = header(head, 14);
+    let h = header(head, 14)?;
     let total = plain_ipv4(h, d.len() - 14, 20)?;
     if h[9] == IP_PROTOCOL_GRE {
         return decapsulate(pkt, total, cx).map(Verdict::Forward);
@@ -185,11 +186,7 @@ pub fn leave<P: PacketBuf>(pkt: &mut P, at: usize, exit: PortExit) -> Option<u16
     }
     pkt.truncate(l2_len + exit.total);
     let data = pkt.data_mut();
-    let packet = &mut data[l2_len..];
-    decrement_ttl(packet);
-    if exit.mss != 0 {
-        mss::clamp(&mut packet[20..], exit.mss);
-    }
+    forwarded(&mut data[l2_len..], exit.mss);
     l2::write_header(data, exit.dst_mac, exit.src_mac, exit.vlan, ipv4::ETHERTYPE);
     Some(exit.port)
 }
@@ -205,7 +202,7 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
         return None;
     }
     let id = cx.tables.gre_tunnel(addr(d, 30), addr(d, 26))?;
-    let exit = exit_to_port(header(d, INNER_START), total - gre::OVERHEAD, id, cx)?;
+    let exit = exit_to_port(header(d, INNER_START)?, total - gre::OVERHEAD, id, cx)?;
     let slot = cx.tables.tunnel(id).slot;
     // The inner header is further in than any L2 header is long: leaving cannot decline.
     let port = leave(pkt, INNER_START, exit)?;
@@ -221,7 +218,7 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
 fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Context<'_>) -> Option<Verdict> {
     let tables = cx.tables;
     let d = pkt.data();
-    let h = header(d.first_chunk::<OUTER_IP_END>()?, 14);
+    let h = header(d.first_chunk::<OUTER_IP_END>()?, 14)?;
     let (src, dst) = (addr(h, 12), addr(h, 16));
     if h[8] <= 1
         || ipv4::martian(src)
@@ -246,11 +243,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
         // packet sent into the tunnel.
         pkt.adj(14);
         pkt.truncate(total);
-        let packet = pkt.data_mut();
-        decrement_ttl(packet);
-        if mss != 0 {
-            mss::clamp(&mut packet[20..], mss);
-        }
+        forwarded(pkt.data_mut(), mss);
         return Some(esp::encapsulate(pkt, id, ipv4::ETHERTYPE, cx));
     }
     let egress = tunnel.egress?;
@@ -276,11 +269,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     pkt.truncate(grow + 14 + total);
     let data = pkt.data_mut();
     let start = l2_len + gre::OVERHEAD;
-    let packet = &mut data[start..start + total];
-    decrement_ttl(packet);
-    if mss != 0 {
-        mss::clamp(&mut packet[20..], mss);
-    }
+    forwarded(&mut data[start..start + total], mss);
     l2::write_header(data, mac, out.mac, out.vlan, ipv4::ETHERTYPE);
     let outer = &mut data[l2_len..start];
     outer.copy_from_slice(template);

@@ -166,7 +166,7 @@ pub(crate) fn transport_ports(data: &[u8], protocol: IpProtocol, later_fragment:
 
 /// Decrement the TTL in place, updating the checksum; false when it runs out.
 #[inline(always)]
-fn decrement_ttl(data: &mut [u8]) -> bool {
+pub(crate) fn decrement_ttl(data: &mut [u8]) -> bool {
     let (ttl, protocol, check) = (data[8], data[9], u16::from_be_bytes([data[10], data[11]]));
     if ttl <= 1 {
         return false;

@@ -8,10 +8,26 @@ use crate::config::Config;
 use crate::tables::{Neighbors, SlotMap, Tables};
 use crate::wire::checksum;
 
-const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
-const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
-const ANYCAST: [u8; 4] = [192, 0, 2, 100];
-const CUSTOMER: [u8; 4] = [198, 51, 100, 10];
+pub(super) const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
+pub(super) const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+pub(super) const ANYCAST: [u8; 4] = [192, 0, 2, 100];
+pub(super) const CUSTOMER: [u8; 4] = [198, 51, 100, 10];
+
+/// A small deterministic generator for the pipeline's randomized tests, so that a failure repeats.
+pub(super) struct XorShift(pub(super) u64);
+
+impl XorShift {
+    pub(super) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(super) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
 
 const CONFIG: &str = r#"
 [[ports]]
@@ -88,7 +104,7 @@ impl Harness {
     }
 }
 
-fn ether(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn ether(ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = PORT_MAC.to_vec();
     f.extend_from_slice(&GW_MAC);
     f.extend_from_slice(&ethertype.to_be_bytes());
@@ -96,7 +112,7 @@ fn ether(ethertype: u16, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, ttl: u8, df: bool, payload: &[u8]) -> Vec<u8> {
+pub(super) fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, ttl: u8, df: bool, payload: &[u8]) -> Vec<u8> {
     let mut h = vec![0x45, 0, 0, 0, 0, 1, if df { 0x40 } else { 0 }, 0, ttl, proto, 0, 0];
     h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
     h.extend_from_slice(&src);
@@ -118,7 +134,7 @@ fn ipv6(src: &str, dst: &str, next: u8, hop: u8, payload: &[u8]) -> Vec<u8> {
     h
 }
 
-fn udp(len: usize) -> Vec<u8> {
+pub(super) fn udp(len: usize) -> Vec<u8> {
     let mut u = vec![0u8; 8 + len];
     u[0..2].copy_from_slice(&1000u16.to_be_bytes());
     u[2..4].copy_from_slice(&2000u16.to_be_bytes());
@@ -133,7 +149,7 @@ fn gre_frame(inner: &[u8], proto: u16) -> Vec<u8> {
     ether(0x0800, &ipv4(CUSTOMER, ANYCAST, 47, 64, false, &g))
 }
 
-fn syn(mss: u16) -> Vec<u8> {
+pub(super) fn syn(mss: u16) -> Vec<u8> {
     let mut t = vec![0u8; 24];
     t[12] = 6 << 4;
     t[13] = 0x02;

@@ -3,15 +3,12 @@
 
 use super::*;
 use crate::config::Config;
-use crate::pipeline::{DropReason, PuntReason};
+use crate::pipeline::tests::{syn, udp, XorShift, ANYCAST, CUSTOMER, GW_MAC, PORT_MAC};
+use crate::pipeline::{tests, DropReason, PuntReason};
 use crate::tables::SlotMap;
 use crate::wire::checksum;
 
-const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
-const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 const VLAN_GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfd];
-const ANYCAST: [u8; 4] = [192, 0, 2, 100];
-const CUSTOMER: [u8; 4] = [198, 51, 100, 10];
 const INTERNET_HOST: [u8; 4] = [203, 0, 113, 9];
 
 // Port 0 has the default gateway; port 1 (VLAN-tagged) is where 198.51.100.0/24 is connected,
@@ -124,38 +121,14 @@ fn setup() -> Setup {
     Setup { counters: Counters::new(slots.len()), tables, neighbors, sas }
 }
 
+/// An IPv4 frame to our port.
 fn ether(payload: &[u8]) -> Vec<u8> {
-    let mut f = PORT_MAC.to_vec();
-    f.extend_from_slice(&GW_MAC);
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend_from_slice(payload);
-    f
+    tests::ether(0x0800, payload)
 }
 
+/// An IPv4 packet with DF set (the express lane's packets may have it).
 fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, ttl: u8, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, ttl, proto, 0, 0];
-    h[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-    h.extend_from_slice(&src);
-    h.extend_from_slice(&dst);
-    let sum = !checksum::data(&h);
-    h[10..12].copy_from_slice(&sum.to_be_bytes());
-    h.extend_from_slice(payload);
-    h
-}
-
-fn udp(len: usize) -> Vec<u8> {
-    let mut u = vec![0u8; 8 + len];
-    u[0..4].copy_from_slice(&[0x27, 0x10, 0x4e, 0x20]);
-    u[4..6].copy_from_slice(&((8 + len) as u16).to_be_bytes());
-    u
-}
-
-fn syn(mss: u16) -> Vec<u8> {
-    let mut t = vec![0u8; 24];
-    t[12] = 6 << 4;
-    t[13] = 0x02;
-    t[20..24].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]);
-    t
+    tests::ipv4(src, dst, proto, ttl, true, payload)
 }
 
 fn gre(inner: &[u8], from: [u8; 4]) -> Vec<u8> {
@@ -391,22 +364,6 @@ fn the_express_lane_rewrites_as_the_tests_of_the_full_pipeline_expect() {
     assert_eq!(checksum::data(&d[14..34]), !0);
     assert_eq!(u16::from_be_bytes([d[34 + 22], d[34 + 23]]), 1360, "MSS clamped to the MTU less 40");
     assert_eq!(counters.tunnels[0].ingress_packets, 1);
-}
-
-/// A small deterministic generator, so that a failure repeats.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 #[test]
