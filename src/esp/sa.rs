@@ -369,11 +369,14 @@ pub struct OutboundSa {
     node_id: u16,
     pub remote: Ipv4Addr,
     /// The outer IPv4 header, and UDP header where encapsulated, with total length,
-    /// identification, checksum and UDP length 0.
-    pub outer_template: [u8; 28],
+    /// identification, checksum and UDP length 0: its first 16 bytes and the 12 after them (and
+    /// 4 zero bytes), as big-endian words, so that [`OutboundSa::outer_header`] fills in a
+    /// packet's fields in registers.
+    outer_head: u128,
+    outer_tail: u128,
     pub outer_len: usize,
     /// The template's IPv4 header sum ([`csum::sum`]), for [`csum::template_checksum`].
-    pub outer_sum: u16,
+    outer_sum: u16,
     pub selectors: Selectors,
     pub counters: SaCounters,
 }
@@ -400,7 +403,8 @@ impl OutboundSa {
             }
             Encryption::Null => Sealer::Null(Box::new(mac_key(spec).0)),
         };
-        let mut h = [0u8; 28];
+        // Four bytes more than the header, zero: the tail word's end.
+        let mut h = [0u8; 32];
         h[0] = 0x45;
         // DF: the tunnel MTU keeps the outer packet within 1500 bytes; fragments are made inside.
         h[6] = 0x40;
@@ -425,7 +429,8 @@ impl OutboundSa {
             seq,
             node_id: spec.node_id,
             remote: spec.remote,
-            outer_template: h,
+            outer_head: u128::from_be_bytes(std::array::from_fn(|i| h[i])),
+            outer_tail: u128::from_be_bytes(std::array::from_fn(|i| h[16 + i])),
             outer_len,
             outer_sum,
             selectors: Selectors::new(&spec.local_ts, &spec.remote_ts),
@@ -439,6 +444,25 @@ impl OutboundSa {
     pub fn reserve(&self, n: u64) -> Option<u64> {
         let first = self.seq.fetch_add(n, Ordering::Relaxed) + 1;
         (first + n - 1 <= SEQ_LIMIT).then_some(first)
+    }
+
+    /// The first 28 bytes of a packet's outer header, `total` bytes long with identification
+    /// `id`, in two parts (16 and 12 bytes): the IPv4 header with its checksum, and the UDP header
+    /// with its length where encapsulated.
+    #[inline(always)]
+    pub fn outer_header(&self, total: u16, id: u16) -> ([u8; 16], [u8; 12]) {
+        let checksum = csum::template_checksum(self.outer_sum, total, id);
+        // In a big-endian word of bytes 0-15, byte k ends at bit 8 * (15 - k).
+        let head = self.outer_head | u128::from(total) << 96 | u128::from(id) << 80 | u128::from(checksum) << 32;
+        let mut tail = self.outer_tail;
+        if self.outer_len == 28 {
+            // UDP length at bytes 24-25; checksum 0, allowed for ESP in UDP over IPv4 (RFC 3948 2.1).
+            tail |= u128::from(total - 20) << 48;
+        }
+        let tail = tail.to_be_bytes();
+        let mut tail12 = [0u8; 12];
+        tail12.copy_from_slice(&tail[..12]);
+        (head.to_be_bytes(), tail12)
     }
 
     /// Bytes added in front of the payload: outer header, ESP header, IV.
@@ -561,6 +585,32 @@ pub(crate) mod tests {
             for len in 0..=1600 {
                 let pad = sa.trailer_len(len) - 2 - icv;
                 assert!(pad < block && (len + pad + 2) % block == 0, "{name}, {len} bytes: {pad}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_outer_header_carries_length_identification_and_a_valid_checksum() {
+        let raw = OutboundSa::compile(&spec("aes128gcm16", SaDirection::Outbound, 0x100), 0, Arc::default()).unwrap();
+        let mut in_udp = spec("aes128gcm16", SaDirection::Outbound, 0x100);
+        in_udp.udp = Some((4500, 4501));
+        let in_udp = OutboundSa::compile(&in_udp, 0, Arc::default()).unwrap();
+        for (sa, protocol) in [(&raw, 50), (&in_udp, 17)] {
+            for (total, id) in [(100u16, 1u16), (1500, 0xffff), (0xfff0, 0x8000), (48, 0)] {
+                let (head, tail) = sa.outer_header(total, id);
+                let h: Vec<u8> = head.iter().chain(&tail).copied().collect();
+                assert!(csum::header_is_valid(&h[..20]), "{protocol} {total} {id}: {h:02x?}");
+                assert_eq!((u16::from_be_bytes([h[2], h[3]]), u16::from_be_bytes([h[4], h[5]])), (total, id));
+                assert_eq!((h[0], h[6], h[8], h[9]), (0x45, 0x40, 64, protocol));
+                assert_eq!(h[12..20], [192, 0, 2, 100, 198, 51, 100, 10]);
+                if protocol == 17 {
+                    assert_eq!(
+                        h[20..28],
+                        [0x11, 0x94, 0x11, 0x95, (total - 20).to_be_bytes()[0], (total - 20).to_be_bytes()[1], 0, 0]
+                    );
+                } else {
+                    assert_eq!(h[20..28], [0; 8], "the ESP header's room");
+                }
             }
         }
     }

@@ -211,7 +211,10 @@ class Encryption(unittest.TestCase):
                 self.assertEqual((p[Ether].dst, p[Ether].src), (GW_MAC, PORT_MAC))
                 outer = p[IP]
                 self.assertEqual((outer.src, outer.dst, outer.ttl, outer.flags.DF), (ANYCAST, t.customer, 64, 1))
-                self.assertEqual(IP(bytes(outer)).chksum, outer.chksum)
+                recomputed = outer.copy()
+                del recomputed.chksum
+                self.assertEqual(IP(bytes(recomputed)).chksum, outer.chksum, "outer header checksum")
+                self.assertEqual(outer.len, len(bytes(outer)), "outer total length")
                 if t.udp:
                     self.assertEqual((outer.proto, outer[UDP].sport, outer[UDP].dport), (17, 4500, 4501))
                     self.assertEqual(outer[UDP].len, len(outer) - 20)
