@@ -47,9 +47,11 @@ CASES = [
     ("encrypt", "plain_out_1400", "1344 B", 1330, 128, 5.35),
     ("encrypt", "plain_out_imix", "IMIX", 285, 128, None),
     ("decrypt", "esp_in_small_256", "114 B", 46, 256, None),
+    ("decrypt", "esp_in_512_256", "510 B", 442, 256, None),
     ("decrypt", "esp_in_1400_256", "1398 B", 1330, 256, None),
     ("decrypt", "esp_in_imix_256", "IMIX", 285, 256, None),
     ("encrypt", "plain_out_small_256", "60 B", 46, 256, None),
+    ("encrypt", "plain_out_512_256", "456 B", 442, 256, None),
     ("encrypt", "plain_out_1400_256", "1344 B", 1330, 256, None),
     ("encrypt", "plain_out_imix_256", "IMIX", 285, 256, None),
 ]

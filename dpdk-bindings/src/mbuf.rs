@@ -237,6 +237,20 @@ impl MbufBatch {
         self.slots[..len].iter_mut().filter_map(Option::take)
     }
 
+    /// Take the mbuf at `index` out, leaving its slot empty (None past the batch's end or when
+    /// taken already): for a caller that walks the batch in more than one pass, then empties it
+    /// with [`MbufBatch::clear`].
+    #[inline]
+    pub fn take(&mut self, index: usize) -> Option<Mbuf> {
+        self.slots[..self.len].get_mut(index)?.take()
+    }
+
+    /// Empty the batch, freeing the mbufs not taken.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.drain().for_each(drop);
+    }
+
     /// The mbufs, in order.
     #[inline]
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Mbuf> + '_ {

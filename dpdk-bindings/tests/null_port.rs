@@ -54,6 +54,19 @@ fn eal_pool_port_burst_and_launch() {
     // net_null frees what it "sends": the pool gets the mbufs back.
     assert!(pool.available() >= free_before);
 
+    // Taken one by one in two passes, then cleared: each mbuf is taken once, the rest freed.
+    assert_eq!(port.rx_burst(0, &mut batch), BURST);
+    let before = pool.available();
+    let (third, fifth) = (batch.take(3).expect("taken"), batch.take(5).expect("taken"));
+    assert!(batch.take(3).is_none(), "taken already");
+    assert!(batch.take(BURST).is_none(), "past the end");
+    assert_eq!(batch.len(), BURST, "taking leaves the batch's length until it is cleared");
+    batch.clear();
+    assert!(batch.is_empty());
+    assert_eq!(pool.available(), before + BURST as u32 - 2, "the ones not taken are freed");
+    drop((third, fifth));
+    assert_eq!(pool.available(), before + BURST as u32);
+
     // Dropping an mbuf returns it to its pool.
     let before = pool.available();
     let m = pool.alloc().expect("alloc");
