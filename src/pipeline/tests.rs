@@ -83,18 +83,23 @@ impl Harness {
         }
     }
 
-    fn run(&mut self, frame: &[u8]) -> (Verdict, HeapPacket) {
-        let mut pkt = HeapPacket::new(frame);
-        let mut cx = Context {
+    /// The pipeline's view of the harness at time `now`.
+    fn context(&mut self, now: u64) -> Context<'_> {
+        Context {
             tables: &self.tables,
             neighbors: &self.neighbors,
             sas: &mut self.sas,
             counters: &mut self.counters,
             icmp_limit: &mut self.limiter,
-            now: 1_000_000,
+            now,
             ip_id: &mut self.ip_id,
             resolve: &mut self.resolve,
-        };
+        }
+    }
+
+    fn run(&mut self, frame: &[u8]) -> (Verdict, HeapPacket) {
+        let mut pkt = HeapPacket::new(frame);
+        let mut cx = self.context(1_000_000);
         let v = process(&mut pkt, 0, &mut cx);
         (v, pkt)
     }
@@ -416,16 +421,7 @@ fn the_rate_limit_holds_back_icmp_errors() {
 #[test]
 fn a_batch_looks_up_each_routers_exit_again_when_the_router_changes() {
     let mut h = Harness::new();
-    let cx = Context {
-        tables: &h.tables,
-        neighbors: &h.neighbors,
-        sas: &mut h.sas,
-        counters: &mut h.counters,
-        icmp_limit: &mut h.limiter,
-        now: 0,
-        ip_id: &mut h.ip_id,
-        resolve: &mut h.resolve,
-    };
+    let cx = h.context(0);
     let gateway: IpAddr = "192.0.2.254".parse().unwrap();
     let via_gateway = (Some(crate::tables::Egress { port: 0, next_hop: gateway }), Some(GW_MAC));
     let on_link = Ipv4Addr::new(192, 0, 2, 77);
