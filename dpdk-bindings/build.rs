@@ -114,6 +114,8 @@ fn ipsec_mb(out: &std::path::Path) {
         .allowlist_type("gcm_key_data")
         .allowlist_type("gcm_context_data")
         .allowlist_type("IMB_ARCH")
+        .allowlist_var("IMB_FEATURE_VAES")
+        .allowlist_var("IMB_FEATURE_VPCLMULQDQ")
         .derive_default(true)
         .layout_tests(false)
         .generate_comments(false)

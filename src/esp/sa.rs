@@ -298,12 +298,13 @@ impl InboundSa {
         }))
     }
 
-    /// Bring what decryption reads besides the SA itself (the expanded key, the selectors) into
-    /// the cache, ahead of the burst's crypto.
+    /// Bring what decrypting an ESP payload of `len` bytes (IV and ICV apart) reads besides the
+    /// SA itself (the parts of the expanded key it needs, the selectors) into the cache, ahead
+    /// of the burst's crypto.
     #[inline(always)]
-    pub fn prefetch_key(&self) {
+    pub fn prefetch_key(&self, len: usize) {
         match &self.opener {
-            Opener::Gcm { key, .. } => key.prefetch(),
+            Opener::Gcm { key, .. } => key.prefetch_for(len),
             Opener::Cbc(keys, _) => dpdk_bindings::prefetch(&**keys),
             Opener::Null(mac, _) => dpdk_bindings::prefetch(&**mac),
         }

@@ -63,12 +63,12 @@ pub(crate) fn input<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, esp: usize,
     let Some(sa) = cx.sas.inbound_mut(r) else {
         return Verdict::Drop(DropReason::EspUnknownSpi);
     };
-    if look_ahead {
-        // The burst's crypto comes after the whole burst is classified: by then the key is in.
-        sa.prefetch_key();
-    }
     let t = sa.transform;
     let body = len.checked_sub(8 + t.iv_len() + t.icv_len());
+    if look_ahead {
+        // The burst's crypto comes after the whole burst is classified: by then the key is in.
+        sa.prefetch_key(body.unwrap_or(0));
+    }
     if body.is_none_or(|b| b < 2 || b & (t.block_len() - 1) != 0) {
         sa.counters.drops += 1;
         return Verdict::Drop(DropReason::EspMalformed);
