@@ -2,7 +2,7 @@
 """ESP throughput on one worker core, beside dpdk-testpmd io on the same captures and core, the
 crypto library's own AES-GCM rate on the same core, and DPDK's ipsec-secgw on the same captures.
 
-usage: esp_bench.py [--reps N] [--warmup S] [--window S] [--cases a,b] [--sa-counts 1,1000,100000]
+usage: esp_bench.py [--reps N] [--warmup S] [--window S] [--cases a,b] [--sa-counts 1,1000,16000,100000]
                     [--pcaps DIR] [--perf-bin DIR] [--secgw PATH] [--print-config PCAP]
 
 The captures are ipsec-secgw's reference inputs (RFC 4106 AES-GCM; inbound SA spi 101 from
@@ -18,8 +18,10 @@ min / median / max over the repetitions and ratios of the medians. Without secgw
 reached on this machine with the same method are printed where there are some, marked as
 recorded.
 
-Then the lookup cost: small packets decrypted with 1, 1 000 and 100 000 inbound SAs installed
-(tunnels of 100 SAs each), one packet per SA in turn, so that every SA is looked up and used.
+Then the lookup cost: small packets decrypted with 1, 1 000, 16 000 and 100 000 inbound SAs
+installed (tunnels of 100 SAs each), one packet per SA in turn, so that every SA is looked up and
+used, each SA's packets for an inner address of their own; secgw, where given, with the same SAs
+and one inbound policy each.
 """
 
 import argparse
@@ -138,22 +140,47 @@ def generate(out, n=1024):
         wrpcap(f"{out}/plain_out_{name}_256.pcap", plain)
 
 
+def many_inner_dst(i):
+    """The inner destination of SA i's packets in the SA-count captures: one address per SA
+    (10.64.0.0/10), so that secgw's inbound policy check can tell the SAs apart."""
+    a = (10 << 24) | (64 << 16) | i
+    return f"{a >> 24}.{(a >> 16) & 0xFF}.{(a >> 8) & 0xFF}.{a & 0xFF}"
+
+
 def generate_many(path, count):
     """Small ESP packets (46-byte inner) spread over `count` inbound SAs, one packet per SA in
-    turn, sealed with the cryptography package's AES-GCM (fast enough for 100 000 SAs)."""
+    turn, each SA's inner packet for its own address, sealed with the cryptography package's
+    AES-GCM (fast enough for 100 000 SAs)."""
     import struct
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from scapy.all import IP, Ether, wrpcap
+    from scapy.all import IP, UDP, Ether, Raw, wrpcap
     frames = []
     for i in range(count):
         key = sa_key(i)
-        payload = bytes(inner(i, 46, "192.168.10", "10.1.0")) + bytes([0, 4])  # no padding (46 + 2 is aligned), IPv4
+        f = i % 8
+        plain = IP(src=f"10.1.0.{1 + f}", dst=many_inner_dst(i), ttl=64, id=i & 0xFFFF) / \
+            UDP(sport=10000 + f, dport=20000 + f) / Raw(bytes((i + k) & 0xFF for k in range(18)))
+        payload = bytes(plain) + bytes([0, 4])  # no padding (46 + 2 is aligned), IPv4
         header = struct.pack("!II", 0x10000 + i, 1)
         iv = struct.pack("!Q", i + 1)
         sealed = AESGCM(key[:16]).encrypt(key[16:] + iv, payload, header)
         esp = header + iv + sealed
         frames.append(Ether(src=SENDER_MAC, dst=PORT_MAC) / IP(src="172.16.2.1", dst="172.16.1.1", proto=50) / esp)
     wrpcap(path, frames)
+
+
+def secgw_many_config(count):
+    """ipsec-secgw's configuration for the SA-count captures: the same `count` inbound SAs, each
+    with the policy for its packets' inner address (secgw checks that a decrypted packet matches
+    a policy protected by the SA that decrypted it)."""
+    lines = []
+    for i in range(count):
+        spi = 0x10000 + i
+        lines.append(f"sp ipv4 in esp protect {spi} pri 1 dst {many_inner_dst(i)}/32 sport 0:65535 dport 0:65535\n")
+        lines.append(f"sa in {spi} aead_algo aes-128-gcm aead_key {sa_key(i).hex(':')} mode ipv4-tunnel "
+                     f"src 172.16.2.1 dst 172.16.1.1\n")
+    lines.append("rt ipv4 dst 10.64.0.0/10 port 1\n")
+    return "".join(lines)
 
 
 def aead(perf_bin, sizes, decrypt, seconds, library):
@@ -180,13 +207,15 @@ def secgw_config(decrypt, bits):
             f"src 172.16.1.1 dst 172.16.2.1\nrt ipv4 dst 172.16.2.1/32 port 1\n")
 
 
-def secgw(binary, cfg, pcap, decrypt, warmup, window):
+def secgw(binary, cfg, pcap, decrypt, warmup, window, mbufs=None):
     """ipsec-secgw (legacy mode, ipsec_mb AES-GCM PMD) on lcore 1: its cumulative "Total packets
-    sent" line, read twice a window apart."""
+    sent" line, read twice a window apart. `mbufs` sizes its packet pool (net_pcap holds the
+    whole capture in mbufs)."""
     cmd = ["stdbuf", "-oL", binary, "-l", "1", "--no-pci", "--in-memory", "--no-telemetry",
            "--log-level=lib.eal:error", "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1",
            "--vdev", "net_null1,no-rx=1", "--vdev", "crypto_aesni_gcm0", "--", "-p", "0x3",
-           "-f", cfg, "--config", "(0,0,1)", "-t", "1"] + (["-u", "0x1"] if decrypt else [])
+           "-f", cfg, "--config", "(0,0,1)", "-t", "1"] + (["-u", "0x1"] if decrypt else []) + \
+        (["-s", str(mbufs)] if mbufs else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     samples, start = [], None
     try:
@@ -209,32 +238,49 @@ def secgw(binary, cfg, pcap, decrypt, warmup, window):
     return (n1 - n0) / (t1 - t0) / 1e6
 
 
-def sa_counts(args, work, counts):
-    """Small-packet decryption with 1, 1 000, 100 000 ... inbound SAs installed, every SA in use,
-    beside testpmd io on the same capture (its distinct packets also cost the source more)."""
-    rates, io = {}, {}
+def sa_counts(args, work, counts, with_secgw):
+    """Small-packet decryption with 1, 1 000, 16 000, 100 000 ... inbound SAs installed, every SA in use,
+    beside testpmd io on the same capture (its distinct packets also cost the source more) and,
+    where it is built, ipsec-secgw with the same SAs."""
+    rates, io, peer = {}, {}, {}
     for count in counts:
-        pcap = os.path.join(args.pcaps, f"esp_in_sas_{count}.pcap")
+        pcap = os.path.join(args.pcaps, f"esp_in_many_{count}.pcap")
         if not os.path.exists(pcap):
             generate_many(pcap, count)
         path = os.path.join(work, f"sas_{count}.toml")
         with open(path, "w") as f:
             f.write(config(pcap, extra_sas=count))
-        rates[count], io[count] = [], []
+        cfg = os.path.join(work, f"secgw_sas_{count}.cfg")
+        with open(cfg, "w") as f:
+            f.write(secgw_many_config(count))
+        rates[count], io[count], peer[count] = [], [], []
         for rep in range(args.reps):
             io[count].append(testpmd(pcap, args.warmup, args.window))
             rates[count].append(anygate(args.perf_bin, path, args.warmup + count / 50000, args.window))
-            print(f"rep {rep + 1}: decrypt 114 B over {count} SAs: testpmd io {io[count][-1]:6.2f}   "
-                  f"anygate {rates[count][-1]:6.2f} Mpps", flush=True)
+            line = (f"rep {rep + 1}: decrypt 114 B over {count} SAs: testpmd io {io[count][-1]:6.2f}   "
+                    f"anygate {rates[count][-1]:6.2f}")
+            if with_secgw:
+                # secgw builds its policy ACL and one crypto session per SA before it forwards.
+                peer[count].append(secgw(args.secgw, cfg, pcap, True, args.warmup + 1 + count / 10000, args.window,
+                                         mbufs=262143))
+                line += f"   secgw {peer[count][-1]:6.2f}"
+            print(line + " Mpps", flush=True)
     print()
     print("| inbound SAs installed (each in use) | anygate Mpps min / med / max | against the fewest | "
-          "testpmd io Mpps (med) | anygate / testpmd |")
-    print("|---|---|---|---|---|")
+          "testpmd io Mpps (med) | anygate / testpmd | secgw Mpps (med) | secgw against its fewest | "
+          "anygate / secgw |")
+    print("|---|---|---|---|---|---|---|---|")
     base = statistics.median(rates[counts[0]])
+    peer_base = statistics.median(peer[counts[0]]) if peer[counts[0]] else None
     for count in counts:
         r, t = rates[count], statistics.median(io[count])
-        print(f"| {count} | {min(r):.2f} / {statistics.median(r):.2f} / {max(r):.2f} | "
-              f"{statistics.median(r) / base:.3f} | {t:.2f} | {statistics.median(r) / t:.3f} |")
+        a = statistics.median(r)
+        cells = "not measured | - | -"
+        if peer[count]:
+            s = statistics.median(peer[count])
+            cells = f"{s:.2f} | {s / peer_base:.3f} | {a / s:.3f}"
+        print(f"| {count} | {min(r):.2f} / {a:.2f} / {max(r):.2f} | "
+              f"{a / base:.3f} | {t:.2f} | {a / t:.3f} | {cells} |")
 
 
 def main():
@@ -243,7 +289,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--window", type=float, default=3.0)
     ap.add_argument("--cases", default="", help="capture names, comma-separated (default: all)")
-    ap.add_argument("--sa-counts", default="1,1000,100000",
+    ap.add_argument("--sa-counts", default="1,1000,16000,100000",
                     help="SA counts for the lookup-cost run, comma-separated; empty: skip it")
     ap.add_argument("--pcaps", default="/tmp/anygate-bench/esp")
     ap.add_argument("--perf-bin", default=os.path.join(HERE, "..", "target", "release"))
@@ -301,7 +347,7 @@ def main():
 
     if args.sa_counts:
         print()
-        sa_counts(args, work, [int(n) for n in args.sa_counts.split(",")])
+        sa_counts(args, work, [int(n) for n in args.sa_counts.split(",")], with_secgw)
 
 
 if __name__ == "__main__":
