@@ -202,12 +202,7 @@ impl Worker {
                     continue;
                 }
                 match pipeline::process(&mut mbuf, port, &mut cx) {
-                    Verdict::Forward(out) if tx.get(usize::from(out)).is_some_and(|b| !b.is_full()) => {
-                        cx.counters.tx_packets += 1;
-                        cx.counters.tx_bytes += mbuf.len() as u64;
-                        // Room checked just above: the push cannot give the mbuf back.
-                        let _ = tx[usize::from(out)].push(mbuf);
-                    }
+                    Verdict::Forward(out) if has_room(tx, out) => queue(tx, cx.counters, mbuf, out),
                     Verdict::Drop(_) => {}
                     Verdict::Crypto(job) => crypto.push((mbuf, port, job)),
                     verdict => {
@@ -316,18 +311,36 @@ impl Worker {
             }
             // The jobs of one SA go to one router: its egress and MAC are looked up once.
             let mut exit = esp::RouterExit::default();
-            for ((mut mbuf, port, job), seq) in jobs.drain(..).zip(seqs.drain(..)) {
-                let verdict = match job {
-                    EspJob::Encrypt { slot, sa, next_header } => {
-                        esp::encrypt(&mut mbuf, slot, sa, next_header, seq, &mut exit, &mut self.context(now))
+            let mut pending = jobs.drain(..).zip(seqs.drain(..));
+            // As for a received burst: one context for a run of jobs, the common verdicts acted
+            // on here, any other ending the run to be dispatched in order.
+            loop {
+                let Worker { tables, neighbors, sas, counters, limiter, ip_id, resolve, tx, .. } = self;
+                let mut cx = Context { tables, neighbors, sas, counters, icmp_limit: limiter, now, ip_id, resolve };
+                let mut other = None;
+                for ((mut mbuf, port, job), seq) in pending.by_ref() {
+                    let verdict = match job {
+                        EspJob::Encrypt { slot, sa, next_header } => {
+                            esp::encrypt(&mut mbuf, slot, sa, next_header, seq, &mut exit, &mut cx)
+                        }
+                        EspJob::Decrypt { sa, esp } => esp::decrypt(&mut mbuf, sa, usize::from(esp), &mut cx),
+                    };
+                    cx.counters.count(&verdict);
+                    match verdict {
+                        Verdict::Forward(out) if has_room(tx, out) => queue(tx, cx.counters, mbuf, out),
+                        Verdict::Drop(_) => {}
+                        verdict => {
+                            other = Some((mbuf, port, verdict));
+                            break;
+                        }
                     }
-                    EspJob::Decrypt { sa, esp } => {
-                        esp::decrypt(&mut mbuf, sa, usize::from(esp), &mut self.context(now))
-                    }
-                };
-                self.counters.count(&verdict);
-                self.dispatch(mbuf, port, verdict, now);
+                }
+                match other {
+                    Some((mbuf, port, verdict)) => self.dispatch(mbuf, port, verdict, now),
+                    None => break,
+                }
             }
+            drop(pending);
             self.crypto_seqs = seqs;
             // Keep the (empty) vector's room when no new job came in.
             if self.crypto.is_empty() {
@@ -432,4 +445,19 @@ impl Worker {
         self.counters.sas = Arc::new(reports);
         self.sas_reported_at = now;
     }
+}
+
+/// Whether port `out`'s TX batch has room for one more packet.
+#[inline(always)]
+fn has_room(tx: &[MbufBatch], out: u16) -> bool {
+    tx.get(usize::from(out)).is_some_and(|b| !b.is_full())
+}
+
+/// Put a packet in port `out`'s TX batch, counted as sent; [`has_room`] said there is room.
+#[inline(always)]
+fn queue(tx: &mut [MbufBatch], counters: &mut Counters, mbuf: Mbuf, out: u16) {
+    counters.tx_packets += 1;
+    counters.tx_bytes += mbuf.len() as u64;
+    // Room checked by the caller: the push cannot give the mbuf back.
+    let _ = tx[usize::from(out)].push(mbuf);
 }
