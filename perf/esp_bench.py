@@ -112,11 +112,11 @@ def sa_key(i):
     return (i.to_bytes(4, "big") * 5)
 
 
-def inner(i, ip_len, dst_net, src_net):
-    """Inner IPv4/UDP packet i of secgw's captures (8 flows)."""
+def inner(i, ip_len, dst_net, src_net, dst=None):
+    """Inner IPv4/UDP packet i of secgw's captures (8 flows), for `dst` where given."""
     from scapy.all import IP, UDP, Raw
     f = i % 8
-    p = IP(src=f"{src_net}.{1 + f}", dst=f"{dst_net}.{1 + f}", ttl=64, id=i & 0xFFFF) / \
+    p = IP(src=f"{src_net}.{1 + f}", dst=dst or f"{dst_net}.{1 + f}", ttl=64, id=i & 0xFFFF) / \
         UDP(sport=10000 + f, dport=20000 + f) / Raw(bytes((i + k) & 0xFF for k in range(ip_len - 28)))
     return IP(bytes(p))
 
@@ -153,13 +153,11 @@ def generate_many(path, count):
     AES-GCM (fast enough for 100 000 SAs)."""
     import struct
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from scapy.all import IP, UDP, Ether, Raw, wrpcap
+    from scapy.all import IP, Ether, wrpcap
     frames = []
     for i in range(count):
         key = sa_key(i)
-        f = i % 8
-        plain = IP(src=f"10.1.0.{1 + f}", dst=many_inner_dst(i), ttl=64, id=i & 0xFFFF) / \
-            UDP(sport=10000 + f, dport=20000 + f) / Raw(bytes((i + k) & 0xFF for k in range(18)))
+        plain = inner(i, 46, None, "10.1.0", dst=many_inner_dst(i))
         payload = bytes(plain) + bytes([0, 4])  # no padding (46 + 2 is aligned), IPv4
         header = struct.pack("!II", 0x10000 + i, 1)
         iv = struct.pack("!Q", i + 1)
@@ -239,9 +237,9 @@ def secgw(binary, cfg, pcap, decrypt, warmup, window, mbufs=None):
 
 
 def sa_counts(args, work, counts, with_secgw):
-    """Small-packet decryption with 1, 1 000, 16 000, 100 000 ... inbound SAs installed, every SA in use,
-    beside testpmd io on the same capture (its distinct packets also cost the source more) and,
-    where it is built, ipsec-secgw with the same SAs."""
+    """Small-packet decryption with 1, 1 000, 16 000, 100 000 ... inbound SAs installed, every SA
+    in use, beside testpmd io on the same capture (its distinct packets also cost the source more)
+    and, where it is built, ipsec-secgw with the same SAs."""
     rates, io, peer = {}, {}, {}
     for count in counts:
         pcap = os.path.join(args.pcaps, f"esp_in_many_{count}.pcap")
@@ -261,8 +259,8 @@ def sa_counts(args, work, counts, with_secgw):
                     f"anygate {rates[count][-1]:6.2f}")
             if with_secgw:
                 # secgw builds its policy ACL and one crypto session per SA before it forwards.
-                peer[count].append(secgw(args.secgw, cfg, pcap, True, args.warmup + 1 + count / 10000, args.window,
-                                         mbufs=262143))
+                warmup = args.warmup + 1 + count / 10000
+                peer[count].append(secgw(args.secgw, cfg, pcap, True, warmup, args.window, mbufs=262143))
                 line += f"   secgw {peer[count][-1]:6.2f}"
             print(line + " Mpps", flush=True)
     print()

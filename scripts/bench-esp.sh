@@ -3,8 +3,9 @@
 # alone (intel-ipsec-mb, aws-lc-rs) on the same core, and DPDK's ipsec-secgw on the same captures
 # where it is built (SECGW=path/to/ipsec-secgw; the benchmark writes its configurations), for 128-
 # and 256-bit keys, three sizes and IMIX; then small packets over 1, 1 000, 16 000 and 100 000
-# inbound SAs (secgw too, with the same SAs). Arguments go to perf/esp_bench.py (--reps N, --window S, --cases esp_in_small,...,
-# --sa-counts 1,1000). Then the SA install latency (perf/src/bin/sa-install.rs).
+# inbound SAs (secgw too, with the same SAs). Arguments go to perf/esp_bench.py (--reps N,
+# --window S, --cases esp_in_small,..., --sa-counts 1,1000). Then the SA install latency
+# (perf/src/bin/sa-install.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
