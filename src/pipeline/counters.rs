@@ -85,18 +85,21 @@ impl Counters {
     #[inline(always)]
     pub fn tunnel(&mut self, slot: u32) -> &mut TunnelCounters {
         let slot = slot as usize;
-        if slot >= self.tunnels.len() {
-            self.grow_tunnels(slot + 1);
+        // Checked once: the index below is known to be in bounds.
+        if slot < self.tunnels.len() {
+            &mut self.tunnels[slot]
+        } else {
+            self.grown_tunnel(slot)
         }
-        &mut self.tunnels[slot]
     }
 
     /// Tables and counters are resized together between bursts; this only guards a bug, out of
     /// the packet path's way.
     #[cold]
     #[inline(never)]
-    fn grow_tunnels(&mut self, slots: usize) {
-        self.tunnels.resize(slots, TunnelCounters::default());
+    fn grown_tunnel(&mut self, slot: usize) -> &mut TunnelCounters {
+        self.tunnels.resize(slot + 1, TunnelCounters::default());
+        &mut self.tunnels[slot]
     }
 
     /// Add another worker's counters to these.

@@ -164,16 +164,17 @@ pub(crate) fn transport_ports(data: &[u8], protocol: IpProtocol, later_fragment:
     }
 }
 
-/// Decrement the TTL in place, updating the checksum; false when it runs out.
+/// Decrement the TTL in place, updating the checksum; false when it runs out (or the header is
+/// short, which every caller has ruled out).
 #[inline(always)]
 pub(crate) fn decrement_ttl(data: &mut [u8]) -> bool {
-    let (ttl, protocol, check) = (data[8], data[9], u16::from_be_bytes([data[10], data[11]]));
-    if ttl <= 1 {
+    let Some(h) = data.first_chunk_mut::<12>() else { return false };
+    if h[8] <= 1 {
         return false;
     }
-    let sum = csum::update16(check, u16::from_be_bytes([ttl, protocol]), u16::from_be_bytes([ttl - 1, protocol]));
-    data[8] = ttl - 1;
-    data[10..12].copy_from_slice(&sum.to_be_bytes());
+    h[8] -= 1;
+    let sum = csum::ttl_decremented(u16::from_be_bytes([h[10], h[11]]));
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
     true
 }
 

@@ -125,6 +125,8 @@ impl Context<'_> {
 #[inline(always)]
 pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
     let verdict = match express::forward(pkt, port, cx) {
+        // Nearly every packet: nothing to count.
+        Some(Verdict::Forward(out)) => return Verdict::Forward(out),
         Some(verdict) => verdict,
         None => l2::input(pkt, port, cx),
     };
