@@ -220,10 +220,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     let d = pkt.data();
     let h = header(d.first_chunk::<OUTER_IP_END>()?, 14)?;
     let (src, dst) = (addr(h, 12), addr(h, 16));
-    if h[8] <= 1
-        || ipv4::martian(src)
-        || ipv4::martian(dst)
-        || tables.ports[usize::from(port)].ipv4.is_some_and(|n| n.broadcast() == dst)
+    if h[8] <= 1 || ipv4::martian(src) || ipv4::martian(dst) || tables.ports[usize::from(port)].broadcast4 == Some(dst)
     {
         return None;
     }

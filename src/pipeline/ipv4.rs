@@ -82,7 +82,7 @@ pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verd
     if cx.tables.may_be_ours_v4(h.dst) && cx.tables.is_local_v4(h.dst) {
         return local(pkt, &h, None, cx);
     }
-    if martian(h.src) || martian(h.dst) || cx.tables.ports[port as usize].ipv4.is_some_and(|n| n.broadcast() == h.dst) {
+    if martian(h.src) || martian(h.dst) || cx.tables.ports[port as usize].broadcast4 == Some(h.dst) {
         return Verdict::Drop(DropReason::Martian);
     }
     forward(pkt, &h, Origin::Internet, cx)
