@@ -42,9 +42,11 @@ pub fn header_is_valid(h: &[u8]) -> bool {
     let total = (wide as u64).wrapping_add((wide >> 64) as u64);
     // Folding to 16 bits keeps a sum's value modulo 0xffff (2^16 is 1 modulo 0xffff), and only
     // 0 folds to 0: the header sums to 0xffff exactly when its sum is a nonzero multiple of
-    // 0xffff. The compiler tests that with one multiplication and a compare, where the fold
-    // takes a dozen instructions.
-    total != 0 && total % 0xffff == 0
+    // 0xffff. An odd number divides `total` exactly when `total` times its inverse modulo 2^64
+    // is at most (2^64 - 1) / it (Granlund and Montgomery): one multiplication and a compare,
+    // where the fold takes a dozen instructions and `%` half a dozen.
+    const INVERSE_OF_0XFFFF: u64 = 0xfffe_fffe_fffe_ffff;
+    total != 0 && total.wrapping_mul(INVERSE_OF_0XFFFF) <= u64::MAX / 0xffff
 }
 
 /// The checksum `hc` of an IPv4 header once its TTL falls by one: the 16-bit word of TTL and
@@ -158,6 +160,16 @@ mod tests {
         let c = !sum(&options);
         options[10..12].copy_from_slice(&c.to_be_bytes());
         assert!(header_is_valid(&options) && !header_is_valid(&options[..23]));
+    }
+
+    #[test]
+    fn the_inverse_of_0xffff_is_right() {
+        assert_eq!(0xffffu64.wrapping_mul(0xfffe_fffe_fffe_ffff), 1);
+        for x in
+            [0u64, 1, 0xfffe, 0xffff, 0x1_0000, 0x1_fffe, 2 * 0xffff, u64::MAX, u64::MAX - 1, 0xffff * 0x1234_5678_9abc]
+        {
+            assert_eq!(x.wrapping_mul(0xfffe_fffe_fffe_ffff) <= u64::MAX / 0xffff, x % 0xffff == 0, "{x:#x}");
+        }
     }
 
     #[test]
