@@ -8,7 +8,6 @@
 #![no_main]
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
 use anygate::config::Config;
 use anygate::esp::sink::static_sa_db;
@@ -68,17 +67,20 @@ nexthop = "site1"
 "#;
 
 fn tables() -> &'static (Tables, Neighbors) {
-    static T: OnceLock<(Tables, Neighbors)> = OnceLock::new();
-    T.get_or_init(|| {
+    TABLES.with(|t| *t)
+}
+
+thread_local! {
+    /// The tables and neighbors, built once for each thread: neighbors keep the entry found last
+    /// in a `Cell`, so they are not shared between threads.
+    static TABLES: &'static (Tables, Neighbors) = Box::leak(Box::new({
         let config = Config::parse(CONFIG).expect("fuzz config");
         let tables = Tables::build(&config, &[[2, 0, 0, 0, 1, 1]], &mut SlotMap::default());
         let mut n = Neighbors::default();
         n.set(0, "192.0.2.254".parse().unwrap(), [2, 0, 0, 0, 0, 0xfe]);
         (tables, n)
-    })
-}
+    }));
 
-thread_local! {
     /// The SAs (compiled once: keying is slow next to one fuzz run) and a sealer with the inbound
     /// SA's key.
     static SAS: RefCell<(SaDb, Box<OutboundSa>)> = RefCell::new({
