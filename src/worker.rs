@@ -216,7 +216,12 @@ impl Worker {
                     continue;
                 }
                 match pipeline::process(&mut mbuf, port, &mut cx) {
-                    Verdict::Forward(out) if has_room(tx, out) => queue(tx, cx.counters, mbuf, out),
+                    Verdict::Forward(out) => {
+                        if let Err(mbuf) = queue(tx, cx.counters, mbuf, out) {
+                            other = Some((mbuf, Verdict::Forward(out)));
+                            break;
+                        }
+                    }
                     Verdict::Drop(_) => {}
                     Verdict::Crypto(job) => crypto.push((mbuf, port, job)),
                     verdict => {
@@ -230,7 +235,8 @@ impl Worker {
                 None => break,
             }
         }
-        self.rx.clear();
+        // Every slot up to `next` was taken.
+        self.rx.clear_after(next);
     }
 
     /// Act on a verdict. The common ones are handled inline: passed out of line, the verdict
@@ -340,7 +346,12 @@ impl Worker {
                     };
                     cx.counters.count(&verdict);
                     match verdict {
-                        Verdict::Forward(out) if has_room(tx, out) => queue(tx, cx.counters, mbuf, out),
+                        Verdict::Forward(out) => {
+                            if let Err(mbuf) = queue(tx, cx.counters, mbuf, out) {
+                                other = Some((mbuf, port, Verdict::Forward(out)));
+                                break;
+                            }
+                        }
                         Verdict::Drop(_) => {}
                         verdict => {
                             other = Some((mbuf, port, verdict));
@@ -370,13 +381,14 @@ impl Worker {
     #[inline(always)]
     fn send(&mut self, mbuf: Mbuf, port: u16) {
         let p = port as usize;
+        if p >= self.tx.len() {
+            self.counters.drops[DropReason::NoEgress.index()] += 1;
+            return;
+        }
         if self.tx[p].is_full() {
             self.flush_port(p);
         }
-        self.counters.tx_packets += 1;
-        self.counters.tx_bytes += mbuf.len() as u64;
-        if let Err(m) = self.tx[p].push(mbuf) {
-            drop(m);
+        if queue(&mut self.tx, &mut self.counters, mbuf, port).is_err() {
             self.counters.drops[DropReason::TxFull.index()] += 1;
         }
     }
@@ -460,17 +472,16 @@ impl Worker {
     }
 }
 
-/// Whether port `out`'s TX batch has room for one more packet.
+/// Put a packet in port `out`'s TX batch, counted as sent; gives it back, uncounted, where the
+/// batch is full (or there is no such port), for [`Worker::dispatch`] to flush or drop.
 #[inline(always)]
-fn has_room(tx: &[MbufBatch], out: u16) -> bool {
-    tx.get(usize::from(out)).is_some_and(|b| !b.is_full())
-}
-
-/// Put a packet in port `out`'s TX batch, counted as sent; [`has_room`] said there is room.
-#[inline(always)]
-fn queue(tx: &mut [MbufBatch], counters: &mut Counters, mbuf: Mbuf, out: u16) {
+fn queue(tx: &mut [MbufBatch], counters: &mut Counters, mbuf: Mbuf, out: u16) -> Result<(), Mbuf> {
+    let Some(batch) = tx.get_mut(usize::from(out)) else {
+        return Err(mbuf);
+    };
+    let bytes = mbuf.len() as u64;
+    batch.push(mbuf)?;
     counters.tx_packets += 1;
-    counters.tx_bytes += mbuf.len() as u64;
-    // Room checked by the caller: the push cannot give the mbuf back.
-    let _ = tx[usize::from(out)].push(mbuf);
+    counters.tx_bytes += bytes;
+    Ok(())
 }

@@ -109,14 +109,16 @@ impl Mbuf {
         unsafe { self.0.as_mut() }
     }
 
-    // The four length operations below are DPDK's rte_pktmbuf_prepend/adj/append/trim for a
-    // single-segment mbuf, written here so that the fast path makes no call into C per packet.
+    // The four length operations below are DPDK's rte_pktmbuf_prepend/adj/append/trim (append
+    // and trim for a single-segment mbuf), written here so that the fast path makes no call into
+    // C per packet.
 
     /// Grow the data by `n` bytes in front; false (and unchanged) if the headroom is too small.
+    /// As DPDK's, it works on the first segment of a chained mbuf too.
     #[inline]
     pub fn prepend(&mut self, n: usize) -> bool {
         let m = self.raw_mut();
-        if n > m.data_off as usize || m.nb_segs != 1 {
+        if n > m.data_off as usize {
             return false;
         }
         m.data_off -= n as u16;
@@ -125,11 +127,12 @@ impl Mbuf {
         true
     }
 
-    /// Remove `n` bytes from the front; false (and unchanged) if the packet is shorter.
+    /// Remove `n` bytes from the front; false (and unchanged) if the first segment is shorter.
+    /// As DPDK's, it works on the first segment of a chained mbuf too.
     #[inline]
     pub fn adj(&mut self, n: usize) -> bool {
         let m = self.raw_mut();
-        if n > m.data_len as usize || m.nb_segs != 1 {
+        if n > m.data_len as usize {
             return false;
         }
         m.data_off += n as u16;
@@ -161,14 +164,6 @@ impl Mbuf {
         m.data_len -= n as u16;
         m.pkt_len -= n as u32;
         true
-    }
-
-    /// Give up ownership without freeing (the driver now owns it).
-    #[inline]
-    pub(crate) fn into_raw(self) -> *mut sys::rte_mbuf {
-        let p = self.0.as_ptr();
-        std::mem::forget(self);
-        p
     }
 }
 
@@ -222,10 +217,13 @@ impl MbufBatch {
     /// Add an mbuf; gives it back when the batch is full.
     #[inline]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == BURST {
+        let Some(slot) = self.slots.get_mut(self.len) else {
             return Err(m);
-        }
-        self.slots[self.len] = Some(m);
+        };
+        // Slots past the batch's end are empty: nothing to drop (the compiler cannot know).
+        let empty = slot.replace(m);
+        debug_assert!(empty.is_none());
+        std::mem::forget(empty);
         self.len += 1;
         Ok(())
     }
@@ -249,6 +247,16 @@ impl MbufBatch {
     #[inline]
     pub fn clear(&mut self) {
         self.drain().for_each(drop);
+    }
+
+    /// Empty the batch whose first `taken` mbufs were all taken ([`MbufBatch::take`]), freeing
+    /// the rest: the taken slots are not walked again.
+    #[inline]
+    pub fn clear_after(&mut self, taken: usize) {
+        let len = std::mem::replace(&mut self.len, 0);
+        let taken = taken.min(len);
+        debug_assert!(self.slots[..taken].iter().all(Option::is_none), "an mbuf was not taken");
+        self.slots[taken..len].iter_mut().filter_map(Option::take).for_each(drop);
     }
 
     /// The mbufs, in order.
@@ -275,13 +283,13 @@ impl MbufBatch {
         let len = self.len;
         let ptr = self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf;
         let sent = (send(ptr, len as u16) as usize).min(len);
-        // The driver owns the first `sent` now: forget them without freeing.
-        for slot in &mut self.slots[..sent] {
-            if let Some(m) = slot.take() {
-                m.into_raw();
-            }
+        // SAFETY: the driver owns the first `sent` mbufs now. Their slots become None (an
+        // Option<Mbuf> of zero bits: Mbuf is a transparent NonNull) without Mbuf's drop, which
+        // would free them; one store a few slots, where taking each was a load, store and branch.
+        unsafe { std::ptr::write_bytes(self.slots.as_mut_ptr(), 0, sent) };
+        if sent < len {
+            self.slots[..len].rotate_left(sent);
         }
-        self.slots[..len].rotate_left(sent);
         self.len = len - sent;
         sent
     }

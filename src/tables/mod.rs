@@ -28,9 +28,23 @@ pub struct PortInfo {
     /// The broadcast address of `ipv4`, computed once: it is compared with every routed
     /// packet's destination.
     pub broadcast4: Option<Ipv4Addr>,
+    /// What a little-endian load of an untagged frame's first 8 bytes, masked to 48 bits, is
+    /// when the frame is for this port ([`PortInfo::express_key`]): the MAC, or on a port with a
+    /// VLAN a value no frame gives, so that one compare also leaves tagged ports to the full
+    /// pipeline.
+    pub express_mac: u64,
     pub gateway4: Option<Ipv4Addr>,
     pub ipv6: Option<Ipv6Net>,
     pub gateway6: Option<Ipv6Addr>,
+}
+
+impl PortInfo {
+    /// The first 6 of the 8 bytes `head` (a frame's destination MAC) as the low 48 bits of an
+    /// integer, from one load, to compare with [`PortInfo::express_mac`].
+    #[inline(always)]
+    pub fn express_key(head: &[u8; 8]) -> u64 {
+        u64::from_le_bytes(*head) & 0xffff_ffff_ffff
+    }
 }
 
 /// Where a packet leaves: a port index and the neighbor it is sent to.
@@ -194,6 +208,14 @@ impl Tables {
                 vlan: p.vlan,
                 ipv4: p.address,
                 broadcast4: p.address.map(|n| n.broadcast()),
+                express_mac: match p.vlan {
+                    None => {
+                        let mut head = [0u8; 8];
+                        head[..6].copy_from_slice(&macs.get(i).copied().unwrap_or_default());
+                        PortInfo::express_key(&head)
+                    }
+                    Some(_) => u64::MAX,
+                },
                 gateway4: p.gateway,
                 ipv6: p.address6,
                 gateway6: p.gateway6,
@@ -434,6 +456,18 @@ address = "203.0.113.1/30"
             assert_eq!(egress(a), gateway, "{a}");
         }
         assert_eq!(tables.ports[0].broadcast4, Some("192.0.2.255".parse().unwrap()));
+        // A frame for a port matches its express key, whatever its next two bytes; none
+        // matches a port with a VLAN.
+        let mut frame = [0u8; 8];
+        frame[..6].copy_from_slice(&tables.ports[0].mac);
+        for tail in [[0u8, 0], [0xff, 0xff], [0x08, 0x00]] {
+            frame[6..].copy_from_slice(&tail);
+            assert_eq!(PortInfo::express_key(&frame), tables.ports[0].express_mac);
+            frame[0] ^= 1;
+            assert_ne!(PortInfo::express_key(&frame), tables.ports[0].express_mac);
+            frame[0] ^= 1;
+        }
+        assert!(tables.ports.iter().all(|p| (p.express_mac == u64::MAX) == p.vlan.is_some()));
         assert_eq!(tables.ports[2].broadcast4, Some("203.0.113.3".parse().unwrap()));
     }
 }
