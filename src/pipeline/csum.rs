@@ -49,15 +49,17 @@ pub fn header_is_valid(h: &[u8]) -> bool {
     total != 0 && total.wrapping_mul(INVERSE_OF_0XFFFF) <= u64::MAX / 0xffff
 }
 
-/// The checksum `hc` of an IPv4 header once its TTL falls by one: the 16-bit word of TTL and
-/// protocol falls by 0x0100, so in RFC 1624's equation 3, HC' = ~(~HC + ~m + m'), ~m + m' is
-/// 0xfeff whatever the TTL (above 0) and protocol. The same as [`update16`] with those words, in
-/// a third of the instructions.
+/// The checksum field `hc` (as it is in the header) of an IPv4 header once its TTL falls by
+/// one: the 16-bit word of TTL and protocol falls by 0x0100, so in RFC 1624's equation 3,
+/// HC' = ~(~HC + ~m + m'), ~m + m' is 0xfeff whatever the TTL (above 0) and protocol. A
+/// one's complement sum is the same in either byte order (RFC 1071, 2(B)), so the field is
+/// updated as it was loaded, with the step in that order too: no byte swap either way.
 #[inline(always)]
-pub fn ttl_decremented(hc: u16) -> u16 {
-    // At most 0xffff + 0xfeff: one end-around carry leaves at most 0xfeff, no second one.
-    let sum = u32::from(!hc) + 0xfeff;
-    !((sum & 0xffff) + (sum >> 16)) as u16
+pub fn ttl_decremented(hc: [u8; 2]) -> [u8; 2] {
+    const STEP: u16 = !u16::from_ne_bytes(0x0100u16.to_be_bytes());
+    // At most 0xffff + 0xfffe (either order): one end-around carry, no second one.
+    let sum = u32::from(!u16::from_ne_bytes(hc)) + u32::from(STEP);
+    (!((sum & 0xffff) + (sum >> 16)) as u16).to_ne_bytes()
 }
 
 /// The checksum of an IPv4 header written from a template whose total length and
@@ -178,7 +180,8 @@ mod tests {
             for (ttl, protocol) in [(1u8, 0u8), (2, 6), (64, 17), (255, 47), (128, 255)] {
                 let old = u16::from_be_bytes([ttl, protocol]);
                 let new = u16::from_be_bytes([ttl - 1, protocol]);
-                assert_eq!(ttl_decremented(hc), update16(hc, old, new), "{hc:#06x} {ttl} {protocol}");
+                let field = u16::from_be_bytes(ttl_decremented(hc.to_be_bytes()));
+                assert_eq!(field, update16(hc, old, new), "{hc:#06x} {ttl} {protocol}");
             }
         }
     }

@@ -187,8 +187,23 @@ pub fn leave<P: PacketBuf>(pkt: &mut P, at: usize, exit: PortExit) -> Option<u16
     }
     pkt.truncate(l2_len + exit.total);
     let data = pkt.data_mut();
-    forwarded(&mut data[l2_len..], exit.mss);
-    l2::write_header(data, exit.dst_mac, exit.src_mac, exit.vlan, ipv4::ETHERTYPE);
+    match data.first_chunk_mut::<{ 14 + 20 }>() {
+        // Untagged (nearly always): the L2 header and the inner IPv4 header in one fixed-size
+        // view, written without a bounds check each.
+        Some(frame) if exit.vlan.is_none() => {
+            l2::write_header(frame, exit.dst_mac, exit.src_mac, None, ipv4::ETHERTYPE);
+            if let Some(h) = frame.last_chunk_mut::<20>() {
+                ipv4::decrement_live_ttl(h);
+            }
+        }
+        _ => {
+            ipv4::decrement_ttl(&mut data[l2_len..]);
+            l2::write_header(data, exit.dst_mac, exit.src_mac, exit.vlan, ipv4::ETHERTYPE);
+        }
+    }
+    if exit.mss != 0 {
+        mss::clamp(&mut pkt.data_mut()[l2_len + 20..], exit.mss);
+    }
     Some(exit.port)
 }
 
@@ -265,16 +280,39 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     counters.egress_packets += 1;
     counters.egress_bytes += total as u64;
     pkt.truncate(grow + 14 + total);
+    let outer_sum = csum::template_checksum(template_sum, outer_total, id_field);
+    let write_outer = |outer: &mut [u8; gre::OVERHEAD]| {
+        *outer = *template;
+        outer[2..4].copy_from_slice(&outer_total.to_be_bytes());
+        outer[4..6].copy_from_slice(&id_field.to_be_bytes());
+        outer[10..12].copy_from_slice(&outer_sum.to_be_bytes());
+        outer[22..24].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
+    };
     let data = pkt.data_mut();
     let start = l2_len + gre::OVERHEAD;
-    forwarded(&mut data[start..start + total], mss);
-    l2::write_header(data, mac, out.mac, out.vlan, ipv4::ETHERTYPE);
-    let outer = &mut data[l2_len..start];
-    outer.copy_from_slice(template);
-    outer[2..4].copy_from_slice(&outer_total.to_be_bytes());
-    outer[4..6].copy_from_slice(&id_field.to_be_bytes());
-    outer[10..12].copy_from_slice(&csum::template_checksum(template_sum, outer_total, id_field).to_be_bytes());
-    outer[22..24].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
+    match data.first_chunk_mut::<{ 14 + gre::OVERHEAD + 20 }>() {
+        // Untagged (nearly always): the L2, outer and inner headers in one fixed-size view,
+        // written without a bounds check each.
+        Some(frame) if out.vlan.is_none() => {
+            let (l2_header, rest) = frame.split_at_mut(14);
+            l2::write_header(l2_header, mac, out.mac, None, ipv4::ETHERTYPE);
+            let (outer, inner) = rest.split_at_mut(gre::OVERHEAD);
+            if let (Ok(outer), Ok(inner)) = (outer.try_into(), inner.try_into()) {
+                write_outer(outer);
+                ipv4::decrement_live_ttl(inner);
+            }
+        }
+        _ => {
+            ipv4::decrement_ttl(&mut data[start..]);
+            l2::write_header(data, mac, out.mac, out.vlan, ipv4::ETHERTYPE);
+            if let Some(outer) = data[l2_len..].first_chunk_mut() {
+                write_outer(outer);
+            }
+        }
+    }
+    if mss != 0 {
+        mss::clamp(&mut pkt.data_mut()[start + 20..], mss);
+    }
     Some(Verdict::Forward(egress.port))
 }
 

@@ -189,9 +189,18 @@ pub(crate) fn decrement_ttl(data: &mut [u8]) -> bool {
         return false;
     }
     h[8] -= 1;
-    let sum = csum::ttl_decremented(u16::from_be_bytes([h[10], h[11]]));
-    h[10..12].copy_from_slice(&sum.to_be_bytes());
+    let field = csum::ttl_decremented([h[10], h[11]]);
+    h[10..12].copy_from_slice(&field);
     true
+}
+
+/// Decrement the TTL of the IPv4 header `h`, updating its checksum, where the caller has
+/// checked that the TTL is above 1.
+#[inline(always)]
+pub(crate) fn decrement_live_ttl(h: &mut [u8; 20]) {
+    h[8] = h[8].wrapping_sub(1);
+    let field = csum::ttl_decremented([h[10], h[11]]);
+    h[10..12].copy_from_slice(&field);
 }
 
 #[inline(always)]
