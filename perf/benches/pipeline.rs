@@ -174,6 +174,15 @@ fn lookups(c: &mut Criterion) {
     let mut group = c.benchmark_group("routes");
     group.bench_function("ipv4_lpm_hit_1000_prefixes", |b| b.iter(|| black_box(table.lookup_v4(black_box(hit)))));
     group.bench_function("ipv4_lpm_miss_1000_prefixes", |b| b.iter(|| black_box(table.lookup_v4(black_box(miss)))));
+    // Every length from /8 to /32 nested in one /8, and an address only the /8 holds: the most
+    // lengths a lookup can meet.
+    let nested = RouteTable::build((8u8..=32).map(|len| {
+        let net = ipnet::Ipv4Net::new(Ipv4Addr::new(10, 20, 30, 40), len).expect("prefix").trunc();
+        (IpNet::V4(net), TunnelId(u32::from(len)), 1, 1)
+    }));
+    let only_the_8 = Ipv4Addr::new(10, 200, 1, 1);
+    assert_eq!(nested.lookup_v4(only_the_8).map(|h| h.pick(0)), Some(TunnelId(8)));
+    group.bench_function("ipv4_lpm_hit_25_lengths", |b| b.iter(|| black_box(nested.lookup_v4(black_box(only_the_8)))));
     group.finish();
 
     let header = ipv4([192, 0, 2, 1], [198, 51, 100, 10], 47, &[]);

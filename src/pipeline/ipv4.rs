@@ -55,28 +55,28 @@ pub(crate) fn check(data: &[u8], malformed: DropReason) -> Result<Header, DropRe
     })
 }
 
-/// The first octets a martian address can have (0, 127, 224-239, 255), a bit each.
-const MARTIAN_OCTETS: [u64; 4] = {
-    let mut bits = [0u64; 4];
+/// The first octets a martian address can have (0, 127, 224-239, 255): nonzero for each.
+const MARTIAN_OCTETS: [u8; 256] = {
+    let mut octets = [0u8; 256];
     let mut octet = 0;
     while octet < 256 {
         if octet == 0 || octet == 127 || octet >> 4 == 0xe || octet == 255 {
-            bits[octet >> 6] |= 1 << (octet & 63);
+            octets[octet] = 1;
         }
         octet += 1;
     }
-    bits
+    octets
 };
 
 /// An address that is never forwarded to or from.
 #[inline(always)]
 pub(crate) fn martian(a: Ipv4Addr) -> bool {
-    // Unspecified, loopback (127/8), multicast (224/4) or broadcast. A bit test on the first
-    // octet settles nearly every address; only the octets that may be martian are compared.
+    // Unspecified, loopback (127/8), multicast (224/4) or broadcast. A table of first octets
+    // settles nearly every address with one load; only the octets that may be martian are
+    // compared.
     let a = u32::from(a);
     let octet = a >> 24;
-    MARTIAN_OCTETS[(octet >> 6) as usize] & (1 << (octet & 63)) != 0
-        && (a == 0 || a == u32::MAX || octet == 127 || a >> 28 == 0xe)
+    MARTIAN_OCTETS[octet as usize] != 0 && (a == 0 || a == u32::MAX || octet == 127 || a >> 28 == 0xe)
 }
 
 /// Handle an IPv4 packet received on a port (L2 header already removed).
