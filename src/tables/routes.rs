@@ -55,6 +55,8 @@ pub struct RouteTable {
 /// whose entries may in turn be groups for single addresses. A lookup is one to three loads
 /// with no search; an address outside every customer prefix (most decapsulated traffic) costs
 /// one. It replaced one hash lookup per prefix length present, behind a bitmap of /16 blocks.
+/// Memory: 256 KiB for the first level, and 1 KiB for each /16 block holding a prefix longer than
+/// /16 and each /24 block holding one longer than /24 (as rte_lpm's groups of 256 entries).
 #[derive(Debug, Default)]
 struct Ipv4Lpm {
     /// By entry value less one.
