@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GRE throughput on one worker core beside dpdk-testpmd io on the same captures and core, with
 # OVS-DPDK's recorded ratios beside them (perf/gre_bench.py). Arguments go to gre_bench.py
-# (--reps N, --window S, --cases gre_small,plain_small,...). Takes about 6 minutes with 3 repetitions.
+# (--reps N, --window S, --cases gre_small,plain_small,...). Takes about 7 minutes with 3 repetitions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
