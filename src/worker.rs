@@ -398,11 +398,16 @@ impl Worker {
         if self.tx[p].is_empty() {
             return;
         }
+        let queued = self.tx[p].len() as u64;
         self.ports[p].tx_burst(self.queue, &mut self.tx[p]);
-        // What the queue refused is dropped: holding it would stall the whole worker.
+        // Packets are counted here, a batch at a time; bytes as each is queued (the queue frees
+        // what it sends).
         let refused = self.tx[p].len() as u64;
+        self.counters.tx_packets += queued - refused;
         if refused > 0 {
-            self.counters.tx_packets -= refused;
+            // What the queue refused is dropped: holding it would stall the whole worker.
+            let refused_bytes: u64 = self.tx[p].iter_mut().map(|m| m.len() as u64).sum();
+            self.counters.tx_bytes -= refused_bytes;
             self.counters.drops[DropReason::TxFull.index()] += refused;
             self.tx[p].drain().for_each(drop);
         }
@@ -472,8 +477,9 @@ impl Worker {
     }
 }
 
-/// Put a packet in port `out`'s TX batch, counted as sent; gives it back, uncounted, where the
-/// batch is full (or there is no such port), for [`Worker::dispatch`] to flush or drop.
+/// Put a packet in port `out`'s TX batch, its bytes counted as sent (the packet itself is counted
+/// when the batch is sent); gives it back, uncounted, where the batch is full (or there is no
+/// such port), for [`Worker::dispatch`] to flush or drop.
 #[inline(always)]
 fn queue(tx: &mut [MbufBatch], counters: &mut Counters, mbuf: Mbuf, out: u16) -> Result<(), Mbuf> {
     let Some(batch) = tx.get_mut(usize::from(out)) else {
@@ -481,7 +487,7 @@ fn queue(tx: &mut [MbufBatch], counters: &mut Counters, mbuf: Mbuf, out: u16) ->
     };
     let bytes = mbuf.len() as u64;
     batch.push(mbuf)?;
-    counters.tx_packets += 1;
+    // Its packet is counted when the batch is sent.
     counters.tx_bytes += bytes;
     Ok(())
 }
