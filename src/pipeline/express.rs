@@ -298,7 +298,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
             l2::write_header(l2_header, mac, out.mac, None, ipv4::ETHERTYPE);
             let (outer, inner) = rest.split_at_mut(gre::OVERHEAD);
             if let (Ok(outer), Ok(inner)) = (outer.try_into(), inner.try_into()) {
-                write_outer(outer);
+                write_outer_words(outer, template, outer_total, id_field, outer_sum);
                 ipv4::decrement_live_ttl(inner);
             }
         }
@@ -314,6 +314,25 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
         mss::clamp(&mut pkt.data_mut()[start + 20..], mss);
     }
     Some(Verdict::Forward(egress.port))
+}
+
+/// Write a GRE tunnel's outer IPv4 and GRE header from its template (whose total length,
+/// identification, checksum and GRE protocol are 0) as three 64-bit stores, the variable fields
+/// merged in registers: copying the template and storing each field over it took twice the
+/// stores.
+#[inline(always)]
+fn write_outer_words(outer: &mut [u8; gre::OVERHEAD], template: &[u8; gre::OVERHEAD], total: u16, id: u16, sum: u16) {
+    // A big-endian field's bytes as they sit in a little-endian word.
+    let field = |v: u16| u64::from(u16::from_le_bytes(v.to_be_bytes()));
+    let word = |at: usize| template.get(at..).and_then(|t| t.first_chunk::<8>()).map_or(0, |t| u64::from_le_bytes(*t));
+    let words = [
+        word(0) | field(total) << 16 | field(id) << 32,
+        word(8) | field(sum) << 16,
+        word(16) | field(ipv4::ETHERTYPE) << 48,
+    ];
+    for (chunk, w) in outer.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
 }
 
 /// Run `frame` (received on `port`) through the express lane and, separately, through the full
