@@ -281,13 +281,6 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     counters.egress_bytes += total as u64;
     pkt.truncate(grow + 14 + total);
     let outer_sum = csum::template_checksum(template_sum, outer_total, id_field);
-    let write_outer = |outer: &mut [u8; gre::OVERHEAD]| {
-        *outer = *template;
-        outer[2..4].copy_from_slice(&outer_total.to_be_bytes());
-        outer[4..6].copy_from_slice(&id_field.to_be_bytes());
-        outer[10..12].copy_from_slice(&outer_sum.to_be_bytes());
-        outer[22..24].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
-    };
     let data = pkt.data_mut();
     let start = l2_len + gre::OVERHEAD;
     match data.first_chunk_mut::<{ 14 + gre::OVERHEAD + 20 }>() {
@@ -298,7 +291,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
             l2::write_header(l2_header, mac, out.mac, None, ipv4::ETHERTYPE);
             let (outer, inner) = rest.split_at_mut(gre::OVERHEAD);
             if let (Ok(outer), Ok(inner)) = (outer.try_into(), inner.try_into()) {
-                write_outer_words(outer, template, outer_total, id_field, outer_sum);
+                gre::write_outer(outer, template, outer_total, id_field, outer_sum, ipv4::ETHERTYPE);
                 ipv4::decrement_live_ttl(inner);
             }
         }
@@ -306,7 +299,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
             ipv4::decrement_ttl(&mut data[start..]);
             l2::write_header(data, mac, out.mac, out.vlan, ipv4::ETHERTYPE);
             if let Some(outer) = data[l2_len..].first_chunk_mut() {
-                write_outer(outer);
+                gre::write_outer(outer, template, outer_total, id_field, outer_sum, ipv4::ETHERTYPE);
             }
         }
     }
@@ -314,25 +307,6 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
         mss::clamp(&mut pkt.data_mut()[start + 20..], mss);
     }
     Some(Verdict::Forward(egress.port))
-}
-
-/// Write a GRE tunnel's outer IPv4 and GRE header from its template (whose total length,
-/// identification, checksum and GRE protocol are 0) as three 64-bit stores, the variable fields
-/// merged in registers: copying the template and storing each field over it took twice the
-/// stores.
-#[inline(always)]
-fn write_outer_words(outer: &mut [u8; gre::OVERHEAD], template: &[u8; gre::OVERHEAD], total: u16, id: u16, sum: u16) {
-    // A big-endian field's bytes as they sit in a little-endian word.
-    let field = |v: u16| u64::from(u16::from_le_bytes(v.to_be_bytes()));
-    let word = |at: usize| template.get(at..).and_then(|t| t.first_chunk::<8>()).map_or(0, |t| u64::from_le_bytes(*t));
-    let words = [
-        word(0) | field(total) << 16 | field(id) << 32,
-        word(8) | field(sum) << 16,
-        word(16) | field(ipv4::ETHERTYPE) << 48,
-    ];
-    for (chunk, w) in outer.chunks_exact_mut(8).zip(words) {
-        chunk.copy_from_slice(&w.to_le_bytes());
-    }
 }
 
 /// Run `frame` (received on `port`) through the express lane and, separately, through the full

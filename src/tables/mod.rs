@@ -79,8 +79,8 @@ pub struct Tunnel {
     pub mss: u16,
     /// How the customer endpoint is reached; None when no port can reach it.
     pub egress: Option<Egress>,
-    /// GRE: the outer IPv4 and GRE header (protocol left 0), with total length, identification and
-    /// checksum 0: encapsulation copies it and fills those three in.
+    /// GRE: the outer IPv4 and GRE header, with total length, identification, checksum and GRE
+    /// protocol 0: encapsulation ORs those four into it (`gre::write_outer`), so they stay 0.
     pub outer_template: [u8; 24],
     /// The template's IPv4 header sum ([`csum::sum`]), for [`csum::template_checksum`].
     pub outer_sum: u16,
