@@ -2,6 +2,7 @@
 """GRE throughput on one worker core, beside dpdk-testpmd io on the same captures and core.
 
 usage: gre_bench.py [--reps N] [--warmup S] [--window S] [--cases a,b] [--pcaps DIR] [--perf-bin DIR]
+                    [--l3fwd BINARY]
 
 Every case feeds one capture through a net_pcap source with infinite_rx=1 (it replays the
 capture from memory, copying each packet into a fresh mbuf on the polling core, for testpmd and
@@ -10,6 +11,11 @@ anygate alike) into a net_null sink. Per repetition and case: testpmd --forward-
 Figures are the sink's TX packets over a window after a warm-up; the table gives min / median /
 max over the repetitions and the ratio of the medians. OVS-DPDK's ratio to testpmd io on the
 same captures, measured on this machine (see the README), is printed beside it.
+
+With --l3fwd (scripts/lib/build-l3fwd.sh builds it), DPDK's own IPv4 router example runs third on
+the same capture and core, every packet routed to the sink: what routing a packet (IPv4 checks,
+a longest-prefix match, TTL, MAC rewrite; four packets at a time with SSE) costs on this source
+and sink. On a GRE capture it routes the outer packet, less than decapsulation does.
 
 "Added ns/packet" is 1/anygate - 1/testpmd io (medians): the time anygate's worker spends on a
 packet beyond what the source, the sink and the poll loop cost testpmd io. With 100 000
@@ -25,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import anygate, ports_config, testpmd
+from benchlib import anygate, l3fwd, ports_config, testpmd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,13 +75,14 @@ def main():
     ap.add_argument("--cases", default="")
     ap.add_argument("--pcaps", default="/tmp/anygate-bench/pcap")
     ap.add_argument("--perf-bin", default=os.path.join(HERE, "..", "target", "release"))
+    ap.add_argument("--l3fwd", default="", help="DPDK's l3fwd binary, measured beside (none if empty)")
     args = ap.parse_args()
     cases = [c for c in CASES if not args.cases or c[1] in args.cases.split(",")]
 
     if not os.path.exists(os.path.join(args.pcaps, "plain_many8.pcap")):
         subprocess.run([sys.executable, os.path.join(HERE, "gen_pcaps.py"), args.pcaps], check=True)
     work = tempfile.mkdtemp(prefix="anygate-bench.")
-    results = {c[1]: {"anygate": [], "testpmd": []} for c in cases}
+    results = {c[1]: {"anygate": [], "testpmd": [], "l3fwd": []} for c in cases}
     for rep in range(args.reps):
         for direction, name, label, _ in cases:
             pcap = os.path.join(args.pcaps, f"{name}.pcap")
@@ -87,20 +94,30 @@ def main():
             a = anygate(args.perf_bin, config, args.warmup, args.window)
             results[name]["testpmd"].append(t)
             results[name]["anygate"].append(a)
-            print(f"rep {rep + 1}: {direction} {label:<18} testpmd io {t:7.2f} Mpps   anygate {a:6.2f} Mpps"
-                  f"   ratio {a / t:.3f}", flush=True)
+            line = (f"rep {rep + 1}: {direction} {label:<18} testpmd io {t:7.2f} Mpps   anygate {a:6.2f} Mpps"
+                    f"   ratio {a / t:.3f}")
+            if args.l3fwd:
+                r = l3fwd(args.l3fwd, pcap, args.warmup, args.window)
+                results[name]["l3fwd"].append(r)
+                line += f"   l3fwd {r:6.2f} Mpps ratio {r / t:.3f}"
+            print(line, flush=True)
 
     print()
     print("| direction | frames | anygate Mpps min / med / max | testpmd io Mpps (med) | "
-          "anygate / testpmd | added ns/packet | OVS-DPDK / testpmd (recorded) |")
-    print("|---|---|---|---|---|---|---|")
+          "anygate / testpmd | added ns/packet | l3fwd / testpmd | l3fwd added ns/packet | "
+          "OVS-DPDK / testpmd (recorded) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     added = {}
     for direction, name, label, ovs in cases:
         a, t = results[name]["anygate"], results[name]["testpmd"]
         am, tm = statistics.median(a), statistics.median(t)
         added[name] = 1e3 / am - 1e3 / tm
+        routed = "- | -"
+        if results[name]["l3fwd"]:
+            rm = statistics.median(results[name]["l3fwd"])
+            routed = f"{rm / tm:.3f} | {1e3 / rm - 1e3 / tm:.1f}"
         print(f"| {direction} | {label} | {min(a):.2f} / {am:.2f} / {max(a):.2f} | {tm:.2f} | "
-              f"{am / tm:.3f} | {added[name]:.1f} | {f'{ovs:.3f}' if ovs else '-'} |")
+              f"{am / tm:.3f} | {added[name]:.1f} | {routed} | {f'{ovs:.3f}' if ovs else '-'} |")
     # The flow-count criterion compares captures replayed alike (100 000 packets each), so that
     # only the number of flows differs; the 1 024-packet capture is printed beside it, where the
     # source's own cache misses make most of the difference.

@@ -8,6 +8,8 @@ packages=(
   dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev
   # AES-GCM for ESP: Intel's multi-buffer crypto library (the one under DPDK's crypto_ipsec_mb)
   libipsec-mb-dev
+  # the GRE benchmark's routing reference: DPDK's l3fwd, built from the example source Debian ships
+  dpdk-doc make gcc
   # independent packet reference and capture tools for the tests
   python3-scapy python3-cryptography tshark tcpdump
   # network namespaces, ping and TCP for the demo and interop tests
