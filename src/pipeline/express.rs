@@ -141,9 +141,9 @@ pub struct PortExit {
     /// The inner packet's length.
     total: usize,
     port: u16,
-    /// Its L2 header: the neighbor's MAC, ours, the port's VLAN.
-    dst_mac: [u8; 6],
-    src_mac: [u8; 6],
+    /// Its L2 header: the neighbor's MAC (a [`l2::mac_word`]), ours, the port's VLAN.
+    dst: u64,
+    src: l2::Ipv4HeaderWords,
     vlan: Option<u16>,
     /// The MSS to clamp a TCP SYN to (0: none).
     mss: u16,
@@ -168,10 +168,11 @@ pub fn exit_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>) -
         return None;
     }
     let egress = tables.egress(IpAddr::V4(dst))?;
-    let dst_mac = cx.neighbors.get(egress.port, egress.next_hop)?;
+    let IpAddr::V4(next_hop) = egress.next_hop else { return None };
+    let dst_mac = cx.neighbors.get_v4_word(egress.port, next_hop)?;
     let out = &tables.ports[usize::from(egress.port)];
     let mss = if h[9] == IP_PROTOCOL_TCP { tables.tunnel(id).mss } else { 0 };
-    Some(PortExit { total, port: egress.port, dst_mac, src_mac: out.mac, vlan: out.vlan, mss })
+    Some(PortExit { total, port: egress.port, dst: dst_mac, src: out.ipv4_header, vlan: out.vlan, mss })
 }
 
 /// Send the packet whose IPv4 header starts at `at` out as `exit` says: what is before it
@@ -191,14 +192,14 @@ pub fn leave<P: PacketBuf>(pkt: &mut P, at: usize, exit: PortExit) -> Option<u16
         // Untagged (nearly always): the L2 header and the inner IPv4 header in one fixed-size
         // view, written without a bounds check each.
         Some(frame) if exit.vlan.is_none() => {
-            l2::write_header(frame, exit.dst_mac, exit.src_mac, None, ipv4::ETHERTYPE);
+            exit.src.write(frame, exit.dst);
             if let Some(h) = frame.last_chunk_mut::<20>() {
                 ipv4::decrement_live_ttl(h);
             }
         }
         _ => {
             ipv4::decrement_ttl(&mut data[l2_len..]);
-            l2::write_header(data, exit.dst_mac, exit.src_mac, exit.vlan, ipv4::ETHERTYPE);
+            l2::write_header(data, l2::word_mac(exit.dst), exit.src.source(), exit.vlan, ipv4::ETHERTYPE);
         }
     }
     if exit.mss != 0 {
@@ -263,7 +264,8 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     if total + gre::OVERHEAD > 0xffff {
         return None;
     }
-    let mac = cx.neighbors.get(egress.port, egress.next_hop)?;
+    let IpAddr::V4(next_hop) = egress.next_hop else { return None };
+    let mac = cx.neighbors.get_v4_word(egress.port, next_hop)?;
     let out = &tables.ports[usize::from(egress.port)];
     let slot = tunnel.slot;
     let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
@@ -287,8 +289,8 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
         // Untagged (nearly always): the L2, outer and inner headers in one fixed-size view,
         // written without a bounds check each.
         Some(frame) if out.vlan.is_none() => {
-            let (l2_header, rest) = frame.split_at_mut(14);
-            l2::write_header(l2_header, mac, out.mac, None, ipv4::ETHERTYPE);
+            out.ipv4_header.write(frame, mac);
+            let rest = &mut frame[14..];
             let (outer, inner) = rest.split_at_mut(gre::OVERHEAD);
             if let (Ok(outer), Ok(inner)) = (outer.try_into(), inner.try_into()) {
                 gre::write_outer(outer, template, outer_total, id_field, outer_sum, ipv4::ETHERTYPE);
@@ -297,7 +299,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
         }
         _ => {
             ipv4::decrement_ttl(&mut data[start..]);
-            l2::write_header(data, mac, out.mac, out.vlan, ipv4::ETHERTYPE);
+            l2::write_header(data, l2::word_mac(mac), out.mac, out.vlan, ipv4::ETHERTYPE);
             if let Some(outer) = data[l2_len..].first_chunk_mut() {
                 gre::write_outer(outer, template, outer_total, id_field, outer_sum, ipv4::ETHERTYPE);
             }

@@ -13,7 +13,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use rustc_hash::FxHashSet;
 
 use crate::config::Config;
-use crate::pipeline::csum;
+use crate::pipeline::{csum, l2};
 pub use keymap::KeyMap;
 pub use neighbors::Neighbors;
 pub use routes::{RouteTable, TunnelId};
@@ -33,6 +33,8 @@ pub struct PortInfo {
     /// VLAN a value no frame gives, so that one compare also leaves tagged ports to the full
     /// pipeline.
     pub express_mac: u64,
+    /// An untagged IPv4 frame's Ethernet header from this port, as the express lane writes it.
+    pub ipv4_header: l2::Ipv4HeaderWords,
     pub gateway4: Option<Ipv4Addr>,
     pub ipv6: Option<Ipv6Net>,
     pub gateway6: Option<Ipv6Addr>,
@@ -216,6 +218,7 @@ impl Tables {
                     }
                     Some(_) => u64::MAX,
                 },
+                ipv4_header: l2::Ipv4HeaderWords::new(macs.get(i).copied().unwrap_or_default()),
                 gateway4: p.gateway,
                 ipv6: p.address6,
                 gateway6: p.gateway6,

@@ -8,18 +8,20 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 
 use super::KeyMap;
+use crate::pipeline::l2::{mac_word, word_mac};
 
 /// Neighbors' MAC addresses by (port, IP address). IPv4 neighbors are keyed by one integer
-/// (port and address) in a [`KeyMap`]: the lookup is on every packet's path.
+/// (port and address) in a [`KeyMap`]: the lookup is on every packet's path. Their MACs are kept
+/// as words ([`mac_word`]), which the express lane writes as they are.
 ///
 /// The IPv4 entry found last is kept beside the map and tried first. Most of a worker's packets
 /// go to a few next hops (a port's gateway, a customer router's), most often to the same one as
 /// the packet before: a compare instead of a hash and a probe. Any change empties it.
 #[derive(Debug, Clone)]
 pub struct Neighbors {
-    v4: KeyMap<[u8; 6]>,
+    v4: KeyMap<u64>,
     v6: FxHashMap<(u16, u128), [u8; 6]>,
-    last_v4: Cell<(u64, [u8; 6])>,
+    last_v4: Cell<(u64, u64)>,
 }
 
 /// No key: [`v4_key`] keeps a port in 16 bits above the address.
@@ -27,7 +29,7 @@ const NO_KEY: u64 = u64::MAX;
 
 impl Default for Neighbors {
     fn default() -> Self {
-        Neighbors { v4: KeyMap::default(), v6: FxHashMap::default(), last_v4: Cell::new((NO_KEY, [0; 6])) }
+        Neighbors { v4: KeyMap::default(), v6: FxHashMap::default(), last_v4: Cell::new((NO_KEY, 0)) }
     }
 }
 
@@ -41,38 +43,50 @@ impl Neighbors {
     #[inline(always)]
     pub fn get(&self, port: u16, addr: IpAddr) -> Option<[u8; 6]> {
         match addr {
-            IpAddr::V4(a) => {
-                let key = v4_key(port, a);
-                let (last, mac) = self.last_v4.get();
-                if last == key {
-                    return Some(mac);
-                }
-                let found = self.v4.get(key).copied();
-                if let Some(mac) = found {
-                    self.last_v4.set((key, mac));
-                }
-                found
-            }
+            IpAddr::V4(a) => self.get_v4_word(port, a).map(word_mac),
             IpAddr::V6(a) => self.v6.get(&(port, u128::from(a))).copied(),
         }
     }
 
+    /// The MAC address of an IPv4 neighbor on a port, as a [`mac_word`].
+    #[inline(always)]
+    pub fn get_v4_word(&self, port: u16, addr: std::net::Ipv4Addr) -> Option<u64> {
+        let key = v4_key(port, addr);
+        let (last, mac) = self.last_v4.get();
+        if last == key {
+            return Some(mac);
+        }
+        let found = self.v4.get(key).copied();
+        if let Some(mac) = found {
+            self.last_v4.set((key, mac));
+        }
+        found
+    }
+
     /// Learn or change a neighbor's MAC address.
     pub fn set(&mut self, port: u16, addr: IpAddr, mac: [u8; 6]) {
-        self.last_v4.set((NO_KEY, [0; 6]));
+        self.last_v4.set((NO_KEY, 0));
         match addr {
-            IpAddr::V4(a) => self.v4.insert(v4_key(port, a), mac),
-            IpAddr::V6(a) => self.v6.insert((port, u128::from(a)), mac),
-        };
+            IpAddr::V4(a) => {
+                self.v4.insert(v4_key(port, a), mac_word(mac));
+            }
+            IpAddr::V6(a) => {
+                self.v6.insert((port, u128::from(a)), mac);
+            }
+        }
     }
 
     /// Forget a neighbor.
     pub fn remove(&mut self, port: u16, addr: IpAddr) {
-        self.last_v4.set((NO_KEY, [0; 6]));
+        self.last_v4.set((NO_KEY, 0));
         match addr {
-            IpAddr::V4(a) => self.v4.remove(v4_key(port, a)),
-            IpAddr::V6(a) => self.v6.remove(&(port, u128::from(a))),
-        };
+            IpAddr::V4(a) => {
+                self.v4.remove(v4_key(port, a));
+            }
+            IpAddr::V6(a) => {
+                self.v6.remove(&(port, u128::from(a)));
+            }
+        }
     }
 
     /// The number of known neighbors.
