@@ -40,6 +40,21 @@ const IP_PROTOCOL_UDP: u8 = 17;
 const IP_PROTOCOL_GRE: u8 = 47;
 const IP_PROTOCOL_ESP: u8 = 50;
 
+/// A GRE packet's fixed fields after its outer IPv4 header, compared whole: the frame's bytes
+/// 34..50 as a little-endian word, masked, against [`INNER_GRE`]: a bare GRE header (34, 35: no
+/// checksum, key or sequence, version 0) with an IPv4 payload (36, 37), whose header has no
+/// options (38) and is not a fragment (44, 45: anything but DF). Compared one by one, they took
+/// 3 instructions more.
+const INNER_MASK: u128 = u128::from_le_bytes([0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0x3f, 0xff, 0, 0, 0, 0]);
+const INNER_GRE: u128 = u128::from_le_bytes([0, 0, 0x08, 0x00, 0x45, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+/// The 16 bytes at `at` of a fixed-size view as a little-endian word (0 past its end, which the
+/// constant offsets of the callers never are).
+#[inline(always)]
+fn word128<const N: usize>(d: &[u8; N], at: usize) -> u128 {
+    d.get(at..).and_then(|d| d.first_chunk::<16>()).map_or(0, |w| u128::from_le_bytes(*w))
+}
+
 #[inline(always)]
 fn be16(d: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([d[at], d[at + 1]])
@@ -50,13 +65,19 @@ fn addr(d: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(d[at], d[at + 1], d[at + 2], d[at + 3])
 }
 
-/// Whether `h` is an IPv4 header without options, not a fragment (DF may be set), with a total
-/// length of at least `min_total` that fits in the `room` bytes from its start, and a right
-/// checksum. Gives the total length.
+/// Whether `h` is an IPv4 header without options, not a fragment (DF may be set).
 #[inline(always)]
-fn plain_ipv4(h: &[u8; 20], room: usize, min_total: usize) -> Option<usize> {
+fn plain_fixed_fields(h: &[u8; 20]) -> bool {
+    h[0] == 0x45 && be16(h, 6) & 0x3fff == 0
+}
+
+/// Whether the IPv4 header `h` has a total length of at least `min_total` that fits in the
+/// `room` bytes from its start, and a right checksum: the rest of a plain header's checks, after
+/// [`plain_fixed_fields`] or the compares of whole words. Gives the total length.
+#[inline(always)]
+fn ipv4_length_and_checksum(h: &[u8; 20], room: usize, min_total: usize) -> Option<usize> {
     let total = usize::from(be16(h, 2));
-    if h[0] != 0x45 || total < min_total || total > room || be16(h, 6) & 0x3fff != 0 {
+    if total < min_total || total > room {
         return None;
     }
     csum::header_is_valid(h).then_some(total)
@@ -92,7 +113,10 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Op
         return None;
     }
     let h = header(head, 14)?;
-    let total = plain_ipv4(h, d.len() - 14, 20)?;
+    if !plain_fixed_fields(h) {
+        return None;
+    }
+    let total = ipv4_length_and_checksum(h, d.len() - 14, 20)?;
     if h[9] == IP_PROTOCOL_GRE {
         return decapsulate(pkt, total, cx).map(Verdict::Forward);
     }
@@ -155,9 +179,18 @@ pub struct PortExit {
 /// known neighbor). Reads only.
 #[inline(always)]
 pub fn exit_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>) -> Option<PortExit> {
+    if !plain_fixed_fields(h) {
+        return None;
+    }
+    exit_plain_to_port(h, room, id, cx)
+}
+
+/// [`exit_to_port`] for a header whose version, length and fragment fields were compared whole.
+#[inline(always)]
+fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>) -> Option<PortExit> {
     let tables = cx.tables;
     // The inner packet ends within what carried it (padding after it is not counted).
-    let total = plain_ipv4(h, room, 20)?;
+    let total = ipv4_length_and_checksum(h, room, 20)?;
     let (src, dst) = (addr(h, 12), addr(h, 16));
     if h[8] <= 1
         || tables.may_be_ours_v4(dst)
@@ -214,12 +247,11 @@ pub fn leave<P: PacketBuf>(pkt: &mut P, at: usize, exit: PortExit) -> Option<u16
 fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) -> Option<u16> {
     // The outer header's total length fits in the frame, and holds GRE and an inner header.
     let d = pkt.data().first_chunk::<{ INNER_START + 20 }>()?;
-    // A bare GRE header: no checksum, key or sequence, version 0, an IPv4 payload.
-    if total < gre::OVERHEAD + 20 || be16(d, OUTER_IP_END) != 0 || be16(d, OUTER_IP_END + 2) != ipv4::ETHERTYPE {
+    if total < gre::OVERHEAD + 20 || word128(d, OUTER_IP_END) & INNER_MASK != INNER_GRE {
         return None;
     }
     let id = cx.tables.gre_tunnel(addr(d, 30), addr(d, 26))?;
-    let exit = exit_to_port(header(d, INNER_START)?, total - gre::OVERHEAD, id, cx)?;
+    let exit = exit_plain_to_port(header(d, INNER_START)?, total - gre::OVERHEAD, id, cx)?;
     let slot = cx.tables.tunnel(id).slot;
     // The inner header is further in than any L2 header is long: leaving cannot decline.
     let port = leave(pkt, INNER_START, exit)?;
