@@ -66,13 +66,9 @@ pub struct Ipv4HeaderWords {
 
 impl Ipv4HeaderWords {
     pub fn new(src: [u8; 6]) -> Ipv4HeaderWords {
-        let mut tail = [0u8; 8];
-        tail[..6].copy_from_slice(&src);
-        tail[6..].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        Ipv4HeaderWords {
-            source_head: u64::from(u16::from_le_bytes([src[0], src[1]])) << 48,
-            tail: u64::from_le_bytes(tail),
-        }
+        // The EtherType's bytes, big-endian on the wire, in the word's top 16 bits.
+        let ethertype = u64::from(u16::from_le_bytes(ETHERTYPE_IPV4.to_be_bytes())) << 48;
+        Ipv4HeaderWords { source_head: mac_word(src) << 48, tail: mac_word(src) | ethertype }
     }
 
     /// The source MAC address.

@@ -29,9 +29,9 @@ pub struct PortInfo {
     /// packet's destination.
     pub broadcast4: Option<Ipv4Addr>,
     /// What a little-endian load of an untagged frame's first 8 bytes, masked to 48 bits, is
-    /// when the frame is for this port ([`PortInfo::express_key`]): the MAC, or on a port with a
-    /// VLAN a value no frame gives, so that one compare also leaves tagged ports to the full
-    /// pipeline.
+    /// when the frame is for this port ([`PortInfo::express_key`]): the MAC's
+    /// [`l2::mac_word`], or on a port with a VLAN a value no frame gives, so that one compare
+    /// also leaves tagged ports to the full pipeline.
     pub express_mac: u64,
     /// An untagged IPv4 frame's Ethernet header from this port, as the express lane writes it.
     pub ipv4_header: l2::Ipv4HeaderWords,
@@ -204,24 +204,20 @@ impl Tables {
             .ports
             .iter()
             .enumerate()
-            .map(|(i, p)| PortInfo {
-                name: p.name.clone(),
-                mac: macs.get(i).copied().unwrap_or_default(),
-                vlan: p.vlan,
-                ipv4: p.address,
-                broadcast4: p.address.map(|n| n.broadcast()),
-                express_mac: match p.vlan {
-                    None => {
-                        let mut head = [0u8; 8];
-                        head[..6].copy_from_slice(&macs.get(i).copied().unwrap_or_default());
-                        PortInfo::express_key(&head)
-                    }
-                    Some(_) => u64::MAX,
-                },
-                ipv4_header: l2::Ipv4HeaderWords::new(macs.get(i).copied().unwrap_or_default()),
-                gateway4: p.gateway,
-                ipv6: p.address6,
-                gateway6: p.gateway6,
+            .map(|(i, p)| {
+                let mac = macs.get(i).copied().unwrap_or_default();
+                PortInfo {
+                    name: p.name.clone(),
+                    mac,
+                    vlan: p.vlan,
+                    ipv4: p.address,
+                    broadcast4: p.address.map(|n| n.broadcast()),
+                    express_mac: if p.vlan.is_none() { l2::mac_word(mac) } else { u64::MAX },
+                    ipv4_header: l2::Ipv4HeaderWords::new(mac),
+                    gateway4: p.gateway,
+                    ipv6: p.address6,
+                    gateway6: p.gateway6,
+                }
             })
             .collect();
         let mut tables = Tables {
