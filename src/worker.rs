@@ -8,10 +8,9 @@ use std::sync::Arc;
 use dpdk_bindings::{Mbuf, MbufBatch, Mempool, Port};
 
 use crate::esp::sa::SaUpdate;
-use crate::esp::SaDb;
 use crate::pipeline::esp::{self, EspJob};
-use crate::pipeline::{self, Context, Counters, DropReason, PuntReason, RateLimiter, Verdict};
-use crate::tables::{Egress, Neighbors, Tables, TunnelId};
+use crate::pipeline::{self, Context, Counters, DropReason, Local, PuntReason, RateLimiter, Verdict};
+use crate::tables::{Egress, Tables, TunnelId};
 
 /// A change for a worker, sent through its update ring.
 #[derive(Debug)]
@@ -72,17 +71,12 @@ pub struct Worker {
     ports: Vec<Port>,
     pool: Mempool,
     tables: Arc<Tables>,
-    neighbors: Neighbors,
-    sas: SaDb,
+    /// Neighbors, SAs, counters, ICMP limit: what the pipeline changes.
+    local: Local,
     /// ESP jobs of the current burst: (packet, port it came from, job).
     crypto: Vec<(Mbuf, u16, EspJob)>,
     /// The sequence number of each job of the batch being run (reused room).
     crypto_seqs: Vec<Option<u64>>,
-    counters: Counters,
-    limiter: RateLimiter,
-    ip_id: u16,
-    /// The next hop of the packet last punted for resolution (see `Verdict::Punt`).
-    resolve: Option<Egress>,
     links: WorkerLinks,
     rx: MbufBatch,
     tx: Vec<MbufBatch>,
@@ -121,24 +115,21 @@ impl Worker {
         icmp_per_second: u32,
         links: WorkerLinks,
     ) -> Worker {
-        let mut neighbors = Neighbors::default();
+        let slots = tables.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0);
+        let limiter = RateLimiter::new(icmp_per_second, dpdk_bindings::tsc_hz());
+        let mut local = Local::new(slots, limiter, (queue << 12).wrapping_mul(7));
         for (port, addr, mac) in &tables.static_neighbors {
-            neighbors.set(*port, *addr, *mac);
+            local.neighbors.set(*port, *addr, *mac);
         }
         let tx = ports.iter().map(|_| MbufBatch::new()).collect();
         Worker {
             queue,
-            counters: Counters::new(tables.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0)),
             ports,
             pool,
             tables,
-            neighbors,
-            sas: SaDb::default(),
+            local,
             crypto: Vec::with_capacity(2 * dpdk_bindings::BURST),
             crypto_seqs: Vec::with_capacity(2 * dpdk_bindings::BURST),
-            limiter: RateLimiter::new(icmp_per_second, dpdk_bindings::tsc_hz()),
-            ip_id: (queue << 12).wrapping_mul(7),
-            resolve: None,
             links,
             rx: MbufBatch::new(),
             tx,
@@ -157,13 +148,8 @@ impl Worker {
     /// out, borrowed apart so that a run of packets can use them all.
     #[inline(always)]
     fn split(&mut self, now: u64) -> Split<'_> {
-        let Worker { tables, neighbors, sas, counters, limiter, ip_id, resolve, rx, tx, crypto, .. } = self;
-        Split {
-            context: Context { tables, neighbors, sas, counters, icmp_limit: limiter, now, ip_id, resolve },
-            rx,
-            tx,
-            crypto,
-        }
+        let Worker { tables, local, rx, tx, crypto, .. } = self;
+        Split { context: Context::new(tables, local, now), rx, tx, crypto }
     }
 
     /// Poll every port once: receive a burst from each, process, send. Returns packets received.
@@ -177,10 +163,10 @@ impl Worker {
                 continue;
             }
             received += n;
-            if self.sas.prefetch_worthwhile() {
-                esp::look_ahead(self.rx.iter_mut().map(|m| m.data()), &self.sas);
+            if self.local.sas.prefetch_worthwhile() {
+                esp::look_ahead(self.rx.iter_mut().map(|m| m.data()), &self.local.sas);
             }
-            self.counters.rx_packets += n as u64;
+            self.local.counters.rx_packets += n as u64;
             self.burst(p as u16, now);
             if !self.crypto.is_empty() {
                 self.run_crypto(now);
@@ -210,14 +196,14 @@ impl Worker {
                 let taken = rx.take(next);
                 next += 1;
                 let Some(mut mbuf) = taken else { continue };
-                cx.counters.rx_bytes += mbuf.len() as u64;
+                cx.local.counters.rx_bytes += mbuf.len() as u64;
                 if !mbuf.is_contiguous() {
-                    cx.counters.drops[DropReason::MultiSegment.index()] += 1;
+                    cx.local.counters.drops[DropReason::MultiSegment.index()] += 1;
                     continue;
                 }
                 match pipeline::process(&mut mbuf, port, &mut cx) {
                     Verdict::Forward(out) => {
-                        if let Err(mbuf) = queue(tx, cx.counters, mbuf, out) {
+                        if let Err(mbuf) = queue(tx, &mut cx.local.counters, mbuf, out) {
                             other = Some((mbuf, Verdict::Forward(out)));
                             break;
                         }
@@ -257,10 +243,10 @@ impl Worker {
     #[cold]
     #[inline(never)]
     fn punt(&mut self, mbuf: Mbuf, port: u16, reason: PuntReason) {
-        let egress = if reason == PuntReason::Resolve { self.resolve.take() } else { None };
+        let egress = if reason == PuntReason::Resolve { self.local.resolve.take() } else { None };
         if let Err(rtrb::PushError::Full(p)) = self.links.punts.push(Punted { mbuf, reason, port, egress }) {
             drop(p);
-            self.counters.drops[DropReason::SlowPathFull.index()] += 1;
+            self.local.counters.drops[DropReason::SlowPathFull.index()] += 1;
         }
     }
 
@@ -287,15 +273,15 @@ impl Worker {
         drop(mbuf);
         match made {
             Ok(count) if count <= fragments.len() => {
-                self.counters.fragments += count as u64;
+                self.local.counters.fragments += count as u64;
                 for mut f in fragments.into_iter().flatten() {
                     let v = pipeline::tunnel_out(&mut f, tunnel, 0x0800, &mut self.context(now));
-                    self.counters.count(&v);
+                    self.local.counters.count(&v);
                     self.dispatch(f, port, v, now);
                 }
             }
-            Ok(_) => self.counters.drops[DropReason::TooBig.index()] += 1,
-            Err(reason) => self.counters.drops[reason.index()] += 1,
+            Ok(_) => self.local.counters.drops[DropReason::TooBig.index()] += 1,
+            Err(reason) => self.local.counters.drops[reason.index()] += 1,
         }
     }
 
@@ -325,7 +311,7 @@ impl Worker {
                     continue;
                 };
                 let run = jobs[i..].iter().take_while(|j| j.2.outbound() == Some(sa)).count();
-                let first = self.sas.outbound(sa.0, sa.1).and_then(|s| s.reserve(run as u64));
+                let first = self.local.sas.outbound(sa.0, sa.1).and_then(|s| s.reserve(run as u64));
                 seqs.extend((0..run as u64).map(|k| first.map(|f| f + k)));
                 i += run;
             }
@@ -344,10 +330,10 @@ impl Worker {
                         }
                         EspJob::Decrypt { sa, esp } => esp::decrypt(&mut mbuf, sa, usize::from(esp), &mut cx),
                     };
-                    cx.counters.count(&verdict);
+                    cx.local.counters.count(&verdict);
                     match verdict {
                         Verdict::Forward(out) => {
-                            if let Err(mbuf) = queue(tx, cx.counters, mbuf, out) {
+                            if let Err(mbuf) = queue(tx, &mut cx.local.counters, mbuf, out) {
                                 other = Some((mbuf, port, Verdict::Forward(out)));
                                 break;
                             }
@@ -374,7 +360,7 @@ impl Worker {
         // A third round cannot come from the pipeline; count anything left as a drop.
         for (m, _, _) in self.crypto.drain(..) {
             drop(m);
-            self.counters.drops[DropReason::EspNoSa.index()] += 1;
+            self.local.counters.drops[DropReason::EspNoSa.index()] += 1;
         }
     }
 
@@ -382,14 +368,14 @@ impl Worker {
     fn send(&mut self, mbuf: Mbuf, port: u16) {
         let p = port as usize;
         if p >= self.tx.len() {
-            self.counters.drops[DropReason::NoEgress.index()] += 1;
+            self.local.counters.drops[DropReason::NoEgress.index()] += 1;
             return;
         }
         if self.tx[p].is_full() {
             self.flush_port(p);
         }
-        if queue(&mut self.tx, &mut self.counters, mbuf, port).is_err() {
-            self.counters.drops[DropReason::TxFull.index()] += 1;
+        if queue(&mut self.tx, &mut self.local.counters, mbuf, port).is_err() {
+            self.local.counters.drops[DropReason::TxFull.index()] += 1;
         }
     }
 
@@ -403,12 +389,12 @@ impl Worker {
         // Packets are counted here, a batch at a time; bytes as each is queued (the queue frees
         // what it sends).
         let refused = self.tx[p].len() as u64;
-        self.counters.tx_packets += queued - refused;
+        self.local.counters.tx_packets += queued - refused;
         if refused > 0 {
             // What the queue refused is dropped: holding it would stall the whole worker.
             let refused_bytes: u64 = self.tx[p].iter_mut().map(|m| m.len() as u64).sum();
-            self.counters.tx_bytes -= refused_bytes;
-            self.counters.drops[DropReason::TxFull.index()] += refused;
+            self.local.counters.tx_bytes -= refused_bytes;
+            self.local.counters.drops[DropReason::TxFull.index()] += refused;
             self.tx[p].drain().for_each(drop);
         }
     }
@@ -426,19 +412,21 @@ impl Worker {
             match update {
                 Update::Tables(tables) => {
                     for (port, addr, mac) in &tables.static_neighbors {
-                        self.neighbors.set(*port, *addr, *mac);
+                        self.local.neighbors.set(*port, *addr, *mac);
                     }
-                    self.counters.ensure_slots(tables.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0));
+                    self.local
+                        .counters
+                        .ensure_slots(tables.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0));
                     self.tables = tables;
                 }
-                Update::Neighbor { port, addr, mac } => self.neighbors.set(port, addr, mac),
+                Update::Neighbor { port, addr, mac } => self.local.neighbors.set(port, addr, mac),
                 // The slow path sends only on ports it knows (and counts what it cannot send);
                 // the guard keeps a bad index from panicking here.
                 Update::Transmit { port, mbuf } if usize::from(port) < self.tx.len() => self.send(mbuf, port),
-                Update::Transmit { .. } => self.counters.drops[DropReason::NoEgress.index()] += 1,
+                Update::Transmit { .. } => self.local.counters.drops[DropReason::NoEgress.index()] += 1,
                 Update::Sa(u) => {
-                    self.sas.apply(u);
-                    self.counters.sa_updates += 1;
+                    self.local.sas.apply(u);
+                    self.local.counters.sa_updates += 1;
                     sa_changed = true;
                 }
             }
@@ -455,7 +443,7 @@ impl Worker {
         if now.wrapping_sub(self.sas_reported_at) >= dpdk_bindings::tsc_hz() / 1000 * SA_REPORT_EVERY_MS {
             self.report_sas(now);
         }
-        self.links.counters.input_buffer_mut().clone_from(&self.counters);
+        self.links.counters.input_buffer_mut().clone_from(&self.local.counters);
         self.links.counters.publish();
     }
 
@@ -470,9 +458,9 @@ impl Worker {
     /// Refresh the per-SA counters. A new vector each time: the control thread may still hold
     /// the last one.
     fn report_sas(&mut self, now: u64) {
-        let mut reports = Vec::with_capacity(self.counters.sas.len());
-        self.sas.reports_into(&mut reports);
-        self.counters.sas = Arc::new(reports);
+        let mut reports = Vec::with_capacity(self.local.counters.sas.len());
+        self.local.sas.reports_into(&mut reports);
+        self.local.counters.sas = Arc::new(reports);
         self.sas_reported_at = now;
     }
 }

@@ -11,9 +11,9 @@ use std::cell::RefCell;
 
 use anygate::config::Config;
 use anygate::esp::sink::static_sa_db;
-use anygate::esp::{OutboundSa, SaDb};
-use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, PacketBuf, RateLimiter, Verdict};
-use anygate::tables::{Neighbors, SlotMap, Tables};
+use anygate::esp::OutboundSa;
+use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, Local, PacketBuf, RateLimiter, Verdict};
+use anygate::tables::{SlotMap, Tables};
 use libfuzzer_sys::fuzz_target;
 
 const CONFIG: &str = r#"
@@ -66,30 +66,30 @@ prefix = "2001:db8:20::/48"
 nexthop = "site1"
 "#;
 
-fn tables() -> &'static (Tables, Neighbors) {
+fn tables() -> &'static Tables {
     TABLES.with(|t| *t)
 }
 
 thread_local! {
-    /// The tables and neighbors, built once for each thread: neighbors keep the entry found last
-    /// in a `Cell`, so they are not shared between threads.
-    static TABLES: &'static (Tables, Neighbors) = Box::leak(Box::new({
+    /// The tables, built once for each thread.
+    static TABLES: &'static Tables = Box::leak(Box::new({
         let config = Config::parse(CONFIG).expect("fuzz config");
-        let tables = Tables::build(&config, &[[2, 0, 0, 0, 1, 1]], &mut SlotMap::default());
-        let mut n = Neighbors::default();
-        n.set(0, "192.0.2.254".parse().unwrap(), [2, 0, 0, 0, 0, 0xfe]);
-        (tables, n)
+        Tables::build(&config, &[[2, 0, 0, 0, 1, 1]], &mut SlotMap::default())
     }));
 
-    /// The SAs (compiled once: keying is slow next to one fuzz run) and a sealer with the inbound
-    /// SA's key.
-    static SAS: RefCell<(SaDb, Box<OutboundSa>)> = RefCell::new({
+    /// The worker state with the neighbor and the SAs (compiled once: keying is slow next to one
+    /// fuzz run), and a sealer with the inbound SA's key. Built for each thread: neighbors keep
+    /// the entry found last in a `Cell`.
+    static SAS: RefCell<(Local, Box<OutboundSa>)> = RefCell::new({
         let config = Config::parse(CONFIG).expect("fuzz config");
         // The same slots as the tables' (built the same way).
         let mut slots = SlotMap::default();
         Tables::build(&config, &[[2, 0, 0, 0, 1, 1]], &mut slots);
         let (db, mut sealers) = static_sa_db(&config, &mut slots).expect("the tunnel's SAs");
-        (db, sealers.remove(0))
+        let mut local = Local::new(1, RateLimiter::new(1000, 1000), 0);
+        local.neighbors.set(0, "192.0.2.254".parse().unwrap(), [2, 0, 0, 0, 0, 0xfe]);
+        local.sas = db;
+        (local, sealers.remove(0))
     });
 }
 
@@ -166,41 +166,29 @@ fn shape(data: &[u8]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (tables, neighbors) = tables();
+    let tables = tables();
     let frame = shape(data);
     let mut pkt = HeapPacket::new(&frame[..frame.len().min(2048)]);
-    let mut counters = Counters::new(1);
-    let mut limiter = RateLimiter::new(1000, 1000);
-    let mut ip_id = 0;
-    SAS.with(|s| run(tables, neighbors, &mut pkt, &mut s.borrow_mut().0, &mut counters, &mut limiter, &mut ip_id));
+    SAS.with(|s| {
+        let local = &mut s.borrow_mut().0;
+        // Each run from the same state but for the neighbors' memo and the SAs' counters.
+        local.counters = Counters::new(1);
+        local.icmp_limit = RateLimiter::new(1000, 1000);
+        local.ip_id = 0;
+        local.resolve = None;
+        run(tables, &mut pkt, local)
+    });
     assert!(pkt.len() <= HeapPacket::CAPACITY);
 });
 
-fn run(
-    tables: &Tables,
-    neighbors: &Neighbors,
-    pkt: &mut HeapPacket,
-    sas: &mut SaDb,
-    counters: &mut Counters,
-    limiter: &mut RateLimiter,
-    ip_id: &mut u16,
-) {
+fn run(tables: &Tables, pkt: &mut HeapPacket, local: &mut Local) {
     // The express lane gives a frame the full pipeline's verdict, or leaves it untouched.
-    if let Err(e) = pipeline::express::differential_check(pkt.data(), 0, tables, neighbors, sas, counters, *ip_id) {
+    if let Err(e) = pipeline::express::differential_check(pkt.data(), 0, tables, local) {
         panic!("{e}");
     }
     // A worker with many SAs reads each frame ahead of classification: that read must hold too.
-    pipeline::esp::look_ahead(std::iter::once(pkt.data()), sas);
-    let mut cx = Context {
-        tables,
-        neighbors,
-        sas: &mut *sas,
-        counters: &mut *counters,
-        icmp_limit: &mut *limiter,
-        now: 1,
-        ip_id: &mut *ip_id,
-        resolve: &mut None,
-    };
+    pipeline::esp::look_ahead(std::iter::once(pkt.data()), &local.sas);
+    let mut cx = Context::new(tables, local, 1);
     let verdict = pipeline::process_to_end(pkt, 0, &mut cx);
     if let Verdict::Fragment(t) = verdict {
         let mtu = usize::from(tables.tunnel(t).mtu);

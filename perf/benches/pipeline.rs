@@ -10,8 +10,8 @@ use std::net::Ipv4Addr;
 
 use anygate::config::Config;
 use anygate::esp::sink::static_sa_db;
-use anygate::pipeline::{self, csum, Context, Counters, HeapPacket, RateLimiter, Verdict};
-use anygate::tables::{Neighbors, RouteTable, SlotMap, Tables, TunnelId};
+use anygate::pipeline::{self, csum, Context, HeapPacket, Local, RateLimiter, Verdict};
+use anygate::tables::{RouteTable, SlotMap, Tables, TunnelId};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ipnet::IpNet;
 
@@ -86,14 +86,11 @@ fn pipeline(c: &mut Criterion) {
     let config = Config::parse(CONFIG).expect("benchmark configuration");
     let mut slots = SlotMap::default();
     let tables = Tables::build(&config, &[PORT_MAC], &mut slots);
-    let mut neighbors = Neighbors::default();
-    neighbors.set(0, "192.0.2.254".parse().expect("address"), GW_MAC);
-    let mut counters = Counters::new(slots.len());
-    let mut limiter = RateLimiter::new(100, 1_000_000_000);
-    let mut ip_id = 0u16;
-    let mut resolve = None;
+    let mut local = Local::new(slots.len(), RateLimiter::new(100, 1_000_000_000), 0);
+    local.neighbors.set(0, "192.0.2.254".parse().expect("address"), GW_MAC);
     // The tunnel's SAs, and a sealer with the inbound SA's key to make what it opens.
-    let (mut sas, sealers) = static_sa_db(&config, &mut slots).expect("the tunnel's SAs");
+    let (sas, sealers) = static_sa_db(&config, &mut slots).expect("the tunnel's SAs");
+    local.sas = sas;
     let sealer = &sealers[0];
 
     // Decapsulated packets leave for 10.30/16, outside every customer prefix.
@@ -137,16 +134,7 @@ fn pipeline(c: &mut Criterion) {
     ];
     for (name, frame, entry) in cases {
         let mut pkt = HeapPacket::new(frame);
-        let mut cx = Context {
-            tables: &tables,
-            neighbors: &neighbors,
-            sas: &mut sas,
-            counters: &mut counters,
-            icmp_limit: &mut limiter,
-            now: 0,
-            ip_id: &mut ip_id,
-            resolve: &mut resolve,
-        };
+        let mut cx = Context::new(&tables, &mut local, 0);
         assert!(matches!(entry(&mut pkt, 0, &mut cx), Verdict::Forward(0)), "{name} forwards");
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -55,12 +55,12 @@ pub(crate) fn input<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, esp: usize,
         return Verdict::Drop(DropReason::EspMalformed);
     };
     let (spi, seq) = (packet.security_parameters_index(), packet.sequence_number());
-    let Some(r) = cx.sas.find_inbound(outer.dst, spi) else {
+    let Some(r) = cx.local.sas.find_inbound(outer.dst, spi) else {
         return Verdict::Drop(DropReason::EspUnknownSpi);
     };
     let len = pkt.len() - esp;
-    let look_ahead = cx.sas.prefetch_worthwhile();
-    let Some(sa) = cx.sas.inbound_mut(r) else {
+    let look_ahead = cx.local.sas.prefetch_worthwhile();
+    let Some(sa) = cx.local.sas.inbound_mut(r) else {
         return Verdict::Drop(DropReason::EspUnknownSpi);
     };
     let t = sa.transform;
@@ -153,7 +153,7 @@ pub(crate) fn udp_input<P: PacketBuf>(pkt: &mut P, h: &ipv4::Header, cx: &mut Co
 /// Step two of decapsulation: check the ICV, decrypt, check padding, trailer, anti-replay and
 /// traffic selectors, take the outer headers off, and route the inner packet.
 pub fn decrypt<P: PacketBuf>(pkt: &mut P, r: InboundRef, esp: usize, cx: &mut Context<'_>) -> Verdict {
-    let Some(sa) = cx.sas.inbound_mut(r) else {
+    let Some(sa) = cx.local.sas.inbound_mut(r) else {
         return Verdict::Drop(DropReason::EspUnknownSpi);
     };
     let (iv_len, icv_len) = (sa.transform.iv_len(), sa.transform.icv_len());
@@ -217,7 +217,7 @@ pub fn decrypt<P: PacketBuf>(pkt: &mut P, r: InboundRef, esp: usize, cx: &mut Co
     };
     pkt.adj(esp + 8 + iv_len);
     pkt.truncate(inner_len);
-    let counters = cx.counters.tunnel(slot);
+    let counters = cx.local.counters.tunnel(slot);
     counters.ingress_packets += 1;
     counters.ingress_bytes += inner_len as u64;
     if next == NEXT_IPV4 {
@@ -264,10 +264,10 @@ pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: 
     let Some((src, dst)) = addresses(pkt.data(), next_header) else {
         return Verdict::Drop(DropReason::InnerMalformed);
     };
-    match cx.sas.find_outbound(slot, src, dst) {
+    match cx.local.sas.find_outbound(slot, src, dst) {
         Some(sa) => Verdict::Crypto(EspJob::Encrypt { slot, sa, next_header }),
         None => {
-            cx.counters.tunnel(slot).drops += 1;
+            cx.local.counters.tunnel(slot).drops += 1;
             Verdict::Drop(DropReason::EspNoSa)
         }
     }
@@ -291,7 +291,7 @@ impl RouterExit {
             }
         }
         let egress = cx.tables.egress(IpAddr::V4(router));
-        let mac = egress.and_then(|e| cx.neighbors.get(e.port, e.next_hop));
+        let mac = egress.and_then(|e| cx.local.neighbors.get(e.port, e.next_hop));
         self.last = Some((router, egress, mac));
         (egress, mac)
     }
@@ -309,7 +309,7 @@ pub fn encrypt<P: PacketBuf>(
     exit: &mut RouterExit,
     cx: &mut Context<'_>,
 ) -> Verdict {
-    let Some(sa) = cx.sas.outbound_mut(slot, index) else {
+    let Some(sa) = cx.local.sas.outbound_mut(slot, index) else {
         return Verdict::Drop(DropReason::EspNoSa);
     };
     let Some(seq) = seq.and_then(|s| u32::try_from(s).ok()) else {
@@ -340,8 +340,8 @@ pub fn encrypt<P: PacketBuf>(
     // The outer header is finished in registers and written once: a template copied to the
     // stack and patched there, or patched in the packet after its copy, is read back in parts
     // (a store-forwarding stall, several nanoseconds a packet).
-    *cx.ip_id = cx.ip_id.wrapping_add(1);
-    let id_field = *cx.ip_id;
+    cx.local.ip_id = cx.local.ip_id.wrapping_add(1);
+    let id_field = cx.local.ip_id;
     let (head, tail) = sa.outer_header(total as u16, id_field);
     data[..16].copy_from_slice(&head);
     // Where the outer header is IPv4 alone, the tail's last 8 bytes are the ESP header's room,
@@ -354,7 +354,7 @@ pub fn encrypt<P: PacketBuf>(
     sa.counters.packets += 1;
     sa.counters.bytes += inner_len as u64;
     let remote = sa.remote;
-    let counters = cx.counters.tunnel(slot);
+    let counters = cx.local.counters.tunnel(slot);
     counters.egress_packets += 1;
     counters.egress_bytes += inner_len as u64;
     let (Some(egress), mac) = exit.get(remote, cx) else {
@@ -368,7 +368,7 @@ pub fn run<P: PacketBuf>(pkt: &mut P, job: EspJob, cx: &mut Context<'_>) -> Verd
     match job {
         EspJob::Decrypt { sa, esp } => decrypt(pkt, sa, usize::from(esp), cx),
         EspJob::Encrypt { slot, sa, next_header } => {
-            let seq = cx.sas.outbound(slot, sa).and_then(|s| s.reserve(1));
+            let seq = cx.local.sas.outbound(slot, sa).and_then(|s| s.reserve(1));
             encrypt(pkt, slot, sa, next_header, seq, &mut RouterExit::default(), cx)
         }
     }

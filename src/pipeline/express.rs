@@ -24,9 +24,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{csum, esp, flow_hash, gre, ipv4, l2, mss, Context, Counters, HeapPacket, PacketBuf, RateLimiter, Verdict};
-use crate::esp::SaDb;
-use crate::tables::{Neighbors, PortInfo, Tables, TunnelId, TunnelKind};
+use super::{csum, esp, flow_hash, gre, ipv4, l2, mss, Context, HeapPacket, Local, PacketBuf, RateLimiter, Verdict};
+use crate::tables::{PortInfo, Tables, TunnelId, TunnelKind};
 use crate::wire::IpProtocol;
 
 /// Ethernet (14) and IPv4 without options (20).
@@ -122,7 +121,19 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Op
     }
     // Whether the destination may be ours decides between the last two cases, once.
     if !cx.tables.may_be_ours_v4(addr(h, 16)) {
-        return encapsulate(pkt, port, total, cx);
+        let (id, mss) = customer_route(pkt.data(), port, total, cx.tables)?;
+        if cx.tables.tunnel(id).kind == TunnelKind::Ipsec {
+            // Routed, TTL and MSS done here; the SA is chosen and the crypto batched as for any
+            // packet sent into the tunnel.
+            pkt.adj(14);
+            pkt.truncate(total);
+            forwarded(pkt.data_mut(), mss);
+            return Some(esp::encapsulate(pkt, id, ipv4::ETHERTYPE, cx));
+        }
+        // Sent as decapsulation's packets are: a port, made a verdict in one place, so that the
+        // worker queues it without testing the verdict again (as a verdict from here it took 8
+        // instructions more a packet).
+        return encapsulate(pkt, id, total, mss, cx).map(Verdict::Forward);
     }
     match h[9] {
         IP_PROTOCOL_ESP | IP_PROTOCOL_UDP => {
@@ -202,7 +213,7 @@ fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>)
     }
     let egress = tables.egress(IpAddr::V4(dst))?;
     let IpAddr::V4(next_hop) = egress.next_hop else { return None };
-    let dst_mac = cx.neighbors.get_v4_word(egress.port, next_hop)?;
+    let dst_mac = cx.local.neighbors.get_v4_word(egress.port, next_hop)?;
     let out = &tables.ports[usize::from(egress.port)];
     let mss = if h[9] == IP_PROTOCOL_TCP { tables.tunnel(id).mss } else { 0 };
     Some(PortExit { total, port: egress.port, dst: dst_mac, src: out.ipv4_header, vlan: out.vlan, mss })
@@ -250,23 +261,23 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
     if total < gre::OVERHEAD + 20 || word128(d, OUTER_IP_END) & INNER_MASK != INNER_GRE {
         return None;
     }
-    let id = cx.tables.gre_tunnel(addr(d, 30), addr(d, 26))?;
+    let id = cx.gre_tunnel(addr(d, 30), addr(d, 26))?;
     let exit = exit_plain_to_port(header(d, INNER_START)?, total - gre::OVERHEAD, id, cx)?;
     let slot = cx.tables.tunnel(id).slot;
     // The inner header is further in than any L2 header is long: leaving cannot decline.
     let port = leave(pkt, INNER_START, exit)?;
-    let counters = cx.counters.tunnel(slot);
+    let counters = cx.local.counters.tunnel(slot);
     counters.ingress_packets += 1;
     counters.ingress_bytes += (total - gre::OVERHEAD) as u64;
     Some(port)
 }
 
-/// An IPv4 packet (of `total` bytes, for an address that is not ours) from the internet for a
-/// customer prefix, into a GRE tunnel (sent) or an IPsec tunnel (its encryption job).
+/// The tunnel and MSS (0: none) of an IPv4 packet (`d`, a frame of a plain header and `total`
+/// bytes, for an address that is not ours) from the internet for a customer prefix, received on
+/// `port`, that the express lane sends into the tunnel: routed by a customer route, within the
+/// tunnel's MTU, not martian, with a TTL that does not run out. Reads only.
 #[inline(always)]
-fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Context<'_>) -> Option<Verdict> {
-    let tables = cx.tables;
-    let d = pkt.data();
+fn customer_route(d: &[u8], port: u16, total: usize, tables: &Tables) -> Option<(TunnelId, u16)> {
     let h = header(d.first_chunk::<OUTER_IP_END>()?, 14)?;
     let (src, dst) = (addr(h, 12), addr(h, 16));
     if h[8] <= 1 || ipv4::martian(src) || ipv4::martian(dst) || tables.ports[usize::from(port)].broadcast4 == Some(dst)
@@ -275,7 +286,8 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     }
     let hops = tables.routes.lookup_v4(dst)?;
     let id = if hops.is_multipath() {
-        hops.pick(flow_hash(src.into(), dst.into(), ipv4::transport_ports(&d[14..14 + total], h[9].into(), false, 20)))
+        let ports = ipv4::transport_ports(d.get(14..14 + total)?, h[9].into(), false, 20);
+        hops.pick(flow_hash(src.into(), dst.into(), ports))
     } else {
         hops.pick(0)
     };
@@ -283,21 +295,22 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     if total > usize::from(tunnel.mtu) {
         return None;
     }
-    let mss = if h[9] == IP_PROTOCOL_TCP { tunnel.mss } else { 0 };
-    if tunnel.kind == TunnelKind::Ipsec {
-        // Routed, TTL and MSS done here; the SA is chosen and the crypto batched as for any
-        // packet sent into the tunnel.
-        pkt.adj(14);
-        pkt.truncate(total);
-        forwarded(pkt.data_mut(), mss);
-        return Some(esp::encapsulate(pkt, id, ipv4::ETHERTYPE, cx));
-    }
+    Some((id, if h[9] == IP_PROTOCOL_TCP { tunnel.mss } else { 0 }))
+}
+
+/// An IPv4 packet (of `total` bytes, TCP SYNs clamped to `mss`) from the internet, routed into
+/// GRE tunnel `id` ([`customer_route`]): sent to the customer endpoint's known neighbor. Gives
+/// the port.
+#[inline(always)]
+fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, cx: &mut Context<'_>) -> Option<u16> {
+    let tables = cx.tables;
+    let tunnel = tables.tunnel(id);
     let egress = tunnel.egress?;
     if total + gre::OVERHEAD > 0xffff {
         return None;
     }
     let IpAddr::V4(next_hop) = egress.next_hop else { return None };
-    let mac = cx.neighbors.get_v4_word(egress.port, next_hop)?;
+    let mac = cx.local.neighbors.get_v4_word(egress.port, next_hop)?;
     let out = &tables.ports[usize::from(egress.port)];
     let slot = tunnel.slot;
     let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
@@ -310,7 +323,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
 
     let outer_total = (total + gre::OVERHEAD) as u16;
     let id_field = cx.next_ip_id();
-    let counters = cx.counters.tunnel(slot);
+    let counters = cx.local.counters.tunnel(slot);
     counters.egress_packets += 1;
     counters.egress_bytes += total as u64;
     pkt.truncate(grow + 14 + total);
@@ -340,45 +353,45 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, port: u16, total: usize, cx: &mut Cont
     if mss != 0 {
         mss::clamp(&mut pkt.data_mut()[start + 20..], mss);
     }
-    Some(Verdict::Forward(egress.port))
+    Some(egress.port)
 }
 
 /// Run `frame` (received on `port`) through the express lane and, separately, through the full
-/// pipeline alone, each from the same counters and IP identification, and check that they agree:
-/// a frame the express lane declines is left as it was with nothing counted; a frame it takes
-/// gets the full pipeline's verdict, its bytes and the same counters after. Gives the express
-/// lane's verdict. `sas` is read only on these paths (an outbound SA found). For the
-/// differential test and the pipeline fuzz target.
+/// pipeline alone, each from the worker state `local` (its neighbors, SAs, counters and IP
+/// identification; left as they were), and check that they agree: a frame the express lane
+/// declines is left as it was with nothing counted; a frame it takes gets the full pipeline's
+/// verdict, its bytes and the same counters after. Gives the express lane's verdict. The SAs are
+/// read only on these paths (an outbound SA found). For the differential test and the pipeline
+/// fuzz target.
 pub fn differential_check(
     frame: &[u8],
     port: u16,
     tables: &Tables,
-    neighbors: &Neighbors,
-    sas: &mut SaDb,
-    counters: &Counters,
-    ip_id: u16,
+    local: &mut Local,
 ) -> Result<Option<Verdict>, String> {
+    let (counters, ip_id) = (local.counters.clone(), local.ip_id);
     let mut run = |entry: &dyn Fn(&mut HeapPacket, &mut Context<'_>) -> Option<Verdict>| {
-        let (mut pkt, mut counters, mut ip_id) = (HeapPacket::new(frame), counters.clone(), ip_id);
-        let mut cx = Context {
-            tables,
-            neighbors,
-            sas: &mut *sas,
-            counters: &mut counters,
-            icmp_limit: &mut RateLimiter::new(1000, 1000),
-            now: 1,
-            ip_id: &mut ip_id,
-            resolve: &mut None,
+        let mut pkt = HeapPacket::new(frame);
+        // Each run from the same state: the SAs lent to it, the rest copied.
+        let mut own = Local {
+            neighbors: local.neighbors.clone(),
+            sas: std::mem::take(&mut local.sas),
+            counters: counters.clone(),
+            icmp_limit: RateLimiter::new(1000, 1000),
+            ip_id,
+            resolve: None,
         };
+        let mut cx = Context::new(tables, &mut own, 1);
         let verdict = entry(&mut pkt, &mut cx);
         if let Some(v) = &verdict {
-            cx.counters.count(v);
+            cx.local.counters.count(v);
         }
-        (verdict, pkt, counters, ip_id)
+        local.sas = std::mem::take(&mut own.sas);
+        (verdict, pkt, own.counters, own.ip_id)
     };
     let (express, express_pkt, express_counters, express_ip_id) = run(&|pkt, cx| forward(pkt, port, cx));
     let Some(verdict) = express else {
-        if express_pkt.data() != frame || express_counters != *counters || express_ip_id != ip_id {
+        if express_pkt.data() != frame || express_counters != counters || express_ip_id != ip_id {
             return Err("the express lane declined a frame after changing it or its counters".into());
         }
         return Ok(None);

@@ -20,12 +20,12 @@ pub(crate) fn decapsulate<P: PacketBuf>(
     let (header_len, protocol) = match check(&pkt.data()[outer.len..]) {
         Ok(v) => v,
         Err(reason) => {
-            cx.counters.tunnel(slot).drops += 1;
+            cx.local.counters.tunnel(slot).drops += 1;
             return Verdict::Drop(reason);
         }
     };
     pkt.adj(outer.len + header_len);
-    let counters = cx.counters.tunnel(slot);
+    let counters = cx.local.counters.tunnel(slot);
     counters.ingress_packets += 1;
     counters.ingress_bytes += pkt.len() as u64;
     match protocol {
@@ -80,7 +80,7 @@ pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: 
     if let Some(outer) = pkt.data_mut().first_chunk_mut() {
         write_outer(outer, &template, total as u16, id_field, checksum, ethertype);
     }
-    let counters = cx.counters.tunnel(slot);
+    let counters = cx.local.counters.tunnel(slot);
     counters.egress_packets += 1;
     counters.egress_bytes += inner_len as u64;
     emit_l2(pkt, egress, ipv4::ETHERTYPE, cx)

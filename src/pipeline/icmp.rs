@@ -78,8 +78,8 @@ pub(crate) fn error_v4<P: PacketBuf>(
     if origin == Origin::Local || !may_answer_v4(pkt.data(), h) {
         return Verdict::Drop(reason);
     }
-    if !cx.icmp_limit.allow(cx.now) {
-        cx.counters.drops[reason.index()] += 1;
+    if !cx.local.icmp_limit.allow(cx.now) {
+        cx.local.counters.drops[reason.index()] += 1;
         return Verdict::Drop(DropReason::IcmpRateLimited);
     }
     // As much of the original as fits in 576 bytes (RFC 1812 4.3.2.3).
@@ -88,8 +88,8 @@ pub(crate) fn error_v4<P: PacketBuf>(
     if !pkt.prepend(28) {
         return Verdict::Drop(DropReason::NoBufferRoom);
     }
-    cx.counters.drops[reason.index()] += 1;
-    cx.counters.icmp_errors += 1;
+    cx.local.counters.drops[reason.index()] += 1;
+    cx.local.counters.icmp_errors += 1;
     let id = cx.next_ip_id();
     let data = pkt.data_mut();
     let (kind, code, rest) = match error {
@@ -155,8 +155,8 @@ pub(crate) fn error_v6<P: PacketBuf>(
     if origin == Origin::Local || is_error || h.src.is_unspecified() || h.src.is_multicast() || h.src.is_loopback() {
         return Verdict::Drop(reason);
     }
-    if !cx.icmp_limit.allow(cx.now) {
-        cx.counters.drops[reason.index()] += 1;
+    if !cx.local.icmp_limit.allow(cx.now) {
+        cx.local.counters.drops[reason.index()] += 1;
         return Verdict::Drop(DropReason::IcmpRateLimited);
     }
     // As much of the original as fits in the minimum IPv6 MTU (RFC 4443 2.4 c).
@@ -165,8 +165,8 @@ pub(crate) fn error_v6<P: PacketBuf>(
     if !pkt.prepend(48) {
         return Verdict::Drop(DropReason::NoBufferRoom);
     }
-    cx.counters.drops[reason.index()] += 1;
-    cx.counters.icmp_errors += 1;
+    cx.local.counters.drops[reason.index()] += 1;
+    cx.local.counters.icmp_errors += 1;
     let data = pkt.data_mut();
     data[0..4].copy_from_slice(&0x6000_0000u32.to_be_bytes());
     data[4..6].copy_from_slice(&((8 + quoted) as u16).to_be_bytes());

@@ -91,7 +91,7 @@ pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verd
     // GRE from a customer endpoint to its tunnel's anycast endpoint: the bulk of what arrives,
     // found with one lookup.
     if h.protocol == IpProtocol::Unknown(47) && !h.fragment {
-        if let Some(id) = cx.tables.gre_tunnel(h.dst, h.src) {
+        if let Some(id) = cx.gre_tunnel(h.dst, h.src) {
             return gre::decapsulate(pkt, &h, id, cx);
         }
     }
@@ -113,7 +113,7 @@ fn local<P: PacketBuf>(pkt: &mut P, h: &Header, via: Option<TunnelId>, cx: &mut 
             if h.fragment {
                 return Verdict::Drop(DropReason::GreFragment);
             }
-            match cx.tables.gre_tunnel(h.dst, h.src) {
+            match cx.gre_tunnel(h.dst, h.src) {
                 Some(id) => gre::decapsulate(pkt, h, id, cx),
                 None => Verdict::Drop(DropReason::GreUnknownTunnel),
             }
@@ -208,7 +208,7 @@ fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin
     let tunnel = cx.tables.tunnel(id);
     let (mtu, mss_limit, slot, anycast) = (tunnel.mtu as usize, tunnel.mss, tunnel.slot, tunnel.anycast);
     if origin != Origin::Local && !decrement_ttl(pkt.data_mut()) {
-        cx.counters.tunnel(slot).drops += 1;
+        cx.local.counters.tunnel(slot).drops += 1;
         return icmp::error_v4(pkt, h, icmp::Error::TimeExceeded, error_source(origin, anycast, cx), origin, cx);
     }
     if mss_limit != 0 && h.protocol == IpProtocol::Tcp && !h.later_fragment {
@@ -216,7 +216,7 @@ fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin
     }
     if h.total > mtu {
         if h.dont_frag {
-            cx.counters.tunnel(slot).drops += 1;
+            cx.local.counters.tunnel(slot).drops += 1;
             return icmp::error_v4(pkt, h, icmp::Error::FragmentationNeeded(mtu as u16), anycast, origin, cx);
         }
         return Verdict::Fragment(id);

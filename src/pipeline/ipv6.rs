@@ -190,7 +190,7 @@ fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin
     let (mtu, limit, slot) = (tunnel.mtu, tunnel.mss, tunnel.slot);
     if origin != Origin::Local {
         if h.hop_limit <= 1 {
-            cx.counters.tunnel(slot).drops += 1;
+            cx.local.counters.tunnel(slot).drops += 1;
             let from = error_source(cx);
             return icmp::error_v6(pkt, h, icmp::Error6::HopLimitExceeded, from, origin, cx);
         }
@@ -201,7 +201,7 @@ fn to_tunnel<P: PacketBuf>(pkt: &mut P, h: &Header, id: TunnelId, origin: Origin
         mss::clamp(&mut pkt.data_mut()[IPV6_HEADER_LEN..], limit.saturating_sub(20));
     }
     if pkt.len() > usize::from(mtu) {
-        cx.counters.tunnel(slot).drops += 1;
+        cx.local.counters.tunnel(slot).drops += 1;
         let from = error_source(cx);
         return icmp::error_v6(pkt, h, icmp::Error6::PacketTooBig(mtu), from, origin, cx);
     }

@@ -56,12 +56,7 @@ nexthop = "site1"
 
 struct Harness {
     tables: Tables,
-    neighbors: Neighbors,
-    sas: crate::esp::SaDb,
-    counters: Counters,
-    limiter: RateLimiter,
-    ip_id: u16,
-    resolve: Option<crate::tables::Egress>,
+    local: Local,
 }
 
 impl Harness {
@@ -69,32 +64,15 @@ impl Harness {
         let config = Config::parse(CONFIG).unwrap();
         let mut slots = SlotMap::default();
         let tables = Tables::build(&config, &[PORT_MAC], &mut slots);
-        let mut neighbors = Neighbors::default();
-        neighbors.set(0, "192.0.2.254".parse().unwrap(), GW_MAC);
-        neighbors.set(0, "2001:db8::fe".parse().unwrap(), GW_MAC);
-        Harness {
-            tables,
-            neighbors,
-            sas: Default::default(),
-            counters: Counters::new(slots.len()),
-            limiter: RateLimiter::new(100, 1000),
-            ip_id: 0,
-            resolve: None,
-        }
+        let mut local = Local::new(slots.len(), RateLimiter::new(100, 1000), 0);
+        local.neighbors.set(0, "192.0.2.254".parse().unwrap(), GW_MAC);
+        local.neighbors.set(0, "2001:db8::fe".parse().unwrap(), GW_MAC);
+        Harness { tables, local }
     }
 
     /// The pipeline's view of the harness at time `now`.
     fn context(&mut self, now: u64) -> Context<'_> {
-        Context {
-            tables: &self.tables,
-            neighbors: &self.neighbors,
-            sas: &mut self.sas,
-            counters: &mut self.counters,
-            icmp_limit: &mut self.limiter,
-            now,
-            ip_id: &mut self.ip_id,
-            resolve: &mut self.resolve,
-        }
+        Context::new(&self.tables, &mut self.local, now)
     }
 
     fn run(&mut self, frame: &[u8]) -> (Verdict, HeapPacket) {
@@ -105,7 +83,7 @@ impl Harness {
     }
 
     fn drops(&self, r: DropReason) -> u64 {
-        self.counters.drops[r.index()]
+        self.local.counters.drops[r.index()]
     }
 }
 
@@ -176,7 +154,7 @@ fn gre_decapsulation_routes_the_inner_packet_out() {
     assert_eq!(d[14 + 8], 63, "TTL decremented");
     assert_eq!(checksum::data(&d[14..34]), !0, "checksum updated");
     assert_eq!(&d[14 + 20..], &inner[20..]);
-    let t = h.counters.tunnels[0];
+    let t = h.local.counters.tunnels[0];
     assert_eq!((t.ingress_packets, t.ingress_bytes), (1, inner.len() as u64));
 }
 
@@ -211,7 +189,7 @@ fn encapsulation_toward_the_customer() {
     assert_eq!(&d[34..38], &[0, 0, 0x08, 0x00]);
     assert_eq!(d[38 + 8], 63, "inner TTL decremented");
     assert_eq!(checksum::data(&d[38..58]), !0);
-    assert_eq!(h.counters.tunnels[0].egress_packets, 1);
+    assert_eq!(h.local.counters.tunnels[0].egress_packets, 1);
 }
 
 #[test]
@@ -244,7 +222,7 @@ fn too_big_with_df_gets_fragmentation_needed_and_without_is_fragmented() {
     assert_eq!(u16::from_be_bytes([d[26], d[27]]), 1400);
     assert_eq!(checksum::data(&d[20..]), !0);
     assert_eq!(h.drops(DropReason::TooBig), 1);
-    assert_eq!(h.counters.icmp_errors, 1);
+    assert_eq!(h.local.counters.icmp_errors, 1);
 
     let big = ipv4([203, 0, 113, 9], [10, 20, 1, 2], 17, 64, false, &udp(1400));
     let (v, _) = h.run(&ether(0x0800, &big));
@@ -318,13 +296,13 @@ fn echo_to_the_anycast_endpoint_is_answered() {
 #[test]
 fn an_unknown_next_hop_is_punted_for_resolution() {
     let mut h = Harness::new();
-    h.neighbors = Neighbors::default();
+    h.local.neighbors = Neighbors::default();
     let inner = ipv4([203, 0, 113, 9], [10, 20, 1, 2], 17, 64, true, &udp(10));
     let (v, _) = h.run(&ether(0x0800, &inner));
     assert_eq!(v, Verdict::Punt(PuntReason::Resolve));
-    let e = h.resolve.take().expect("the next hop to resolve");
+    let e = h.local.resolve.take().expect("the next hop to resolve");
     assert_eq!(e.next_hop, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254)));
-    assert_eq!(h.counters.punts[PuntReason::Resolve.index()], 1);
+    assert_eq!(h.local.counters.punts[PuntReason::Resolve.index()], 1);
 }
 
 #[test]
@@ -411,7 +389,7 @@ fn every_malformed_input_is_a_counted_drop() {
 #[test]
 fn the_rate_limit_holds_back_icmp_errors() {
     let mut h = Harness::new();
-    h.limiter = RateLimiter::new(1, 1_000_000_000);
+    h.local.icmp_limit = RateLimiter::new(1, 1_000_000_000);
     let big = ipv4([203, 0, 113, 9], [10, 20, 1, 2], 17, 64, true, &udp(1400));
     assert_eq!(h.run(&ether(0x0800, &big)).0, Verdict::Forward(0));
     assert_eq!(h.run(&ether(0x0800, &big)).0, Verdict::Drop(DropReason::IcmpRateLimited));
@@ -430,5 +408,41 @@ fn a_batch_looks_up_each_routers_exit_again_when_the_router_changes() {
     let far = Ipv4Addr::from(CUSTOMER);
     for (router, want) in [(far, via_gateway), (far, via_gateway), (on_link, unresolved), (far, via_gateway)] {
         assert_eq!(exit.get(router, &cx), want, "{router}");
+    }
+}
+
+#[test]
+fn a_burst_finds_each_gre_tunnel_as_the_tables_do_in_any_order() {
+    // A second tunnel from another router to the same anycast endpoint, so that a packet's
+    // tunnel can change from one packet to the next within a burst.
+    let config = Config::parse(&format!(
+        "{CONFIG}\n[[gre_tunnels]]\nname = \"site2\"\ncustomer_endpoint = \"203.0.113.20\"\n\
+         anycast_endpoint = \"192.0.2.100\"\ninterface_address = \"10.212.0.2/31\"\n"
+    ))
+    .unwrap();
+    let mut slots = SlotMap::default();
+    let tables = Tables::build(&config, &[PORT_MAC], &mut slots);
+    let mut local = Local::new(slots.len(), RateLimiter::new(100, 1000), 0);
+    let anycast = Ipv4Addr::from(ANYCAST);
+    let pairs = [
+        (anycast, Ipv4Addr::from(CUSTOMER)),
+        (anycast, Ipv4Addr::new(203, 0, 113, 20)),
+        // Unknown: another router, the endpoints swapped, and the pair whose key is 0.
+        (anycast, Ipv4Addr::new(203, 0, 113, 21)),
+        (Ipv4Addr::from(CUSTOMER), anycast),
+        (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED),
+    ];
+    assert!(tables.gre_tunnel(pairs[0].0, pairs[0].1).is_some());
+    assert!(tables.gre_tunnel(pairs[1].0, pairs[1].1).is_some());
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    for burst in 0..64 {
+        let mut cx = Context::new(&tables, &mut local, burst);
+        for _ in 0..32 {
+            // Runs of one pair as routers send them, broken at random.
+            let (a, c) = pairs[rng.below(pairs.len())];
+            for _ in 0..=rng.below(3) {
+                assert_eq!(cx.gre_tunnel(a, c), tables.gre_tunnel(a, c), "{a} {c}");
+            }
+        }
     }
 }

@@ -156,7 +156,7 @@ fn address_key(addr: Ipv4Addr) -> u64 {
 
 /// The GRE tunnel map's key for a pair of endpoints.
 #[inline(always)]
-fn endpoints_key(anycast: Ipv4Addr, customer: Ipv4Addr) -> u64 {
+pub fn endpoints_key(anycast: Ipv4Addr, customer: Ipv4Addr) -> u64 {
     address_key(anycast) << 32 | address_key(customer)
 }
 
@@ -329,7 +329,13 @@ impl Tables {
     /// The GRE tunnel joining this anycast endpoint and customer endpoint.
     #[inline(always)]
     pub fn gre_tunnel(&self, anycast: Ipv4Addr, customer: Ipv4Addr) -> Option<TunnelId> {
-        self.gre_by_endpoints.get(endpoints_key(anycast, customer)).copied()
+        self.gre_tunnel_by_key(endpoints_key(anycast, customer))
+    }
+
+    /// The GRE tunnel whose endpoints make this [`endpoints_key`].
+    #[inline(always)]
+    pub fn gre_tunnel_by_key(&self, key: u64) -> Option<TunnelId> {
+        self.gre_by_endpoints.get(key).copied()
     }
 
     /// A tunnel by id.

@@ -5,7 +5,7 @@ use super::*;
 use crate::config::Config;
 use crate::pipeline::tests::{syn, udp, XorShift, ANYCAST, CUSTOMER, GW_MAC, PORT_MAC};
 use crate::pipeline::{tests, DropReason, PuntReason};
-use crate::tables::SlotMap;
+use crate::tables::{Neighbors, SlotMap};
 use crate::wire::checksum;
 
 const VLAN_GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfd];
@@ -95,14 +95,22 @@ nexthop = "sec2"
 
 struct Setup {
     tables: Tables,
-    neighbors: Neighbors,
-    sas: SaDb,
-    counters: Counters,
+    local: Local,
 }
 
 impl Setup {
     fn check(&mut self, frame: &[u8], port: u16, ip_id: u16) -> Result<Option<Verdict>, String> {
-        differential_check(frame, port, &self.tables, &self.neighbors, &mut self.sas, &self.counters, ip_id)
+        self.local.ip_id = ip_id;
+        differential_check(frame, port, &self.tables, &mut self.local)
+    }
+
+    /// A copy of the worker state, without its SAs, with IP identification 0 and ICMP errors
+    /// limited by `icmp_limit`.
+    fn local_without_sas(&self, icmp_limit: RateLimiter) -> Local {
+        let mut local = Local::new(0, icmp_limit, 0);
+        local.neighbors = self.local.neighbors.clone();
+        local.counters = self.local.counters.clone();
+        local
     }
 }
 
@@ -118,7 +126,10 @@ fn setup() -> Setup {
     // 100.64.9.9 is reached through 192.0.2.254 too; 198.51.100.50 (decapsulated toward the
     // tagged subnet) has no known MAC: the full pipeline resolves it.
     neighbors.set(1, "198.51.100.60".parse().unwrap(), VLAN_GW_MAC);
-    Setup { counters: Counters::new(slots.len()), tables, neighbors, sas }
+    let mut local = Local::new(slots.len(), RateLimiter::new(1000, 1000), 0);
+    local.neighbors = neighbors;
+    local.sas = sas;
+    Setup { tables, local }
 }
 
 /// An IPv4 frame to our port.
@@ -281,17 +292,8 @@ fn the_express_lane_leaves_everything_else_untouched() {
 /// decryption leaves it) leaves by [`exit_to_port`] and [`leave`] as by the full pipeline's
 /// check and forwarding, or is declined untouched. Gives whether it was taken.
 fn exit_agrees(s: &Setup, packet: &[u8], id: TunnelId) -> bool {
-    let (mut counters, mut ip_id, mut sas) = (s.counters.clone(), 0, SaDb::default());
-    let mut cx = Context {
-        tables: &s.tables,
-        neighbors: &s.neighbors,
-        sas: &mut sas,
-        counters: &mut counters,
-        icmp_limit: &mut RateLimiter::new(1000, 1000),
-        now: 1,
-        ip_id: &mut ip_id,
-        resolve: &mut None,
-    };
+    let mut local = s.local_without_sas(RateLimiter::new(1000, 1000));
+    let mut cx = Context::new(&s.tables, &mut local, 1);
     let mut express = HeapPacket::new(packet);
     let exit = packet.first_chunk::<20>().and_then(|h| exit_to_port(h, packet.len(), id, &cx));
     let Some(port) = exit.and_then(|exit| leave(&mut express, 0, exit)) else {
@@ -345,17 +347,8 @@ fn the_express_lane_rewrites_as_the_tests_of_the_full_pipeline_expect() {
     // One case checked field by field, beside the differential checks: a clamped SYN decapsulated.
     let s = setup();
     let mut pkt = HeapPacket::new(&express_frames()[1].1);
-    let (mut counters, mut ip_id) = (s.counters.clone(), 0);
-    let mut cx = Context {
-        tables: &s.tables,
-        neighbors: &s.neighbors,
-        sas: &mut SaDb::default(),
-        counters: &mut counters,
-        icmp_limit: &mut RateLimiter::new(1, 1),
-        now: 0,
-        ip_id: &mut ip_id,
-        resolve: &mut None,
-    };
+    let mut local = s.local_without_sas(RateLimiter::new(1, 1));
+    let mut cx = Context::new(&s.tables, &mut local, 0);
     assert_eq!(forward(&mut pkt, 0, &mut cx), Some(Verdict::Forward(0)));
     let d = pkt.data();
     assert_eq!((&d[0..6], &d[6..12], &d[12..14]), (&GW_MAC[..], &PORT_MAC[..], &[8u8, 0][..]));
@@ -363,7 +356,7 @@ fn the_express_lane_rewrites_as_the_tests_of_the_full_pipeline_expect() {
     assert_eq!(d[14 + 8], 63);
     assert_eq!(checksum::data(&d[14..34]), !0);
     assert_eq!(u16::from_be_bytes([d[34 + 22], d[34 + 23]]), 1360, "MSS clamped to the MTU less 40");
-    assert_eq!(counters.tunnels[0].ingress_packets, 1);
+    assert_eq!(local.counters.tunnels[0].ingress_packets, 1);
 }
 
 #[test]
