@@ -119,9 +119,12 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Op
     if h[9] == IP_PROTOCOL_GRE {
         return decapsulate(pkt, total, cx).map(Verdict::Forward);
     }
-    // Whether the destination may be ours decides between the last two cases, once.
-    if !cx.tables.may_be_ours_v4(addr(h, 16)) {
-        let (id, mss) = customer_route(pkt.data(), port, total, cx.tables)?;
+    // Whether the destination may be ours decides between the last two cases, once; in an
+    // ordinary block it is not.
+    let dst = addr(h, 16);
+    let ordinary = cx.tables.routes.is_ordinary_v4(dst);
+    if ordinary || !cx.tables.may_be_ours_v4(dst) {
+        let (id, mss) = customer_route(pkt.data(), port, total, ordinary, cx.tables)?;
         if cx.tables.tunnel(id).kind == TunnelKind::Ipsec {
             // Routed, TTL and MSS done here; the SA is chosen and the crypto batched as for any
             // packet sent into the tunnel.
@@ -203,15 +206,18 @@ fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>)
     // The inner packet ends within what carried it (padding after it is not counted).
     let total = ipv4_length_and_checksum(h, room, 20)?;
     let (src, dst) = (addr(h, 12), addr(h, 16));
-    if h[8] <= 1
-        || tables.may_be_ours_v4(dst)
-        || ipv4::martian(src)
-        || ipv4::martian(dst)
-        || tables.routes.lookup_v4(dst).is_some()
-    {
+    if h[8] <= 1 || ipv4::martian(src) {
         return None;
     }
-    let egress = tables.egress(IpAddr::V4(dst))?;
+    let egress = if tables.routes.is_ordinary_unrouted_v4(dst) {
+        // Not ours, not martian, on no port's subnet, in no customer prefix: one load said so.
+        tables.default_egress_v4()?
+    } else {
+        if tables.may_be_ours_v4(dst) || ipv4::martian(dst) || tables.routes.lookup_v4(dst).is_some() {
+            return None;
+        }
+        tables.egress(IpAddr::V4(dst))?
+    };
     let IpAddr::V4(next_hop) = egress.next_hop else { return None };
     let dst_mac = cx.local.neighbors.get_v4_word(egress.port, next_hop)?;
     let out = &tables.ports[usize::from(egress.port)];
@@ -275,12 +281,15 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
 /// The tunnel and MSS (0: none) of an IPv4 packet (`d`, a frame of a plain header and `total`
 /// bytes, for an address that is not ours) from the internet for a customer prefix, received on
 /// `port`, that the express lane sends into the tunnel: routed by a customer route, within the
-/// tunnel's MTU, not martian, with a TTL that does not run out. Reads only.
+/// tunnel's MTU, not martian, with a TTL that does not run out. `ordinary`: the destination is
+/// in an ordinary /16 block, which no martian or subnet broadcast address shares. Reads only.
 #[inline(always)]
-fn customer_route(d: &[u8], port: u16, total: usize, tables: &Tables) -> Option<(TunnelId, u16)> {
+fn customer_route(d: &[u8], port: u16, total: usize, ordinary: bool, tables: &Tables) -> Option<(TunnelId, u16)> {
     let h = header(d.first_chunk::<OUTER_IP_END>()?, 14)?;
     let (src, dst) = (addr(h, 12), addr(h, 16));
-    if h[8] <= 1 || ipv4::martian(src) || ipv4::martian(dst) || tables.ports[usize::from(port)].broadcast4 == Some(dst)
+    if h[8] <= 1
+        || ipv4::martian(src)
+        || (!ordinary && (ipv4::martian(dst) || tables.ports[usize::from(port)].broadcast4 == Some(dst)))
     {
         return None;
     }

@@ -68,6 +68,15 @@ const MARTIAN_OCTETS: [u8; 256] = {
     octets
 };
 
+/// The networks that hold every [`martian`] address (and nothing else), for tables that mark
+/// where one may be: the unspecified address, loopback, multicast and broadcast.
+pub(crate) const MARTIAN_NETWORKS: [(Ipv4Addr, u8); 4] = [
+    (Ipv4Addr::UNSPECIFIED, 32),
+    (Ipv4Addr::new(127, 0, 0, 0), 8),
+    (Ipv4Addr::new(224, 0, 0, 0), 4),
+    (Ipv4Addr::BROADCAST, 32),
+];
+
 /// An address that is never forwarded to or from.
 #[inline(always)]
 pub(crate) fn martian(a: Ipv4Addr) -> bool {
@@ -269,9 +278,13 @@ mod tests {
         let edges = [0u32, 1, 0x7eff_ffff, 0x7f00_0000, 0x7fff_ffff, 0x8000_0000, 0xdfff_ffff, 0xe000_0000];
         let more = [0xefff_ffff, 0xf000_0000, 0xffff_fffe, u32::MAX];
         let stride = (0..=u32::MAX / 7919).map(|i| i.wrapping_mul(7919).wrapping_add(i >> 3));
+        let in_networks = |a: Ipv4Addr| {
+            MARTIAN_NETWORKS.iter().any(|&(net, len)| ipnet::Ipv4Net::new(net, len).unwrap().contains(&a))
+        };
         for a in edges.into_iter().chain(more).chain(stride) {
             let a = Ipv4Addr::from(a);
             assert_eq!(martian(a), by_std(a), "{a}");
+            assert_eq!(martian(a), in_networks(a), "{a}");
         }
     }
 }

@@ -315,6 +315,16 @@ impl Tables {
                 .iter()
                 .filter_map(|r| by_name.get(&r.nexthop).map(|id| (r.prefix, *id, r.priority, r.weight))),
         );
+        // Where an address may need more than its route: ours (port addresses, anycast
+        // endpoints, tunnel inside addresses), the ports' subnets (their broadcast addresses and
+        // on-link next hops among them), the martian ranges.
+        let ours =
+            tables.local_v4.keys().chain(tables.interface_v4.keys()).map(|k| Ipv4Net::from(Ipv4Addr::from(k as u32)));
+        let subnets: Vec<Ipv4Net> = tables.ports.iter().filter_map(|p| p.ipv4).collect();
+        let martians = crate::pipeline::ipv4::MARTIAN_NETWORKS
+            .iter()
+            .map(|&(net, len)| Ipv4Net::new(net, len).expect("a prefix length of 32 or less"));
+        tables.routes.mark_special_v4(ours.chain(subnets).chain(martians).collect::<Vec<_>>());
         for (i, p) in config.ports.iter().enumerate() {
             if let (Some(gw), Some(mac)) = (p.gateway, p.gateway_mac) {
                 tables.static_neighbors.push((i as u16, IpAddr::V4(gw), mac));
@@ -375,6 +385,13 @@ impl Tables {
     #[inline(always)]
     pub fn interface_tunnel(&self, addr: Ipv4Addr) -> Option<TunnelId> {
         self.interface_v4.get(address_key(addr)).copied()
+    }
+
+    /// Where IPv4 off every subnet goes (the first port with a gateway): [`Tables::egress`] of
+    /// an address on no port's subnet.
+    #[inline(always)]
+    pub fn default_egress_v4(&self) -> Option<Egress> {
+        self.default_v4
     }
 
     /// How to reach an address directly through a port: on a port's subnet it is its own next
@@ -474,5 +491,84 @@ address = "203.0.113.1/30"
         }
         assert!(tables.ports.iter().all(|p| (p.express_mac == u64::MAX) == p.vlan.is_some()));
         assert_eq!(tables.ports[2].broadcast4, Some("203.0.113.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_ordinary_block_holds_nothing_but_routed_addresses() {
+        let config = Config::parse(
+            r#"
+[[ports]]
+name = "wan"
+device = "net_null0"
+address = "192.0.2.1/24"
+gateway = "192.0.2.254"
+
+[[ports]]
+name = "wide"
+device = "net_null1"
+address = "10.0.0.1/7"
+
+[[gre_tunnels]]
+name = "site1"
+customer_endpoint = "198.51.100.10"
+anycast_endpoint = "162.159.65.1"
+interface_address = "10.212.0.0/31"
+
+[[gre_tunnels]]
+name = "site2"
+customer_endpoint = "198.51.100.20"
+anycast_endpoint = "162.159.65.1"
+interface_address = "172.31.7.0/31"
+
+[[routes]]
+prefix = "100.64.0.0/10"
+nexthop = "site1"
+
+[[routes]]
+prefix = "100.80.7.0/24"
+nexthop = "site2"
+
+[[routes]]
+prefix = "172.16.0.0/12"
+nexthop = "site2"
+"#,
+        )
+        .unwrap();
+        let tables = Tables::build(&config, &[[2; 6], [3; 6]], &mut SlotMap::default());
+        // The same routes, with no block marked, route alike.
+        let unmarked = RouteTable::build(
+            config.routes.iter().map(|r| (r.prefix, TunnelId(u32::from(r.nexthop == "site2")), r.priority, r.weight)),
+        );
+        let special = ["192.0.2.0", "10.1.255.255", "11.0.0.0", "162.159.65.1", "172.31.7.0", "0.0.0.0", "127.0.0.1"];
+        for a in special.into_iter().chain(["224.0.0.5", "239.255.255.255", "255.255.255.255"]) {
+            assert!(!tables.routes.is_ordinary_v4(a.parse().unwrap()), "{a}");
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let (mut ordinary, mut unrouted) = (0, 0);
+        for i in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Random addresses, and every /16 block's first and last.
+            let a = Ipv4Addr::from(match i {
+                0..=65_535 => i << 16,
+                65_536..=131_071 => (i - 65_536) << 16 | 0xffff,
+                _ => x as u32,
+            });
+            let route = tables.routes.lookup_v4(a).map(|h| h.pick(0));
+            assert_eq!(route.map(|t| t.0), unmarked.lookup_v4(a).map(|h| h.pick(0).0), "{a}");
+            if tables.routes.is_ordinary_v4(a) {
+                ordinary += 1;
+                assert!(!tables.is_local_v4(a) && tables.interface_tunnel(a).is_none(), "{a}");
+                assert!(!crate::pipeline::ipv4::martian(a), "{a}");
+                assert_eq!(tables.egress(IpAddr::V4(a)), tables.default_egress_v4(), "{a}");
+                assert!(tables.ports.iter().all(|p| p.broadcast4 != Some(a)), "{a}");
+            }
+            let ordinary_unrouted = tables.routes.is_ordinary_v4(a) && route.is_none();
+            assert_eq!(tables.routes.is_ordinary_unrouted_v4(a), ordinary_unrouted, "{a}");
+            unrouted += u32::from(ordinary_unrouted);
+        }
+        // Most of the address space is ordinary, routed or not.
+        assert!(ordinary > 150_000 && unrouted > 140_000, "{ordinary} {unrouted}");
     }
 }

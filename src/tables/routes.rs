@@ -57,18 +57,38 @@ pub struct RouteTable {
 /// one. It replaced one hash lookup per prefix length present, behind a bitmap of /16 blocks.
 /// Memory: 256 KiB for the first level, and 1 KiB for each /16 block holding a prefix longer than
 /// /16 and each /24 block holding one longer than /24 (as rte_lpm's groups of 256 entries).
-#[derive(Debug, Default)]
+///
+/// A /16 block's entry also says whether the block is ordinary ([`ORDINARY`]), so that the one
+/// load that routes an address also spares it the checks that only special addresses need.
+#[derive(Debug)]
 struct Ipv4Lpm {
     /// By entry value less one.
     hops: Vec<NextHops>,
-    /// The /16 blocks' entries; None while there is no prefix.
-    blocks: Option<Box<[u32; 1 << 16]>>,
+    /// The /16 blocks' entries, each with its [`ORDINARY`] bit.
+    blocks: Box<[u32; 1 << 16]>,
     /// Groups of 256 entries, for the third octet or the fourth.
     groups: Vec<u32>,
 }
 
+impl Default for Ipv4Lpm {
+    fn default() -> Ipv4Lpm {
+        Ipv4Lpm { hops: Vec::new(), blocks: no_blocks(), groups: Vec::new() }
+    }
+}
+
+/// A first level with no route in any block (built on the heap: it is too big for a stack).
+fn no_blocks() -> Box<[u32; 1 << 16]> {
+    vec![0u32; 1 << 16].into_boxed_slice().try_into().expect("1 << 16 entries")
+}
+
 /// An entry: 0 for no route, a group's index with this bit set, or else next hops' index plus one.
 const GROUP: u32 = 1 << 31;
+
+/// In a /16 block's entry, besides its route: the block holds no address of this server, no
+/// martian address and no address of a port's subnet (see [`RouteTable::mark_special_v4`]). An
+/// address there goes by its customer route, or else out of the default gateway, and nothing
+/// else about it needs checking.
+const ORDINARY: u32 = 1 << 30;
 
 impl Ipv4Lpm {
     /// Build from prefixes (host bits clear), each with its next hops.
@@ -81,7 +101,7 @@ impl Ipv4Lpm {
         // a group is created only after every prefix of 16 (or 24) bits or fewer is in place,
         // inheriting the entry it replaces.
         prefixes.sort_by_key(|(net, _)| net.prefix_len());
-        let mut blocks = Box::new([0u32; 1 << 16]);
+        let mut blocks = std::mem::replace(&mut lpm.blocks, no_blocks());
         for (net, hops) in prefixes {
             lpm.hops.push(hops);
             let value = lpm.hops.len() as u32;
@@ -104,7 +124,7 @@ impl Ipv4Lpm {
             let fourth = group << 8 | (network & 0xff) as usize;
             lpm.groups[fourth..fourth + (1 << (32 - len))].fill(value);
         }
-        lpm.blocks = Some(blocks);
+        lpm.blocks = blocks;
         lpm
     }
 
@@ -121,7 +141,7 @@ impl Ipv4Lpm {
     #[inline(always)]
     fn lookup(&self, addr: Ipv4Addr) -> Option<&NextHops> {
         let a = u32::from(addr);
-        let mut entry = self.blocks.as_ref()?[(a >> 16) as usize];
+        let mut entry = self.blocks[(a >> 16) as usize] & !ORDINARY;
         if entry & GROUP != 0 {
             entry = *self.groups.get(((entry & !GROUP) as usize) << 8 | (a >> 8 & 0xff) as usize)?;
             if entry & GROUP != 0 {
@@ -165,6 +185,35 @@ impl RouteTable {
     #[inline(always)]
     pub fn lookup_v4(&self, addr: Ipv4Addr) -> Option<&NextHops> {
         self.v4.lookup(addr)
+    }
+
+    /// Mark every /16 block ordinary but those that meet one of the `special` networks (this
+    /// server's addresses, the ports' subnets, the martian ranges): see [`ORDINARY`]. Until it
+    /// is called no block is ordinary, and every address gets every check.
+    pub fn mark_special_v4(&mut self, special: impl IntoIterator<Item = Ipv4Net>) {
+        for entry in self.v4.blocks.iter_mut() {
+            *entry |= ORDINARY;
+        }
+        for net in special {
+            let first = (u32::from(net.network()) >> 16) as usize;
+            let last = (u32::from(net.broadcast()) >> 16) as usize;
+            for entry in &mut self.v4.blocks[first..=last] {
+                *entry &= !ORDINARY;
+            }
+        }
+    }
+
+    /// Whether `addr` is in an ordinary /16 block ([`ORDINARY`]).
+    #[inline(always)]
+    pub fn is_ordinary_v4(&self, addr: Ipv4Addr) -> bool {
+        self.v4.blocks[(u32::from(addr) >> 16) as usize] & ORDINARY != 0
+    }
+
+    /// Whether `addr` is in an ordinary /16 block that no customer prefix meets: it goes out of
+    /// the default gateway, with no other check (one load and one compare).
+    #[inline(always)]
+    pub fn is_ordinary_unrouted_v4(&self, addr: Ipv4Addr) -> bool {
+        self.v4.blocks[(u32::from(addr) >> 16) as usize] == ORDINARY
     }
 
     /// The next hops of the longest prefix holding an IPv6 address.
