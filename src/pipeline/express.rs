@@ -25,7 +25,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{csum, esp, flow_hash, gre, ipv4, l2, mss, Context, HeapPacket, Local, PacketBuf, RateLimiter, Verdict};
-use crate::tables::{PortInfo, Tables, TunnelId, TunnelKind};
+use crate::tables::{Egress, Neighbors, PortInfo, Tables, TunnelId, TunnelKind};
 use crate::wire::IpProtocol;
 
 /// Ethernet (14) and IPv4 without options (20).
@@ -187,6 +187,33 @@ pub struct PortExit {
     mss: u16,
 }
 
+/// How IPv4 leaves by a port to a next hop whose MAC is known: the port, the next hop's MAC (a
+/// [`l2::mac_word`]), and the port's L2 header words and VLAN. The default gateway's is found
+/// once for a context ([`Context::new`]): neighbors change only between contexts.
+#[derive(Debug, Clone, Copy)]
+pub struct L2Exit {
+    port: u16,
+    dst: u64,
+    src: l2::Ipv4HeaderWords,
+    vlan: Option<u16>,
+}
+
+impl L2Exit {
+    /// The exit to `egress`; None for an IPv6 next hop or one whose MAC is not known.
+    #[inline(always)]
+    pub fn find(tables: &Tables, neighbors: &Neighbors, egress: Egress) -> Option<L2Exit> {
+        let IpAddr::V4(next_hop) = egress.next_hop else { return None };
+        let dst = neighbors.get_v4_word(egress.port, next_hop)?;
+        let out = tables.ports.get(usize::from(egress.port))?;
+        Some(L2Exit { port: egress.port, dst, src: out.ipv4_header, vlan: out.vlan })
+    }
+
+    /// The exit to the default gateway ([`Tables::default_egress_v4`]).
+    pub fn gateway_v4(tables: &Tables, neighbors: &Neighbors) -> Option<L2Exit> {
+        L2Exit::find(tables, neighbors, tables.default_egress_v4()?)
+    }
+}
+
 /// Whether the IPv4 packet whose header is `h`, with `room` bytes from its start, that came out
 /// of tunnel `id`, leaves by a port as the full pipeline's forwarding would send it, with
 /// nothing else to do (not ours, not martian, no customer route, a TTL that does not run out, a
@@ -209,20 +236,18 @@ fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>)
     if h[8] <= 1 || ipv4::martian(src) {
         return None;
     }
-    let egress = if tables.routes.is_ordinary_unrouted_v4(dst) {
-        // Not ours, not martian, on no port's subnet, in no customer prefix: one load said so.
-        tables.default_egress_v4()?
-    } else {
-        if tables.may_be_ours_v4(dst) || ipv4::martian(dst) || tables.routes.lookup_v4(dst).is_some() {
-            return None;
-        }
-        tables.egress(IpAddr::V4(dst))?
-    };
-    let IpAddr::V4(next_hop) = egress.next_hop else { return None };
-    let dst_mac = cx.local.neighbors.get_v4_word(egress.port, next_hop)?;
-    let out = &tables.ports[usize::from(egress.port)];
     let mss = if h[9] == IP_PROTOCOL_TCP { tables.tunnel(id).mss } else { 0 };
-    Some(PortExit { total, port: egress.port, dst: dst_mac, src: out.ipv4_header, vlan: out.vlan, mss })
+    if tables.routes.is_ordinary_unrouted_v4(dst) {
+        // Not ours, not martian, on no port's subnet, in no customer prefix (one load said so):
+        // out of the default gateway, found once for the context.
+        let g = cx.gateway_v4?;
+        return Some(PortExit { total, port: g.port, dst: g.dst, src: g.src, vlan: g.vlan, mss });
+    }
+    if tables.may_be_ours_v4(dst) || ipv4::martian(dst) || tables.routes.lookup_v4(dst).is_some() {
+        return None;
+    }
+    let e = L2Exit::find(tables, &cx.local.neighbors, tables.egress(IpAddr::V4(dst))?)?;
+    Some(PortExit { total, port: e.port, dst: e.dst, src: e.src, vlan: e.vlan, mss })
 }
 
 /// Send the packet whose IPv4 header starts at `at` out as `exit` says: what is before it
@@ -314,13 +339,15 @@ fn customer_route(d: &[u8], port: u16, total: usize, ordinary: bool, tables: &Ta
 fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, cx: &mut Context<'_>) -> Option<u16> {
     let tables = cx.tables;
     let tunnel = tables.tunnel(id);
-    let egress = tunnel.egress?;
+    let out = if tunnel.via_gateway_v4 {
+        // Found once for the context.
+        cx.gateway_v4?
+    } else {
+        L2Exit::find(tables, &cx.local.neighbors, tunnel.egress?)?
+    };
     if total + gre::OVERHEAD > 0xffff {
         return None;
     }
-    let IpAddr::V4(next_hop) = egress.next_hop else { return None };
-    let mac = cx.local.neighbors.get_v4_word(egress.port, next_hop)?;
-    let out = &tables.ports[usize::from(egress.port)];
     let slot = tunnel.slot;
     let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
     // The one step that can fail comes first, so that a decline leaves the packet as it was.
@@ -343,7 +370,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, 
         // Untagged (nearly always): the L2, outer and inner headers in one fixed-size view,
         // written without a bounds check each.
         Some(frame) if out.vlan.is_none() => {
-            out.ipv4_header.write(frame, mac);
+            out.src.write(frame, out.dst);
             let rest = &mut frame[14..];
             let (outer, inner) = rest.split_at_mut(gre::OVERHEAD);
             if let (Ok(outer), Ok(inner)) = (outer.try_into(), inner.try_into()) {
@@ -353,7 +380,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, 
         }
         _ => {
             ipv4::decrement_ttl(&mut data[start..]);
-            l2::write_header(data, l2::word_mac(mac), out.mac, out.vlan, ipv4::ETHERTYPE);
+            l2::write_header(data, l2::word_mac(out.dst), out.src.source(), out.vlan, ipv4::ETHERTYPE);
             if let Some(outer) = data[l2_len..].first_chunk_mut() {
                 gre::write_outer(outer, template, outer_total, id_field, outer_sum, ipv4::ETHERTYPE);
             }
@@ -362,7 +389,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, 
     if mss != 0 {
         mss::clamp(&mut pkt.data_mut()[start + 20..], mss);
     }
-    Some(egress.port)
+    Some(out.port)
 }
 
 /// Run `frame` (received on `port`) through the express lane and, separately, through the full

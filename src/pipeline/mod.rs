@@ -136,6 +136,9 @@ pub struct Context<'a> {
     /// The last GRE tunnel lookup, for `tables` only: kept here, it is made anew with each
     /// context (a worker makes one a burst), so that it can never outlive a change of tables.
     gre_memo: GreMemo,
+    /// The default gateway's exit, found once for the context from `tables` and the neighbors
+    /// (which change only between contexts).
+    gateway_v4: Option<express::L2Exit>,
 }
 
 /// The endpoints of the last GRE tunnel looked up, as a [`tables::endpoints_key`], and the
@@ -166,7 +169,9 @@ impl<'a> Context<'a> {
     pub fn new(tables: &'a Tables, local: &'a mut Local, now: u64) -> Context<'a> {
         // Any key will do, so long as its answer is the tables' own.
         let key = 0;
-        Context { tables, local, now, gre_memo: GreMemo::new(key, tables.gre_tunnel_by_key(key)) }
+        let gre_memo = GreMemo::new(key, tables.gre_tunnel_by_key(key));
+        let gateway_v4 = express::L2Exit::gateway_v4(tables, &local.neighbors);
+        Context { tables, local, now, gre_memo, gateway_v4 }
     }
 
     #[inline]

@@ -81,6 +81,9 @@ pub struct Tunnel {
     pub mss: u16,
     /// How the customer endpoint is reached; None when no port can reach it.
     pub egress: Option<Egress>,
+    /// Whether `egress` is the default gateway ([`Tables::default_egress_v4`]), as for nearly
+    /// every customer endpoint, whose exit a context finds once.
+    pub via_gateway_v4: bool,
     /// GRE: the outer IPv4 and GRE header, with total length, identification, checksum and GRE
     /// protocol 0: encapsulation ORs those four into it (`gre::write_outer`), so they stay 0.
     pub outer_template: [u8; 24],
@@ -271,6 +274,7 @@ impl Tables {
                 mtu: t.mtu,
                 mss: t.mss,
                 egress,
+                via_gateway_v4: egress.is_some() && egress == tables.default_v4,
                 outer_template,
                 outer_sum,
             });
@@ -282,6 +286,7 @@ impl Tables {
                 tables.interface_v4.insert(address_key(net.addr()), id);
             }
             let customer = t.customer_endpoint.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let egress = t.customer_endpoint.and_then(|c| tables.egress(IpAddr::V4(c)));
             tables.tunnels.push(Tunnel {
                 name: t.name.clone(),
                 kind: TunnelKind::Ipsec,
@@ -292,7 +297,8 @@ impl Tables {
                 ttl: t.ttl,
                 mtu: t.mtu,
                 mss: t.mss,
-                egress: t.customer_endpoint.and_then(|c| tables.egress(IpAddr::V4(c))),
+                egress,
+                via_gateway_v4: egress.is_some() && egress == tables.default_v4,
                 outer_template: [0; 24],
                 outer_sum: 0,
             });
