@@ -115,7 +115,7 @@ impl Worker {
         icmp_per_second: u32,
         links: WorkerLinks,
     ) -> Worker {
-        let slots = tables.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0);
+        let slots = tables.slot_count();
         let limiter = RateLimiter::new(icmp_per_second, dpdk_bindings::tsc_hz());
         let mut local = Local::new(slots, limiter, (queue << 12).wrapping_mul(7));
         for (port, addr, mac) in &tables.static_neighbors {
@@ -414,9 +414,7 @@ impl Worker {
                     for (port, addr, mac) in &tables.static_neighbors {
                         self.local.neighbors.set(*port, *addr, *mac);
                     }
-                    self.local
-                        .counters
-                        .ensure_slots(tables.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0));
+                    self.local.counters.ensure_slots(tables.slot_count());
                     self.tables = tables;
                 }
                 Update::Neighbor { port, addr, mac } => self.local.neighbors.set(port, addr, mac),

@@ -178,11 +178,8 @@ fn esp_inbound<P: PacketBuf>(pkt: &mut P, outer: &ipv4::Header, cx: &mut Context
 pub struct PortExit {
     /// The inner packet's length.
     total: usize,
-    port: u16,
-    /// Its L2 header: the neighbor's MAC (a [`l2::mac_word`]), ours, the port's VLAN.
-    dst: u64,
-    src: l2::Ipv4HeaderWords,
-    vlan: Option<u16>,
+    /// The port and its L2 header.
+    to: L2Exit,
     /// The MSS to clamp a TCP SYN to (0: none).
     mss: u16,
 }
@@ -237,17 +234,17 @@ fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>)
         return None;
     }
     let mss = if h[9] == IP_PROTOCOL_TCP { tables.tunnel(id).mss } else { 0 };
-    if tables.routes.is_ordinary_unrouted_v4(dst) {
+    let to = if tables.routes.is_ordinary_unrouted_v4(dst) {
         // Not ours, not martian, on no port's subnet, in no customer prefix (one load said so):
         // out of the default gateway, found once for the context.
-        let g = cx.gateway_v4?;
-        return Some(PortExit { total, port: g.port, dst: g.dst, src: g.src, vlan: g.vlan, mss });
-    }
-    if tables.may_be_ours_v4(dst) || ipv4::martian(dst) || tables.routes.lookup_v4(dst).is_some() {
-        return None;
-    }
-    let e = L2Exit::find(tables, &cx.local.neighbors, tables.egress(IpAddr::V4(dst))?)?;
-    Some(PortExit { total, port: e.port, dst: e.dst, src: e.src, vlan: e.vlan, mss })
+        cx.gateway_v4?
+    } else {
+        if tables.may_be_ours_v4(dst) || ipv4::martian(dst) || tables.routes.lookup_v4(dst).is_some() {
+            return None;
+        }
+        L2Exit::find(tables, &cx.local.neighbors, tables.egress(IpAddr::V4(dst))?)?
+    };
+    Some(PortExit { total, to, mss })
 }
 
 /// Send the packet whose IPv4 header starts at `at` out as `exit` says: what is before it
@@ -255,7 +252,8 @@ fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>)
 /// was) only where `at` is shorter than the L2 header and the headroom lacks the difference.
 #[inline(always)]
 pub fn leave<P: PacketBuf>(pkt: &mut P, at: usize, exit: PortExit) -> Option<u16> {
-    let l2_len = l2::header_len(exit.vlan);
+    let to = exit.to;
+    let l2_len = l2::header_len(to.vlan);
     if at >= l2_len {
         pkt.adj(at - l2_len);
     } else if !pkt.prepend(l2_len - at) {
@@ -266,21 +264,21 @@ pub fn leave<P: PacketBuf>(pkt: &mut P, at: usize, exit: PortExit) -> Option<u16
     match data.first_chunk_mut::<{ 14 + 20 }>() {
         // Untagged (nearly always): the L2 header and the inner IPv4 header in one fixed-size
         // view, written without a bounds check each.
-        Some(frame) if exit.vlan.is_none() => {
-            exit.src.write(frame, exit.dst);
+        Some(frame) if to.vlan.is_none() => {
+            to.src.write(frame, to.dst);
             if let Some(h) = frame.last_chunk_mut::<20>() {
                 ipv4::decrement_live_ttl(h);
             }
         }
         _ => {
             ipv4::decrement_ttl(&mut data[l2_len..]);
-            l2::write_header(data, l2::word_mac(exit.dst), exit.src.source(), exit.vlan, ipv4::ETHERTYPE);
+            l2::write_header(data, l2::word_mac(to.dst), to.src.source(), to.vlan, ipv4::ETHERTYPE);
         }
     }
     if exit.mss != 0 {
         mss::clamp(&mut pkt.data_mut()[l2_len + 20..], exit.mss);
     }
-    Some(exit.port)
+    Some(to.port)
 }
 
 /// A GRE packet (outer IPv4 of `total` bytes) for a tunnel, whose inner IPv4 packet goes out of

@@ -354,6 +354,11 @@ impl Tables {
         self.gre_by_endpoints.get(key).copied()
     }
 
+    /// How many tunnel counter slots these tables use (the highest slot, plus one).
+    pub fn slot_count(&self) -> usize {
+        self.tunnels.iter().map(|t| t.slot as usize + 1).max().unwrap_or(0)
+    }
+
     /// A tunnel by id.
     #[inline(always)]
     pub fn tunnel(&self, id: TunnelId) -> &Tunnel {
