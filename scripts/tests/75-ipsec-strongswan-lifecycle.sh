@@ -127,6 +127,7 @@ wait_for "removed from every worker for tunnel t1: in $old_out out $old_in" 50 |
 check_up "router restarted with INITIAL_CONTACT, its old SAs removed"
 
 # 4. anygate restarts: strongSwan's dead peer detection finds the IKE SA gone and starts again.
+child_sas=$(grep -c 'CHILD_SA net{[0-9]*} established with SPIs' "$work/swan/charon.log")
 kill -TERM $anygate_pid
 wait $anygate_pid || fail "anygate exited with an error"
 anygate_pid=
@@ -134,6 +135,10 @@ mv "$work/counters.json" "$work/counters-1.json"
 mv "$work/ike.log" "$work/ike-1.log"
 start_anygate $gw "$anygate" "$work" || fail "anygate did not start again"
 wait_for "IKE SA established for tunnel t1" 300 || fail "strongSwan did not bring the tunnel up again"
+# anygate logs its IKE SA before strongSwan has read the IKE_AUTH response and logged the new Child
+# SA; its SPIs are read only once strongSwan has.
+wait_for 'CHILD_SA net{[0-9]*} established with SPIs' 50 "$work/swan/charon.log" $((child_sas + 1)) ||
+  fail "strongSwan did not report the new Child SA"
 grep -q "restarting CHILD_SA net" "$work/swan/charon.log" || fail "strongSwan's DPD did not restart the Child SA"
 check_up "anygate restarted, strongSwan's DPD (dpd_action = restart) brought the tunnel back"
 
