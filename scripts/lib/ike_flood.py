@@ -4,7 +4,8 @@ limits and cookies: a real strongSwan IKE_SA_INIT (a valid ECP-384 KE value in i
 again with a fresh initiator SPI, from random addresses in 100.64.0.0/10 that will never answer.
 
 usage: ike_flood.py TEMPLATE DESTINATION COUNT SECONDS
-Sends COUNT datagrams to DESTINATION:500 spread over about SECONDS, then prints how many it sent.
+Sends COUNT datagrams to DESTINATION:500 spread over about SECONDS; prints "flooding" after the
+first batch and, at the end, how many it sent.
 """
 
 import os
@@ -30,6 +31,9 @@ while sent < count:
         datagram = IP(src=source, dst=destination) / UDP(sport=500, dport=500) / bytes(message)
         sender.sendto(bytes(datagram), (destination, 0))
         sent += 1
+    if sent <= batch:
+        # For the caller to wait on: the responder is under load from here on.
+        print("flooding", flush=True)
     # Spread the batches over the time asked for.
     ahead = start + pause * (sent // batch) - time.monotonic()
     if ahead > 0:

@@ -135,7 +135,12 @@ udp_streams_start() {
   udp_stream_pids=($!)
   ip netns exec "$client" /usr/bin/python3 "$udp_stream_py" recv 7002 "$seconds" >"$work/at-client.json" &
   udp_stream_pids+=($!)
-  sleep 0.5
+  # Both receivers bound before the first datagram is sent.
+  for _ in $(seq 50); do
+    ip netns exec "$site" ss -ulnH 'sport = :7001' | grep -q . &&
+      ip netns exec "$client" ss -ulnH 'sport = :7002' | grep -q . && break
+    sleep 0.1
+  done
   ip netns exec "$client" /usr/bin/python3 "$udp_stream_py" send 10.10.0.1 7001 "$count" 100 \
     >"$work/from-client.txt" &
   udp_stream_pids+=($!)

@@ -17,7 +17,8 @@ target/debug/sa-install --config /tmp/anygate-bench/sa-install.toml --count 200
 # The IKE handshake generator against anygate's responder on loopback, briefly.
 target/debug/ike-bench respond --bind 127.0.0.1:5500 --seconds 4 >/tmp/anygate-bench/ike-responder.json &
 responder=$!
-sleep 0.3
+# The generator's connected socket fails on the first ICMP unreachable: wait for the bind.
+for _ in $(seq 50); do ss -ulnH 'sport = :5500' | grep -q . && break; sleep 0.1; done
 target/debug/ike-bench load --target 127.0.0.1:5500 --seconds 1 --warmup 0.5 --window 8 | tee /tmp/anygate-bench/ike-load.json
 wait $responder
 /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["completed"] > 0 and r["failed"] == 0 and r["refused"] == 0, r' \
