@@ -191,6 +191,7 @@ impl Worker {
         let (count, mut next) = (self.rx.len(), 0);
         loop {
             let Split { context: mut cx, rx, tx, crypto } = self.split(now);
+            let arrival = pipeline::Arrival::on(cx.tables, port);
             let mut other = None;
             while next < count {
                 let taken = rx.take(next);
@@ -201,7 +202,7 @@ impl Worker {
                     cx.local.counters.drops[DropReason::MultiSegment.index()] += 1;
                     continue;
                 }
-                match pipeline::process(&mut mbuf, port, &mut cx) {
+                match pipeline::process(&mut mbuf, arrival, &mut cx) {
                     Verdict::Forward(out) => {
                         if let Err(mbuf) = queue(tx, &mut cx.local.counters, mbuf, out) {
                             other = Some((mbuf, Verdict::Forward(out)));

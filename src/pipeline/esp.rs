@@ -222,7 +222,10 @@ pub fn decrypt<P: PacketBuf>(pkt: &mut P, r: InboundRef, esp: usize, cx: &mut Co
     counters.ingress_bytes += inner_len as u64;
     if next == NEXT_IPV4 {
         // Most decrypted packets leave by a port with nothing else to do.
-        let exit = pkt.data().first_chunk::<20>().and_then(|h| express::exit_to_port(h, inner_len, id, cx));
+        let exit = pkt
+            .data()
+            .first_chunk::<20>()
+            .and_then(|h| express::exit_to_port(h, inner_len, cx.tables.tunnel(id).mss, cx));
         if let Some(port) = exit.and_then(|exit| express::leave(pkt, 0, exit)) {
             return Verdict::Forward(port);
         }

@@ -24,8 +24,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{csum, esp, flow_hash, gre, ipv4, l2, mss, Context, HeapPacket, Local, PacketBuf, RateLimiter, Verdict};
-use crate::tables::{Egress, Neighbors, PortInfo, Tables, TunnelId, TunnelKind};
+use super::{
+    csum, esp, flow_hash, gre, ipv4, l2, mss, Arrival, Context, HeapPacket, Local, PacketBuf, RateLimiter, Verdict,
+};
+use crate::tables::{Egress, Neighbors, PortInfo, Tables, Tunnel, TunnelId, TunnelKind};
 use crate::wire::IpProtocol;
 
 /// Ethernet (14) and IPv4 without options (20).
@@ -103,12 +105,12 @@ fn forwarded(packet: &mut [u8], mss: u16) {
 /// out of a port, or (into an IPsec tunnel) the encryption job or the drop that the full
 /// pipeline would give it.
 #[inline(always)]
-pub fn forward<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Option<Verdict> {
-    let info = cx.tables.ports.get(usize::from(port))?;
+pub fn forward<P: PacketBuf>(pkt: &mut P, arrival: Arrival, cx: &mut Context<'_>) -> Option<Verdict> {
+    let port = arrival.port;
     let d = pkt.data();
     let head = d.first_chunk::<OUTER_IP_END>()?;
-    // The port's MAC, and no VLAN on the port, in one compare.
-    if PortInfo::express_key(head.first_chunk::<8>()?) != info.express_mac || be16(head, 12) != ipv4::ETHERTYPE {
+    // The port's MAC, and no VLAN on the port, in one compare; on a port the tables have.
+    if PortInfo::express_key(head.first_chunk::<8>()?) != arrival.express_mac || be16(head, 12) != ipv4::ETHERTYPE {
         return None;
     }
     let h = header(head, 14)?;
@@ -212,20 +214,20 @@ impl L2Exit {
 }
 
 /// Whether the IPv4 packet whose header is `h`, with `room` bytes from its start, that came out
-/// of tunnel `id`, leaves by a port as the full pipeline's forwarding would send it, with
-/// nothing else to do (not ours, not martian, no customer route, a TTL that does not run out, a
-/// known neighbor). Reads only.
+/// of a tunnel whose MSS is `tunnel_mss`, leaves by a port as the full pipeline's forwarding
+/// would send it, with nothing else to do (not ours, not martian, no customer route, a TTL that
+/// does not run out, a known neighbor). Reads only.
 #[inline(always)]
-pub fn exit_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>) -> Option<PortExit> {
+pub fn exit_to_port(h: &[u8; 20], room: usize, tunnel_mss: u16, cx: &Context<'_>) -> Option<PortExit> {
     if !plain_fixed_fields(h) {
         return None;
     }
-    exit_plain_to_port(h, room, id, cx)
+    exit_plain_to_port(h, room, tunnel_mss, cx)
 }
 
 /// [`exit_to_port`] for a header whose version, length and fragment fields were compared whole.
 #[inline(always)]
-fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>) -> Option<PortExit> {
+fn exit_plain_to_port(h: &[u8; 20], room: usize, tunnel_mss: u16, cx: &Context<'_>) -> Option<PortExit> {
     let tables = cx.tables;
     // The inner packet ends within what carried it (padding after it is not counted).
     let total = ipv4_length_and_checksum(h, room, 20)?;
@@ -233,7 +235,7 @@ fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>)
     if h[8] <= 1 || ipv4::martian(src) {
         return None;
     }
-    let mss = if h[9] == IP_PROTOCOL_TCP { tables.tunnel(id).mss } else { 0 };
+    let mss = if h[9] == IP_PROTOCOL_TCP { tunnel_mss } else { 0 };
     let to = if tables.routes.is_ordinary_unrouted_v4(dst) {
         // Not ours, not martian, on no port's subnet, in no customer prefix (one load said so):
         // out of the default gateway, found once for the context.
@@ -252,31 +254,42 @@ fn exit_plain_to_port(h: &[u8; 20], room: usize, id: TunnelId, cx: &Context<'_>)
 /// was) only where `at` is shorter than the L2 header and the headroom lacks the difference.
 #[inline(always)]
 pub fn leave<P: PacketBuf>(pkt: &mut P, at: usize, exit: PortExit) -> Option<u16> {
+    // One branch on the VLAN, each side with its L2 header's length a constant: computed, it was
+    // tested again for the header's writes.
+    if exit.to.vlan.is_none() {
+        leave_with::<P, 14>(pkt, at, exit)
+    } else {
+        leave_with::<P, 18>(pkt, at, exit)
+    }
+}
+
+/// [`leave`] by an exit whose L2 header is `L2_LEN` bytes long.
+#[inline(always)]
+fn leave_with<P: PacketBuf, const L2_LEN: usize>(pkt: &mut P, at: usize, exit: PortExit) -> Option<u16> {
     let to = exit.to;
-    let l2_len = l2::header_len(to.vlan);
-    if at >= l2_len {
-        pkt.adj(at - l2_len);
-    } else if !pkt.prepend(l2_len - at) {
+    if at >= L2_LEN {
+        pkt.adj(at - L2_LEN);
+    } else if !pkt.prepend(L2_LEN - at) {
         return None;
     }
-    pkt.truncate(l2_len + exit.total);
+    pkt.truncate(L2_LEN + exit.total);
     let data = pkt.data_mut();
     match data.first_chunk_mut::<{ 14 + 20 }>() {
         // Untagged (nearly always): the L2 header and the inner IPv4 header in one fixed-size
         // view, written without a bounds check each.
-        Some(frame) if to.vlan.is_none() => {
+        Some(frame) if L2_LEN == 14 => {
             to.src.write(frame, to.dst);
             if let Some(h) = frame.last_chunk_mut::<20>() {
                 ipv4::decrement_live_ttl(h);
             }
         }
         _ => {
-            ipv4::decrement_ttl(&mut data[l2_len..]);
+            ipv4::decrement_ttl(&mut data[L2_LEN..]);
             l2::write_header(data, l2::word_mac(to.dst), to.src.source(), to.vlan, ipv4::ETHERTYPE);
         }
     }
     if exit.mss != 0 {
-        mss::clamp(&mut pkt.data_mut()[l2_len + 20..], exit.mss);
+        mss::clamp(&mut pkt.data_mut()[L2_LEN + 20..], exit.mss);
     }
     Some(to.port)
 }
@@ -290,9 +303,9 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
     if total < gre::OVERHEAD + 20 || word128(d, OUTER_IP_END) & INNER_MASK != INNER_GRE {
         return None;
     }
-    let id = cx.gre_tunnel(addr(d, 30), addr(d, 26))?;
-    let exit = exit_plain_to_port(header(d, INNER_START)?, total - gre::OVERHEAD, id, cx)?;
-    let slot = cx.tables.tunnel(id).slot;
+    let (_, tunnel) = cx.gre_tunnel(addr(d, 30), addr(d, 26))?;
+    let exit = exit_plain_to_port(header(d, INNER_START)?, total - gre::OVERHEAD, tunnel.mss, cx)?;
+    let slot = tunnel.slot;
     // The inner header is further in than any L2 header is long: leaving cannot decline.
     let port = leave(pkt, INNER_START, exit)?;
     let counters = cx.local.counters.tunnel(slot);
@@ -346,11 +359,28 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, 
     if total + gre::OVERHEAD > 0xffff {
         return None;
     }
+    // One branch on the VLAN, each side with its L2 header's length a constant (as in `leave`).
+    if out.vlan.is_none() {
+        encapsulate_by::<P, 14>(pkt, tunnel, out, total, mss, cx)
+    } else {
+        encapsulate_by::<P, 18>(pkt, tunnel, out, total, mss, cx)
+    }
+}
+
+/// [`encapsulate`] by an exit whose L2 header is `L2_LEN` bytes long.
+#[inline(always)]
+fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
+    pkt: &mut P,
+    tunnel: &Tunnel,
+    out: L2Exit,
+    total: usize,
+    mss: u16,
+    cx: &mut Context<'_>,
+) -> Option<u16> {
     let slot = tunnel.slot;
     let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
     // The one step that can fail comes first, so that a decline leaves the packet as it was.
-    let l2_len = l2::header_len(out.vlan);
-    let grow = l2_len + gre::OVERHEAD - 14;
+    let grow = L2_LEN + gre::OVERHEAD - 14;
     if !pkt.prepend(grow) {
         return None;
     }
@@ -363,11 +393,11 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, 
     pkt.truncate(grow + 14 + total);
     let outer_sum = csum::template_checksum(template_sum, outer_total, id_field);
     let data = pkt.data_mut();
-    let start = l2_len + gre::OVERHEAD;
+    let start = L2_LEN + gre::OVERHEAD;
     match data.first_chunk_mut::<{ 14 + gre::OVERHEAD + 20 }>() {
         // Untagged (nearly always): the L2, outer and inner headers in one fixed-size view,
         // written without a bounds check each.
-        Some(frame) if out.vlan.is_none() => {
+        Some(frame) if L2_LEN == 14 => {
             out.src.write(frame, out.dst);
             let rest = &mut frame[14..];
             let (outer, inner) = rest.split_at_mut(gre::OVERHEAD);
@@ -379,7 +409,7 @@ fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, 
         _ => {
             ipv4::decrement_ttl(&mut data[start..]);
             l2::write_header(data, l2::word_mac(out.dst), out.src.source(), out.vlan, ipv4::ETHERTYPE);
-            if let Some(outer) = data[l2_len..].first_chunk_mut() {
+            if let Some(outer) = data[L2_LEN..].first_chunk_mut() {
                 gre::write_outer(outer, template, outer_total, id_field, outer_sum, ipv4::ETHERTYPE);
             }
         }
@@ -423,7 +453,8 @@ pub fn differential_check(
         local.sas = std::mem::take(&mut own.sas);
         (verdict, pkt, own.counters, own.ip_id)
     };
-    let (express, express_pkt, express_counters, express_ip_id) = run(&|pkt, cx| forward(pkt, port, cx));
+    let (express, express_pkt, express_counters, express_ip_id) =
+        run(&|pkt, cx| forward(pkt, Arrival::on(tables, port), cx));
     let Some(verdict) = express else {
         if express_pkt.data() != frame || express_counters != counters || express_ip_id != ip_id {
             return Err("the express lane declined a frame after changing it or its counters".into());

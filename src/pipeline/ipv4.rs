@@ -100,7 +100,7 @@ pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verd
     // GRE from a customer endpoint to its tunnel's anycast endpoint: the bulk of what arrives,
     // found with one lookup.
     if h.protocol == IpProtocol::Unknown(47) && !h.fragment {
-        if let Some(id) = cx.gre_tunnel(h.dst, h.src) {
+        if let Some((id, _)) = cx.gre_tunnel(h.dst, h.src) {
             return gre::decapsulate(pkt, &h, id, cx);
         }
     }
@@ -123,7 +123,7 @@ fn local<P: PacketBuf>(pkt: &mut P, h: &Header, via: Option<TunnelId>, cx: &mut 
                 return Verdict::Drop(DropReason::GreFragment);
             }
             match cx.gre_tunnel(h.dst, h.src) {
-                Some(id) => gre::decapsulate(pkt, h, id, cx),
+                Some((id, _)) => gre::decapsulate(pkt, h, id, cx),
                 None => Verdict::Drop(DropReason::GreUnknownTunnel),
             }
         }

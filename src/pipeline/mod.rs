@@ -28,7 +28,7 @@ pub use counters::{Counters, TunnelCounters};
 pub use drop::{DropReason, PuntReason};
 
 use crate::esp::SaDb;
-use crate::tables::{self, Egress, Neighbors, Tables, TunnelId, TunnelKind};
+use crate::tables::{self, Egress, Neighbors, Tables, Tunnel, TunnelId, TunnelKind};
 
 /// What becomes of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub struct Context<'a> {
     pub now: u64,
     /// The last GRE tunnel lookup, for `tables` only: kept here, it is made anew with each
     /// context (a worker makes one a burst), so that it can never outlive a change of tables.
-    gre_memo: GreMemo,
+    gre_memo: GreMemo<'a>,
     /// The default gateway's exit, found once for the context from `tables` and the neighbors
     /// (which change only between contexts).
     gateway_v4: Option<express::L2Exit>,
@@ -146,20 +146,22 @@ pub struct Context<'a> {
 /// trains), and a hit is one compare where the lookup is a multiplication, a slot read and two
 /// compares (about 19 instructions, 10 on a hit).
 #[derive(Debug, Clone, Copy)]
-struct GreMemo {
+struct GreMemo<'a> {
     key: u64,
-    /// The tunnel's index, or [`GreMemo::NONE`]: a bare index, since an `Option` here was moved
-    /// through the stack on every packet.
-    tunnel: u32,
+    /// The tunnel's index (meaningful only with `tunnel`).
+    id: u32,
+    /// The tunnel itself, so that its MSS and counter slot are read without an index's bounds
+    /// check (a null pointer for None: no tag to move through the stack on every packet).
+    tunnel: Option<&'a Tunnel>,
 }
 
-impl GreMemo {
-    /// No tunnel has these endpoints (an index that no table reaches).
-    const NONE: u32 = u32::MAX;
-
+impl<'a> GreMemo<'a> {
     #[inline(always)]
-    fn new(key: u64, tunnel: Option<TunnelId>) -> GreMemo {
-        GreMemo { key, tunnel: tunnel.map_or(GreMemo::NONE, |t| t.0) }
+    fn new(key: u64, tables: &'a Tables) -> GreMemo<'a> {
+        match tables.gre_tunnel_by_key(key) {
+            Some(id) => GreMemo { key, id: id.0, tunnel: Some(tables.tunnel(id)) },
+            None => GreMemo { key, id: 0, tunnel: None },
+        }
     }
 }
 
@@ -169,7 +171,7 @@ impl<'a> Context<'a> {
     pub fn new(tables: &'a Tables, local: &'a mut Local, now: u64) -> Context<'a> {
         // Any key will do, so long as its answer is the tables' own.
         let key = 0;
-        let gre_memo = GreMemo::new(key, tables.gre_tunnel_by_key(key));
+        let gre_memo = GreMemo::new(key, tables);
         let gateway_v4 = express::L2Exit::gateway_v4(tables, &local.neighbors);
         Context { tables, local, now, gre_memo, gateway_v4 }
     }
@@ -183,24 +185,42 @@ impl<'a> Context<'a> {
     /// The GRE tunnel joining this anycast endpoint and customer endpoint
     /// ([`Tables::gre_tunnel`]), from the memo when it was the last one asked for.
     #[inline(always)]
-    pub fn gre_tunnel(&mut self, anycast: Ipv4Addr, customer: Ipv4Addr) -> Option<TunnelId> {
+    pub fn gre_tunnel(&mut self, anycast: Ipv4Addr, customer: Ipv4Addr) -> Option<(TunnelId, &'a Tunnel)> {
         let key = tables::endpoints_key(anycast, customer);
         if key != self.gre_memo.key {
-            self.gre_memo = GreMemo::new(key, self.tables.gre_tunnel_by_key(key));
+            self.gre_memo = GreMemo::new(key, self.tables);
         }
-        (self.gre_memo.tunnel != GreMemo::NONE).then_some(TunnelId(self.gre_memo.tunnel))
+        self.gre_memo.tunnel.map(|t| (TunnelId(self.gre_memo.id), t))
+    }
+}
+
+/// The port a frame arrived on, and what the express lane compares its first 8 bytes with
+/// ([`PortInfo::express_mac`]; a value no frame gives for a port the tables do not have): found
+/// once for a burst, where it was a bounds-checked read of the port's entry for every packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub port: u16,
+    express_mac: u64,
+}
+
+impl Arrival {
+    /// A frame's arrival on `port` of `tables`.
+    #[inline(always)]
+    pub fn on(tables: &Tables, port: u16) -> Arrival {
+        let express_mac = tables.ports.get(usize::from(port)).map_or(u64::MAX, |p| p.express_mac);
+        Arrival { port, express_mac }
     }
 }
 
 /// Run one received frame (Ethernet header first) through the pipeline: the express lane when it
 /// takes the frame, otherwise the full pipeline.
 #[inline(always)]
-pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
-    let verdict = match express::forward(pkt, port, cx) {
+pub fn process<P: PacketBuf>(pkt: &mut P, arrival: Arrival, cx: &mut Context<'_>) -> Verdict {
+    let verdict = match express::forward(pkt, arrival, cx) {
         // Nearly every packet: nothing to count.
         Some(Verdict::Forward(out)) => return Verdict::Forward(out),
         Some(verdict) => verdict,
-        None => l2::input(pkt, port, cx),
+        None => l2::input(pkt, arrival.port, cx),
     };
     cx.local.counters.count(&verdict);
     verdict
@@ -209,7 +229,7 @@ pub fn process<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Ve
 /// Run a frame through the pipeline to its final verdict, doing any ESP crypto at once (a batch
 /// of one): for tests, fuzzing and benchmarks; the worker batches instead.
 pub fn process_to_end<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
-    let mut verdict = process(pkt, port, cx);
+    let mut verdict = process(pkt, Arrival::on(cx.tables, port), cx);
     // Decryption may route into another IPsec tunnel: at most two rounds.
     for _ in 0..2 {
         let Verdict::Crypto(job) = verdict else { break };

@@ -295,7 +295,7 @@ fn exit_agrees(s: &Setup, packet: &[u8], id: TunnelId) -> bool {
     let mut local = s.local_without_sas(RateLimiter::new(1000, 1000));
     let mut cx = Context::new(&s.tables, &mut local, 1);
     let mut express = HeapPacket::new(packet);
-    let exit = packet.first_chunk::<20>().and_then(|h| exit_to_port(h, packet.len(), id, &cx));
+    let exit = packet.first_chunk::<20>().and_then(|h| exit_to_port(h, packet.len(), s.tables.tunnel(id).mss, &cx));
     let Some(port) = exit.and_then(|exit| leave(&mut express, 0, exit)) else {
         assert_eq!(express.data(), packet, "declined untouched");
         return false;
@@ -349,7 +349,7 @@ fn the_express_lane_rewrites_as_the_tests_of_the_full_pipeline_expect() {
     let mut pkt = HeapPacket::new(&express_frames()[1].1);
     let mut local = s.local_without_sas(RateLimiter::new(1, 1));
     let mut cx = Context::new(&s.tables, &mut local, 0);
-    assert_eq!(forward(&mut pkt, 0, &mut cx), Some(Verdict::Forward(0)));
+    assert_eq!(forward(&mut pkt, Arrival::on(&s.tables, 0), &mut cx), Some(Verdict::Forward(0)));
     let d = pkt.data();
     assert_eq!((&d[0..6], &d[6..12], &d[12..14]), (&GW_MAC[..], &PORT_MAC[..], &[8u8, 0][..]));
     assert_eq!(d.len(), 14 + 20 + 24);
