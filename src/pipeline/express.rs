@@ -126,8 +126,8 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, arrival: Arrival, cx: &mut Context<'_>
     let dst = addr(h, 16);
     let ordinary = cx.tables.routes.is_ordinary_v4(dst);
     if ordinary || !cx.tables.may_be_ours_v4(dst) {
-        let (id, mss) = customer_route(pkt.data(), port, total, ordinary, cx.tables)?;
-        if cx.tables.tunnel(id).kind == TunnelKind::Ipsec {
+        let (id, tunnel, mss) = customer_route(pkt.data(), port, total, ordinary, cx)?;
+        if tunnel.kind == TunnelKind::Ipsec {
             // Routed, TTL and MSS done here; the SA is chosen and the crypto batched as for any
             // packet sent into the tunnel.
             pkt.adj(14);
@@ -138,7 +138,7 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, arrival: Arrival, cx: &mut Context<'_>
         // Sent as decapsulation's packets are: a port, made a verdict in one place, so that the
         // worker queues it without testing the verdict again (as a verdict from here it took 8
         // instructions more a packet).
-        return encapsulate(pkt, id, total, mss, cx).map(Verdict::Forward);
+        return encapsulate(pkt, tunnel, total, mss, cx).map(Verdict::Forward);
     }
     match h[9] {
         IP_PROTOCOL_ESP | IP_PROTOCOL_UDP => {
@@ -314,13 +314,21 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
     Some(port)
 }
 
-/// The tunnel and MSS (0: none) of an IPv4 packet (`d`, a frame of a plain header and `total`
+/// The tunnel (its index and itself) and MSS (0: none) of an IPv4 packet (`d`, a frame of a plain header and `total`
 /// bytes, for an address that is not ours) from the internet for a customer prefix, received on
 /// `port`, that the express lane sends into the tunnel: routed by a customer route, within the
 /// tunnel's MTU, not martian, with a TTL that does not run out. `ordinary`: the destination is
-/// in an ordinary /16 block, which no martian or subnet broadcast address shares. Reads only.
+/// in an ordinary /16 block, which no martian or subnet broadcast address shares. Reads only
+/// (but for the context's memo of the last route).
 #[inline(always)]
-fn customer_route(d: &[u8], port: u16, total: usize, ordinary: bool, tables: &Tables) -> Option<(TunnelId, u16)> {
+fn customer_route<'a>(
+    d: &[u8],
+    port: u16,
+    total: usize,
+    ordinary: bool,
+    cx: &mut Context<'a>,
+) -> Option<(TunnelId, &'a Tunnel, u16)> {
+    let tables = cx.tables;
     let h = header(d.first_chunk::<OUTER_IP_END>()?, 14)?;
     let (src, dst) = (addr(h, 12), addr(h, 16));
     if h[8] <= 1
@@ -329,27 +337,35 @@ fn customer_route(d: &[u8], port: u16, total: usize, ordinary: bool, tables: &Ta
     {
         return None;
     }
-    let hops = tables.routes.lookup_v4(dst)?;
-    let id = if hops.is_multipath() {
-        let ports = ipv4::transport_ports(d.get(14..14 + total)?, h[9].into(), false, 20);
-        hops.pick(flow_hash(src.into(), dst.into(), ports))
-    } else {
-        hops.pick(0)
+    let prefix = tables.routes.prefix_v4(dst);
+    let (id, tunnel) = match cx.single_route_v4(prefix) {
+        Some(single) => single,
+        None => {
+            // No route, or several tunnels sharing the prefix by flow.
+            let hops = tables.routes.hops_of_prefix_v4(prefix)?;
+            let ports = ipv4::transport_ports(d.get(14..14 + total)?, h[9].into(), false, 20);
+            let id = hops.pick(flow_hash(src.into(), dst.into(), ports));
+            (id, tables.tunnel(id))
+        }
     };
-    let tunnel = tables.tunnel(id);
     if total > usize::from(tunnel.mtu) {
         return None;
     }
-    Some((id, if h[9] == IP_PROTOCOL_TCP { tunnel.mss } else { 0 }))
+    Some((id, tunnel, if h[9] == IP_PROTOCOL_TCP { tunnel.mss } else { 0 }))
 }
 
 /// An IPv4 packet (of `total` bytes, TCP SYNs clamped to `mss`) from the internet, routed into
-/// GRE tunnel `id` ([`customer_route`]): sent to the customer endpoint's known neighbor. Gives
+/// GRE `tunnel` ([`customer_route`]): sent to the customer endpoint's known neighbor. Gives
 /// the port.
 #[inline(always)]
-fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, total: usize, mss: u16, cx: &mut Context<'_>) -> Option<u16> {
+fn encapsulate<P: PacketBuf>(
+    pkt: &mut P,
+    tunnel: &Tunnel,
+    total: usize,
+    mss: u16,
+    cx: &mut Context<'_>,
+) -> Option<u16> {
     let tables = cx.tables;
-    let tunnel = tables.tunnel(id);
     let out = if tunnel.via_gateway_v4 {
         // Found once for the context.
         cx.gateway_v4?

@@ -133,35 +133,52 @@ pub struct Context<'a> {
     pub local: &'a mut Local,
     /// The time, in TSC ticks.
     pub now: u64,
-    /// The last GRE tunnel lookup, for `tables` only: kept here, it is made anew with each
-    /// context (a worker makes one a burst), so that it can never outlive a change of tables.
-    gre_memo: GreMemo<'a>,
+    /// The last GRE tunnel lookup and the last customer route's, for `tables` only: kept here,
+    /// they are made anew with each context (a worker makes one a burst), so that they can never
+    /// outlive a change of tables.
+    gre_memo: TunnelMemo<'a>,
+    route_memo: TunnelMemo<'a>,
     /// The default gateway's exit, found once for the context from `tables` and the neighbors
     /// (which change only between contexts).
     gateway_v4: Option<express::L2Exit>,
 }
 
-/// The endpoints of the last GRE tunnel looked up, as a [`tables::endpoints_key`], and the
-/// answer. A burst's GRE packets come through few tunnels (a router sends its packets in
-/// trains), and a hit is one compare where the lookup is a multiplication, a slot read and two
-/// compares (about 19 instructions, 10 on a hit).
+/// The last key a tunnel was looked up by, and the answer:
+/// - GRE: the endpoints, as a [`tables::endpoints_key`]. A burst's GRE packets come through few
+///   tunnels (a router sends its packets in trains), and a hit is one compare where the lookup
+///   is a multiplication, a slot read and two compares (about 19 instructions, 10 on a hit).
+/// - Customer routes: a prefix's number ([`tables::RouteTable::prefix_v4`]), the answer its
+///   one tunnel (none for a prefix shared by several). A hit spares the next hops' read and the
+///   tunnel's index, each bounds-checked.
 #[derive(Debug, Clone, Copy)]
-struct GreMemo<'a> {
+struct TunnelMemo<'a> {
     key: u64,
     /// The tunnel's index (meaningful only with `tunnel`).
     id: u32,
-    /// The tunnel itself, so that its MSS and counter slot are read without an index's bounds
-    /// check (a null pointer for None: no tag to move through the stack on every packet).
+    /// The tunnel itself, so that what the fast path needs of it is read without an index's
+    /// bounds check (a null pointer for None: no tag to move through the stack on every packet).
     tunnel: Option<&'a Tunnel>,
 }
 
-impl<'a> GreMemo<'a> {
+impl<'a> TunnelMemo<'a> {
     #[inline(always)]
-    fn new(key: u64, tables: &'a Tables) -> GreMemo<'a> {
-        match tables.gre_tunnel_by_key(key) {
-            Some(id) => GreMemo { key, id: id.0, tunnel: Some(tables.tunnel(id)) },
-            None => GreMemo { key, id: 0, tunnel: None },
+    fn new(key: u64, found: Option<TunnelId>, tables: &'a Tables) -> TunnelMemo<'a> {
+        match found {
+            Some(id) => TunnelMemo { key, id: id.0, tunnel: Some(tables.tunnel(id)) },
+            None => TunnelMemo { key, id: 0, tunnel: None },
         }
+    }
+
+    #[inline(always)]
+    fn answer(&self) -> Option<(TunnelId, &'a Tunnel)> {
+        self.tunnel.map(|t| (TunnelId(self.id), t))
+    }
+
+    /// The one tunnel of the customer prefix numbered `prefix`.
+    #[inline(always)]
+    fn for_prefix_v4(prefix: u32, tables: &'a Tables) -> TunnelMemo<'a> {
+        let hops = tables.routes.hops_of_prefix_v4(prefix).filter(|h| !h.is_multipath());
+        TunnelMemo::new(u64::from(prefix), hops.map(|h| h.pick(0)), tables)
     }
 }
 
@@ -171,9 +188,10 @@ impl<'a> Context<'a> {
     pub fn new(tables: &'a Tables, local: &'a mut Local, now: u64) -> Context<'a> {
         // Any key will do, so long as its answer is the tables' own.
         let key = 0;
-        let gre_memo = GreMemo::new(key, tables);
+        let gre_memo = TunnelMemo::new(key, tables.gre_tunnel_by_key(key), tables);
+        let route_memo = TunnelMemo::for_prefix_v4(0, tables);
         let gateway_v4 = express::L2Exit::gateway_v4(tables, &local.neighbors);
-        Context { tables, local, now, gre_memo, gateway_v4 }
+        Context { tables, local, now, gre_memo, route_memo, gateway_v4 }
     }
 
     #[inline]
@@ -188,9 +206,20 @@ impl<'a> Context<'a> {
     pub fn gre_tunnel(&mut self, anycast: Ipv4Addr, customer: Ipv4Addr) -> Option<(TunnelId, &'a Tunnel)> {
         let key = tables::endpoints_key(anycast, customer);
         if key != self.gre_memo.key {
-            self.gre_memo = GreMemo::new(key, self.tables);
+            self.gre_memo = TunnelMemo::new(key, self.tables.gre_tunnel_by_key(key), self.tables);
         }
-        self.gre_memo.tunnel.map(|t| (TunnelId(self.gre_memo.id), t))
+        self.gre_memo.answer()
+    }
+
+    /// The one tunnel of the customer prefix numbered `prefix` ([`tables::RouteTable::prefix_v4`]),
+    /// from the memo when it was the last one asked for; None for no prefix, or one that several
+    /// tunnels share (whose packets each need a flow hash).
+    #[inline(always)]
+    pub fn single_route_v4(&mut self, prefix: u32) -> Option<(TunnelId, &'a Tunnel)> {
+        if u64::from(prefix) != self.route_memo.key {
+            self.route_memo = TunnelMemo::for_prefix_v4(prefix, self.tables);
+        }
+        self.route_memo.answer()
     }
 }
 

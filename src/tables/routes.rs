@@ -138,17 +138,28 @@ impl Ipv4Lpm {
         (*entry & !GROUP) as usize
     }
 
+    /// The leaf entry for `addr`: 0 for no route, else its prefix's next hops' index plus one.
     #[inline(always)]
-    fn lookup(&self, addr: Ipv4Addr) -> Option<&NextHops> {
+    fn leaf(&self, addr: Ipv4Addr) -> u32 {
         let a = u32::from(addr);
         let mut entry = self.blocks[(a >> 16) as usize] & !ORDINARY;
         if entry & GROUP != 0 {
-            entry = *self.groups.get(((entry & !GROUP) as usize) << 8 | (a >> 8 & 0xff) as usize)?;
+            entry = self.groups.get(((entry & !GROUP) as usize) << 8 | (a >> 8 & 0xff) as usize).map_or(0, |e| *e);
             if entry & GROUP != 0 {
-                entry = *self.groups.get(((entry & !GROUP) as usize) << 8 | (a & 0xff) as usize)?;
+                entry = self.groups.get(((entry & !GROUP) as usize) << 8 | (a & 0xff) as usize).map_or(0, |e| *e);
             }
         }
-        self.hops.get((entry as usize).checked_sub(1)?)
+        entry
+    }
+
+    #[inline(always)]
+    fn hops_of(&self, leaf: u32) -> Option<&NextHops> {
+        self.hops.get((leaf as usize).checked_sub(1)?)
+    }
+
+    #[inline(always)]
+    fn lookup(&self, addr: Ipv4Addr) -> Option<&NextHops> {
+        self.hops_of(self.leaf(addr))
     }
 }
 
@@ -185,6 +196,20 @@ impl RouteTable {
     #[inline(always)]
     pub fn lookup_v4(&self, addr: Ipv4Addr) -> Option<&NextHops> {
         self.v4.lookup(addr)
+    }
+
+    /// [`RouteTable::lookup_v4`] in two steps, for a caller that remembers answers: the prefix
+    /// holding `addr` as a number (0 for none; one number for every address of a prefix), then
+    /// ([`RouteTable::hops_of_prefix_v4`]) its next hops.
+    #[inline(always)]
+    pub fn prefix_v4(&self, addr: Ipv4Addr) -> u32 {
+        self.v4.leaf(addr)
+    }
+
+    /// The next hops of a prefix numbered by [`RouteTable::prefix_v4`].
+    #[inline(always)]
+    pub fn hops_of_prefix_v4(&self, prefix: u32) -> Option<&NextHops> {
+        self.v4.hops_of(prefix)
     }
 
     /// Mark every /16 block ordinary but those that meet one of the `special` networks (this
@@ -238,11 +263,25 @@ impl RouteTable {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     /// The longest matching prefix by brute force: the reference for the fast table.
     fn reference(routes: &[(Ipv4Net, u32)], a: Ipv4Addr) -> Option<u32> {
         routes.iter().filter(|(n, _)| n.contains(&a)).max_by_key(|(n, _)| n.prefix_len()).map(|r| r.1)
+    }
+
+    /// Check `a` against the brute force, looked up whole and in two steps, and that the
+    /// prefixes' numbers are one to one with the prefixes (`numbers`: those seen so far, each
+    /// with its prefix's route; 0 for no route).
+    fn check(t: &RouteTable, routes: &[(Ipv4Net, u32)], a: Ipv4Addr, numbers: &mut HashMap<u32, Option<u32>>) {
+        let expected = reference(routes, a);
+        assert_eq!(t.lookup_v4(a).map(|h| h.pick(0).0), expected, "{a}");
+        let prefix = t.prefix_v4(a);
+        assert_eq!(t.hops_of_prefix_v4(prefix).map(|h| h.pick(0).0), expected, "{a}");
+        assert_eq!(prefix == 0, expected.is_none(), "{a}");
+        assert_eq!(*numbers.entry(prefix).or_insert(expected), expected, "{a}: a prefix's number shared");
     }
 
     #[test]
@@ -309,20 +348,25 @@ mod tests {
         routes.sort_by_key(|r| r.0);
         routes.dedup_by_key(|r| r.0);
         let t = RouteTable::build(routes.iter().map(|(n, i)| (IpNet::V4(*n), TunnelId(*i), 1, 1)));
+        let mut numbers = HashMap::new();
         for (n, _) in &routes {
             let (lo, hi) = (u32::from(n.network()), u32::from(n.broadcast()));
             for p in [lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1), lo + (hi - lo) / 2] {
-                let a = Ipv4Addr::from(p);
-                assert_eq!(t.lookup_v4(a).map(|h| h.pick(0).0), reference(&routes, a), "{a}");
+                check(&t, &routes, Ipv4Addr::from(p), &mut numbers);
             }
         }
         for _ in 0..50_000 {
             let r = next();
             for p in [r, 0x0a14_0000 | r >> 15, 0xc000_0200 | r & 0xff] {
-                let a = Ipv4Addr::from(p);
-                assert_eq!(t.lookup_v4(a).map(|h| h.pick(0).0), reference(&routes, a), "{a}");
+                check(&t, &routes, Ipv4Addr::from(p), &mut numbers);
             }
         }
+        // No two prefixes share a number, and most were met.
+        let mut met: Vec<Option<u32>> = numbers.values().copied().collect();
+        met.sort_unstable();
+        met.dedup();
+        assert_eq!(met.len(), numbers.len());
+        assert!(met.len() > routes.len() / 2, "{} of {} prefixes met", met.len(), routes.len());
     }
 
     fn net(s: &str) -> IpNet {

@@ -404,3 +404,40 @@ fn fix_checksum(frame: &mut [u8], at: usize) {
         frame[at + 10..at + 12].copy_from_slice(&sum.to_be_bytes());
     }
 }
+
+#[test]
+fn a_burst_finds_each_customer_routes_one_tunnel_as_the_tables_do_in_any_order() {
+    // Single routes to GRE and IPsec tunnels, a prefix that two tunnels share, no route, and the
+    // second address of a prefix, so that a packet's route can change from one packet to the
+    // next within a burst.
+    let s = setup();
+    let destinations: Vec<Ipv4Addr> =
+        ["10.20.0.5", "10.20.200.1", "10.21.0.7", "10.30.1.1", "10.40.0.9", "10.41.3.3", "11.0.0.1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+    // The tables' own answer: the prefix's tunnel when it has exactly one.
+    let single = |dst: Ipv4Addr| {
+        let hops = s.tables.routes.lookup_v4(dst).filter(|h| !h.is_multipath())?;
+        let id = hops.pick(0);
+        Some((id, std::ptr::from_ref(s.tables.tunnel(id))))
+    };
+    assert!(destinations.iter().filter(|d| single(**d).is_some()).count() >= 4);
+    assert!(
+        single("10.21.0.7".parse().unwrap()).is_none()
+            && s.tables.routes.lookup_v4("10.21.0.7".parse().unwrap()).is_some()
+    );
+    let mut local = s.local_without_sas(RateLimiter::new(1, 1));
+    let mut rng = XorShift(0x6a09_e667_f3bc_c908);
+    for burst in 0..64 {
+        let mut cx = Context::new(&s.tables, &mut local, burst);
+        for _ in 0..32 {
+            let dst = destinations[rng.below(destinations.len())];
+            for _ in 0..=rng.below(3) {
+                let prefix = s.tables.routes.prefix_v4(dst);
+                let memo = cx.single_route_v4(prefix).map(|(id, t)| (id, std::ptr::from_ref(t)));
+                assert_eq!(memo, single(dst), "{dst}");
+            }
+        }
+    }
+}
