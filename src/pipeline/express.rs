@@ -365,21 +365,34 @@ fn encapsulate<P: PacketBuf>(
     mss: u16,
     cx: &mut Context<'_>,
 ) -> Option<u16> {
-    let tables = cx.tables;
-    let out = if tunnel.via_gateway_v4 {
-        // Found once for the context.
-        cx.gateway_v4?
-    } else {
-        L2Exit::find(tables, &cx.local.neighbors, tunnel.egress?)?
-    };
     if total + gre::OVERHEAD > 0xffff {
         return None;
     }
+    let local = &mut *cx.local;
+    if tunnel.via_gateway_v4 {
+        // Found once for the context, and read where it is.
+        encapsulate_to(pkt, tunnel, cx.gateway_v4.as_ref()?, total, mss, local)
+    } else {
+        let out = L2Exit::find(cx.tables, &local.neighbors, tunnel.egress?)?;
+        encapsulate_to(pkt, tunnel, &out, total, mss, local)
+    }
+}
+
+/// [`encapsulate`] by `out`.
+#[inline(always)]
+fn encapsulate_to<P: PacketBuf>(
+    pkt: &mut P,
+    tunnel: &Tunnel,
+    out: &L2Exit,
+    total: usize,
+    mss: u16,
+    local: &mut Local,
+) -> Option<u16> {
     // One branch on the VLAN, each side with its L2 header's length a constant (as in `leave`).
     if out.vlan.is_none() {
-        encapsulate_by::<P, 14>(pkt, tunnel, out, total, mss, cx)
+        encapsulate_by::<P, 14>(pkt, tunnel, out, total, mss, local)
     } else {
-        encapsulate_by::<P, 18>(pkt, tunnel, out, total, mss, cx)
+        encapsulate_by::<P, 18>(pkt, tunnel, out, total, mss, local)
     }
 }
 
@@ -388,10 +401,10 @@ fn encapsulate<P: PacketBuf>(
 fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
     pkt: &mut P,
     tunnel: &Tunnel,
-    out: L2Exit,
+    out: &L2Exit,
     total: usize,
     mss: u16,
-    cx: &mut Context<'_>,
+    local: &mut Local,
 ) -> Option<u16> {
     let slot = tunnel.slot;
     let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
@@ -402,8 +415,8 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
     }
 
     let outer_total = (total + gre::OVERHEAD) as u16;
-    let id_field = cx.next_ip_id();
-    let counters = cx.local.counters.tunnel(slot);
+    let id_field = local.next_ip_id();
+    let counters = local.counters.tunnel(slot);
     counters.egress_packets += 1;
     counters.egress_bytes += total as u64;
     pkt.truncate(grow + 14 + total);

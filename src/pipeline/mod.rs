@@ -111,6 +111,13 @@ pub struct Local {
 }
 
 impl Local {
+    /// The identification for the next IPv4 header this worker writes.
+    #[inline(always)]
+    fn next_ip_id(&mut self) -> u16 {
+        self.ip_id = self.ip_id.wrapping_add(1);
+        self.ip_id
+    }
+
     /// A worker's state with no neighbors and no SAs yet, counters for `slots` tunnel slots, ICMP
     /// errors limited to `icmp_limit`, and identifications from `ip_id` on.
     pub fn new(slots: usize, icmp_limit: RateLimiter, ip_id: u16) -> Local {
@@ -196,8 +203,7 @@ impl<'a> Context<'a> {
 
     #[inline]
     fn next_ip_id(&mut self) -> u16 {
-        self.local.ip_id = self.local.ip_id.wrapping_add(1);
-        self.local.ip_id
+        self.local.next_ip_id()
     }
 
     /// The GRE tunnel joining this anycast endpoint and customer endpoint
