@@ -314,12 +314,12 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
     Some(port)
 }
 
-/// The tunnel (its index and itself) and MSS (0: none) of an IPv4 packet (`d`, a frame of a plain header and `total`
-/// bytes, for an address that is not ours) from the internet for a customer prefix, received on
-/// `port`, that the express lane sends into the tunnel: routed by a customer route, within the
-/// tunnel's MTU, not martian, with a TTL that does not run out. `ordinary`: the destination is
-/// in an ordinary /16 block, which no martian or subnet broadcast address shares. Reads only
-/// (but for the context's memo of the last route).
+/// The tunnel (its index and itself) and MSS (0: none) of an IPv4 packet (`d`, a frame of a
+/// plain header and `total` bytes, for an address that is not ours) from the internet for a
+/// customer prefix, received on `port`, that the express lane sends into the tunnel: routed by a
+/// customer route, within the tunnel's MTU, not martian, with a TTL that does not run out.
+/// `ordinary`: the destination is in an ordinary /16 block, which no martian or subnet broadcast
+/// address shares. Reads only (but for the context's memo of the last route).
 #[inline(always)]
 fn customer_route<'a>(
     d: &[u8],
