@@ -75,7 +75,7 @@ pub fn encapsulate<P: PacketBuf>(pkt: &mut P, id: TunnelId, ethertype: u16, cx: 
     if total > usize::from(u16::MAX) || !pkt.prepend(OVERHEAD) {
         return Verdict::Drop(DropReason::NoBufferRoom);
     }
-    let id_field = cx.next_ip_id();
+    let id_field = cx.local.next_ip_id();
     let checksum = csum::template_checksum(template_sum, total as u16, id_field);
     if let Some(outer) = pkt.data_mut().first_chunk_mut() {
         write_outer(outer, &template, total as u16, id_field, checksum, ethertype);

@@ -90,7 +90,7 @@ pub(crate) fn error_v4<P: PacketBuf>(
     }
     cx.local.counters.drops[reason.index()] += 1;
     cx.local.counters.icmp_errors += 1;
-    let id = cx.next_ip_id();
+    let id = cx.local.next_ip_id();
     let data = pkt.data_mut();
     let (kind, code, rest) = match error {
         Error::FragmentationNeeded(mtu) => (3u8, 4u8, u32::from(mtu)),

@@ -201,11 +201,6 @@ impl<'a> Context<'a> {
         Context { tables, local, now, gre_memo, route_memo, gateway_v4 }
     }
 
-    #[inline]
-    fn next_ip_id(&mut self) -> u16 {
-        self.local.next_ip_id()
-    }
-
     /// The GRE tunnel joining this anycast endpoint and customer endpoint
     /// ([`Tables::gre_tunnel`]), from the memo when it was the last one asked for.
     #[inline(always)]
