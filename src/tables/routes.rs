@@ -101,38 +101,37 @@ impl Ipv4Lpm {
         // a group is created only after every prefix of 16 (or 24) bits or fewer is in place,
         // inheriting the entry it replaces.
         prefixes.sort_by_key(|(net, _)| net.prefix_len());
-        let mut blocks = std::mem::replace(&mut lpm.blocks, no_blocks());
         for (net, hops) in prefixes {
             lpm.hops.push(hops);
             let value = lpm.hops.len() as u32;
             let (len, network) = (net.prefix_len(), u32::from(net.network()));
             if len <= 16 {
                 let first = (network >> 16) as usize;
-                blocks[first..first + (1 << (16 - len))].fill(value);
+                lpm.blocks[first..first + (1 << (16 - len))].fill(value);
                 continue;
             }
-            let block = &mut blocks[(network >> 16) as usize];
-            let group = lpm.group_of(block);
+            let block = &mut lpm.blocks[(network >> 16) as usize];
+            let group = Ipv4Lpm::group_of(&mut lpm.groups, block);
             let third = group << 8 | (network >> 8 & 0xff) as usize;
             if len <= 24 {
                 lpm.groups[third..third + (1 << (24 - len))].fill(value);
                 continue;
             }
             let mut entry = lpm.groups[third];
-            let group = lpm.group_of(&mut entry);
+            let group = Ipv4Lpm::group_of(&mut lpm.groups, &mut entry);
             lpm.groups[third] = entry;
             let fourth = group << 8 | (network & 0xff) as usize;
             lpm.groups[fourth..fourth + (1 << (32 - len))].fill(value);
         }
-        lpm.blocks = blocks;
         lpm
     }
 
-    /// The group an entry points to, made (filled with the entry's value) where it is a leaf.
-    fn group_of(&mut self, entry: &mut u32) -> usize {
+    /// The group of `groups` an entry points to, made (filled with the entry's value) where it is
+    /// a leaf.
+    fn group_of(groups: &mut Vec<u32>, entry: &mut u32) -> usize {
         if *entry & GROUP == 0 {
-            let index = self.groups.len() >> 8;
-            self.groups.extend(std::iter::repeat_n(*entry, 256));
+            let index = groups.len() >> 8;
+            groups.extend(std::iter::repeat_n(*entry, 256));
             *entry = GROUP | index as u32;
         }
         (*entry & !GROUP) as usize
