@@ -9,6 +9,7 @@ use dpdk_bindings::{Mbuf, MbufBatch, Mempool, Port};
 
 use crate::esp::sa::SaUpdate;
 use crate::pipeline::esp::{self, EspJob};
+use crate::pipeline::express::train::GreTrain;
 use crate::pipeline::{self, Context, Counters, DropReason, Local, PuntReason, RateLimiter, Verdict};
 use crate::tables::{Egress, Tables, TunnelId};
 
@@ -207,6 +208,9 @@ impl Worker {
                         if let Err(mbuf) = queue(tx, &mut cx.local.counters, mbuf, out) {
                             other = Some((mbuf, Verdict::Forward(out)));
                             break;
+                        }
+                        if let (Some(train), counters) = cx.train() {
+                            next = ride(train, rx, next, tx, counters);
                         }
                     }
                     Verdict::Drop(_) => {}
@@ -462,6 +466,50 @@ impl Worker {
         self.local.counters.sas = Arc::new(reports);
         self.sas_reported_at = now;
     }
+}
+
+/// Take the received packets from `next` on through `train` for as long as they are its
+/// ([`GreTrain::ride`]) and its port's TX batch has room, queued and counted as the burst's loop
+/// would; gives the index of the first packet left to that loop. Out of line, so that the
+/// train's few values stay in registers: in the burst's loop, with the whole pipeline around,
+/// they were on the stack.
+#[inline(never)]
+fn ride(
+    train: &GreTrain<'_>,
+    rx: &mut MbufBatch,
+    mut next: usize,
+    tx: &mut [MbufBatch],
+    counters: &mut Counters,
+) -> usize {
+    let Some(out) = tx.get_mut(usize::from(train.port())) else { return next };
+    // Counted here, and added to the counters once.
+    let (mut packets, mut bytes, mut received, mut sent) = (0, 0, 0, 0);
+    while !out.is_full() {
+        let Some(mbuf) = rx.get_mut(next) else { break };
+        let len = mbuf.len();
+        if !mbuf.is_contiguous() {
+            break;
+        }
+        let Some(inner) = train.ride(mbuf) else { break };
+        let Some(mbuf) = rx.take(next) else { break };
+        next += 1;
+        received += len as u64;
+        sent += mbuf.len() as u64;
+        packets += 1;
+        bytes += inner as u64;
+        // Room was checked above; the packet is counted when the batch is sent.
+        if let Err(mbuf) = out.push(mbuf) {
+            drop(mbuf);
+        }
+    }
+    if packets != 0 {
+        counters.rx_bytes += received;
+        counters.tx_bytes += sent;
+        let counters = counters.tunnel(train.slot());
+        counters.ingress_packets += packets;
+        counters.ingress_bytes += bytes;
+    }
+    next
 }
 
 /// Put a packet in port `out`'s TX batch, its bytes counted as sent (the packet itself is counted

@@ -245,6 +245,12 @@ impl MbufBatch {
         self.slots.get_mut(index)?.take()
     }
 
+    /// The mbuf at `index`, left in the batch (None past the batch's end or when taken).
+    #[inline]
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut Mbuf> {
+        self.slots.get_mut(index)?.as_mut()
+    }
+
     /// Empty the batch, freeing the mbufs not taken.
     #[inline]
     pub fn clear(&mut self) {

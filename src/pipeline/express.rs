@@ -119,7 +119,7 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, arrival: Arrival, cx: &mut Context<'_>
     }
     let total = ipv4_length_and_checksum(h, d.len() - 14, 20)?;
     if h[9] == IP_PROTOCOL_GRE {
-        return decapsulate(pkt, total, cx).map(Verdict::Forward);
+        return decapsulate(pkt, total, arrival, cx).map(Verdict::Forward);
     }
     // Whether the destination may be ours decides between the last two cases, once; in an
     // ordinary block it is not.
@@ -297,13 +297,16 @@ fn leave_with<P: PacketBuf, const L2_LEN: usize>(pkt: &mut P, at: usize, exit: P
 /// A GRE packet (outer IPv4 of `total` bytes) for a tunnel, whose inner IPv4 packet goes out of
 /// a port.
 #[inline(always)]
-fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) -> Option<u16> {
+fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, arrival: Arrival, cx: &mut Context<'_>) -> Option<u16> {
     // The outer header's total length fits in the frame, and holds GRE and an inner header.
     let d = pkt.data().first_chunk::<{ INNER_START + 20 }>()?;
     if total < gre::OVERHEAD + 20 || word128(d, OUTER_IP_END) & INNER_MASK != INNER_GRE {
         return None;
     }
-    let (_, tunnel) = cx.gre_tunnel(addr(d, 30), addr(d, 26))?;
+    let (anycast, customer) = (addr(d, 30), addr(d, 26));
+    // The same tunnel as the last packet's: a train, if it leaves by the default gateway.
+    let repeat = cx.gre_memo.key == crate::tables::endpoints_key(anycast, customer);
+    let (_, tunnel) = cx.gre_tunnel(anycast, customer)?;
     let exit = exit_plain_to_port(header(d, INNER_START)?, total - gre::OVERHEAD, tunnel.mss, cx)?;
     let slot = tunnel.slot;
     // The inner header is further in than any L2 header is long: leaving cannot decline.
@@ -311,6 +314,11 @@ fn decapsulate<P: PacketBuf>(pkt: &mut P, total: usize, cx: &mut Context<'_>) ->
     let counters = cx.local.counters.tunnel(slot);
     counters.ingress_packets += 1;
     counters.ingress_bytes += (total - gre::OVERHEAD) as u64;
+    if !repeat {
+        cx.train = None;
+    } else if cx.train.is_none_or(|t| t.key() != cx.gre_memo.key) {
+        cx.start_train(tunnel, arrival);
+    }
     Some(port)
 }
 
@@ -453,44 +461,27 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
 /// pipeline alone, each from the worker state `local` (its neighbors, SAs, counters and IP
 /// identification; left as they were), and check that they agree: a frame the express lane
 /// declines is left as it was with nothing counted; a frame it takes gets the full pipeline's
-/// verdict, its bytes and the same counters after. Gives the express lane's verdict. The SAs are
-/// read only on these paths (an outbound SA found). For the differential test and the pipeline
-/// fuzz target.
+/// verdict, its bytes and the same counters after. The same for the train of the frame's tunnel
+/// ([`train_check`]). Gives the express lane's verdict. The SAs are read only on these paths (an
+/// outbound SA found). For the differential test and the pipeline fuzz target.
 pub fn differential_check(
     frame: &[u8],
     port: u16,
     tables: &Tables,
     local: &mut Local,
 ) -> Result<Option<Verdict>, String> {
+    train_check(frame, frame, port, tables, local)?;
     let (counters, ip_id) = (local.counters.clone(), local.ip_id);
-    let mut run = |entry: &dyn Fn(&mut HeapPacket, &mut Context<'_>) -> Option<Verdict>| {
-        let mut pkt = HeapPacket::new(frame);
-        // Each run from the same state: the SAs lent to it, the rest copied.
-        let mut own = Local {
-            neighbors: local.neighbors.clone(),
-            sas: std::mem::take(&mut local.sas),
-            counters: counters.clone(),
-            icmp_limit: RateLimiter::new(1000, 1000),
-            ip_id,
-            resolve: None,
-        };
-        let mut cx = Context::new(tables, &mut own, 1);
-        let verdict = entry(&mut pkt, &mut cx);
-        if let Some(v) = &verdict {
-            cx.local.counters.count(v);
-        }
-        local.sas = std::mem::take(&mut own.sas);
-        (verdict, pkt, own.counters, own.ip_id)
-    };
     let (express, express_pkt, express_counters, express_ip_id) =
-        run(&|pkt, cx| forward(pkt, Arrival::on(tables, port), cx));
+        run_alone(frame, tables, local, &|pkt, cx| forward(pkt, Arrival::on(tables, port), cx));
     let Some(verdict) = express else {
         if express_pkt.data() != frame || express_counters != counters || express_ip_id != ip_id {
             return Err("the express lane declined a frame after changing it or its counters".into());
         }
         return Ok(None);
     };
-    let (full, full_pkt, full_counters, full_ip_id) = run(&|pkt, cx| Some(l2::input(pkt, port, cx)));
+    let (full, full_pkt, full_counters, full_ip_id) =
+        run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
     if full != Some(verdict) {
         return Err(format!("the express lane's verdict is {verdict:?}, the full pipeline's {full:?}"));
     }
@@ -507,5 +498,84 @@ pub fn differential_check(
     Ok(Some(verdict))
 }
 
+/// Take `frame` (received on `port`) through the train of the tunnel whose endpoints the frame
+/// `first` carries, if it has one (made as a context makes it, from `local`'s neighbors), and
+/// check it as [`differential_check`] checks the express lane, counting what the worker counts
+/// for the train's packets. Gives whether the train took the frame.
+pub fn train_check(first: &[u8], frame: &[u8], port: u16, tables: &Tables, local: &mut Local) -> Result<bool, String> {
+    let Some(first) = first.first_chunk::<{ INNER_START + 20 }>() else { return Ok(false) };
+    let key = crate::tables::endpoints_key(addr(first, 30), addr(first, 26));
+    let (Some(id), Some(exit), Some(info)) = (
+        tables.gre_tunnel_by_key(key),
+        L2Exit::gateway_v4(tables, &local.neighbors),
+        tables.ports.get(usize::from(port)),
+    ) else {
+        return Ok(false);
+    };
+    let Some(train) = (info.express_mac != u64::MAX)
+        .then(|| train::GreTrain::new(tables, tables.tunnel(id), key, info.mac, exit))
+        .flatten()
+    else {
+        return Ok(false);
+    };
+    let mut pkt = HeapPacket::new(frame);
+    let Some(bytes) = train.ride(&mut pkt) else {
+        if pkt.data() != frame {
+            return Err("the train declined a frame after changing it".into());
+        }
+        return Ok(false);
+    };
+    let mut counters = local.counters.clone();
+    let tunnel = counters.tunnel(train.slot());
+    tunnel.ingress_packets += 1;
+    tunnel.ingress_bytes += bytes as u64;
+    let (full, full_pkt, full_counters, _) = run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
+    if full != Some(Verdict::Forward(train.port())) {
+        return Err(format!(
+            "the train sent a frame out of port {}, the full pipeline's verdict is {full:?}",
+            train.port()
+        ));
+    }
+    if pkt.data() != full_pkt.data() {
+        return Err(format!(
+            "the train's frame differs from the full pipeline's:\n{:02x?}\n{:02x?}",
+            pkt.data(),
+            full_pkt.data()
+        ));
+    }
+    if counters != full_counters {
+        return Err("the train counted otherwise than the full pipeline".into());
+    }
+    Ok(true)
+}
+
+/// Run `frame` through `entry` from the worker state `local`: its SAs lent, the rest copied, so
+/// that `local` is left as it was. Gives the verdict, the packet, the counters after (the
+/// verdict's drop or punt counted) and the IP identification after.
+fn run_alone(
+    frame: &[u8],
+    tables: &Tables,
+    local: &mut Local,
+    entry: &dyn Fn(&mut HeapPacket, &mut Context<'_>) -> Option<Verdict>,
+) -> (Option<Verdict>, HeapPacket, super::Counters, u16) {
+    let mut pkt = HeapPacket::new(frame);
+    let mut own = Local {
+        neighbors: local.neighbors.clone(),
+        sas: std::mem::take(&mut local.sas),
+        counters: local.counters.clone(),
+        icmp_limit: RateLimiter::new(1000, 1000),
+        ip_id: local.ip_id,
+        resolve: None,
+    };
+    let mut cx = Context::new(tables, &mut own, 1);
+    let verdict = entry(&mut pkt, &mut cx);
+    if let Some(v) = &verdict {
+        cx.local.counters.count(v);
+    }
+    local.sas = std::mem::take(&mut own.sas);
+    (verdict, pkt, own.counters, own.ip_id)
+}
+
 #[cfg(test)]
 mod tests;
+pub mod train;

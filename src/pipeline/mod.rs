@@ -148,6 +148,9 @@ pub struct Context<'a> {
     /// The default gateway's exit, found once for the context from `tables` and the neighbors
     /// (which change only between contexts).
     gateway_v4: Option<express::L2Exit>,
+    /// The train of GRE packets that the last two packets decapsulated began, if any
+    /// ([`express::train`]).
+    train: Option<express::train::GreTrain<'a>>,
 }
 
 /// The last key a tunnel was looked up by, and the answer:
@@ -198,7 +201,26 @@ impl<'a> Context<'a> {
         let gre_memo = TunnelMemo::new(key, tables.gre_tunnel_by_key(key), tables);
         let route_memo = TunnelMemo::for_prefix_v4(0, tables);
         let gateway_v4 = express::L2Exit::gateway_v4(tables, &local.neighbors);
-        Context { tables, local, now, gre_memo, route_memo, gateway_v4 }
+        Context { tables, local, now, gre_memo, route_memo, gateway_v4, train: None }
+    }
+
+    /// Start the train of `tunnel` (the GRE memo's), arriving as `arrival` says, when its
+    /// packets leave by the default gateway untagged, on a port without a VLAN.
+    #[inline(never)]
+    fn start_train(&mut self, tunnel: &Tunnel, arrival: Arrival) {
+        self.train = match self.gateway_v4 {
+            Some(exit) if arrival.express_mac != u64::MAX => {
+                let mac = l2::word_mac(arrival.express_mac);
+                express::train::GreTrain::new(self.tables, tunnel, self.gre_memo.key, mac, exit)
+            }
+            _ => None,
+        };
+    }
+
+    /// The train the context holds, if any, and the worker's counters.
+    #[inline(always)]
+    pub fn train(&mut self) -> (Option<&express::train::GreTrain<'a>>, &mut Counters) {
+        (self.train.as_ref(), &mut self.local.counters)
     }
 
     /// The GRE tunnel joining this anycast endpoint and customer endpoint

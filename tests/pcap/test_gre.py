@@ -104,6 +104,37 @@ class Decapsulation(unittest.TestCase):
         self.assertEqual(t["ingress_packets"], 3)
         self.assertEqual(t["ingress_bytes"], 3 * len(inner))
 
+    def test_a_train_of_one_tunnels_packets_is_decapsulated_alike(self):
+        # From a tunnel's second packet in a burst on, the worker takes its packets in a train:
+        # a TCP SYN in it is clamped, and a packet that is not the train's (TTL 1: time
+        # exceeded, sent back into the tunnel) leaves it to the express lane and the full
+        # pipeline, in order.
+        udp = [IP(src="10.20.0.7", dst=CLIENT, ttl=50, id=i) / UDP(sport=1000 + i, dport=2000) / Raw(b"t" * (i + 1))
+               for i in range(6)]
+        syn = IP(src="10.20.0.7", dst=CLIENT, ttl=50, id=99) / TCP(sport=1, dport=2, flags="S", options=[("MSS", 1460)])
+        expired = IP(src="10.20.0.7", dst=CLIENT, ttl=1, id=98) / UDP(sport=7, dport=7)
+        inners = udp[:3] + [syn] + udp[3:5] + [expired] + udp[5:]
+        out, c = run([gre_in(i) for i in inners])
+        forwarded = [p for p in out if GRE not in p]
+        errors = [p for p in out if GRE in p]
+        sent = [i for i in inners if i.ttl > 1]
+        self.assertEqual(len(forwarded), len(sent))
+        for p, i in zip(forwarded, sent):
+            self.assertEqual((p[Ether].dst, p[Ether].src), (GW_MAC, PORT_MAC))
+            self.assertEqual((p[IP].src, p[IP].dst, p[IP].ttl, p[IP].id, p[IP].len), ("10.20.0.7", CLIENT, 49, i.id, len(i)))
+            self.assertTrue(checksum_ok(p, IP))
+            if TCP in i:
+                self.assertEqual(dict(p[TCP].options)["MSS"], 1436)
+                self.assertTrue(checksum_ok(p, TCP))
+            else:
+                self.assertEqual(bytes(p[IP].payload), bytes(i[IP].payload))
+        self.assertEqual(len(errors), 1)
+        self.assertEqual((errors[0][GRE][IP].dst, errors[0][GRE][ICMP].type), ("10.20.0.7", 11))
+        # Every packet came out of the tunnel, the expired one too.
+        t = c["tunnels"]["site1"]
+        self.assertEqual(t["ingress_packets"], len(inners))
+        self.assertEqual(t["ingress_bytes"], sum(len(i) for i in inners))
+
     def test_inner_ipv6(self):
         inner = IPv6(src="2001:db8:20::7", dst="2001:db9::5", hlim=9) / UDP(sport=1, dport=2) / Raw(b"v6")
         out, _ = run([gre_in(inner, proto=0x86DD)])

@@ -397,6 +397,84 @@ fn mutated_frames_are_finished_alike_or_left_alone() {
     assert!(taken > runs / 20, "{taken} of {runs} taken");
 }
 
+#[test]
+fn a_trains_frames_are_finished_as_the_full_pipeline_does_and_the_rest_left_alone() {
+    let mut s = setup();
+    // Each train made from a base's endpoints (the first three are the train's own frames; the
+    // declined GRE frames, some of a known tunnel, try its checks one by one).
+    let mut bases: Vec<Vec<u8>> = express_frames().into_iter().map(|f| f.1).collect();
+    for base in &bases[..3] {
+        assert_eq!(train_check(base, base, 0, &s.tables, &mut s.local), Ok(true), "{base:02x?}");
+    }
+    bases.extend(declined_frames().into_iter().map(|f| f.1));
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let (mut taken, mut runs) = (0, 0);
+    for base in &bases {
+        for _ in 0..4000 {
+            let mut frame = base.clone();
+            for _ in 0..=rng.below(3) {
+                match rng.below(6) {
+                    0..=2 if !frame.is_empty() => {
+                        let at = rng.below(frame.len().min(80));
+                        frame[at] = rng.next() as u8;
+                    }
+                    // A header byte set to a value the checks are about.
+                    3 if frame.len() > 58 => {
+                        let at = 14 + rng.below(44);
+                        frame[at] = [0, 1, 2, 6, 0x40, 0x45, 0xff][rng.below(7)];
+                    }
+                    0..=4 => frame.truncate(rng.below(frame.len() + 1)),
+                    _ => frame.extend((0..rng.below(40)).map(|_| rng.next() as u8)),
+                }
+            }
+            if rng.below(4) != 0 {
+                fix_checksum(&mut frame, 14);
+                fix_checksum(&mut frame, 38);
+            }
+            match train_check(base, &frame, 0, &s.tables, &mut s.local) {
+                Ok(true) => taken += 1,
+                Ok(false) => {}
+                Err(e) => panic!("{e}\nframe: {frame:02x?}"),
+            }
+            runs += 1;
+        }
+    }
+    // A good part of the mutations of the train's own frames are taken: the agreement is tested,
+    // not vacuous.
+    assert!(taken > 3 * 4000 / 10, "{taken} of {runs} taken");
+    // Another tunnel's frame, which the express lane takes, is not this train's; nor is a frame
+    // on the tagged port.
+    let other = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 17, 64, &udp(8)), [198, 51, 100, 11]);
+    assert_eq!(s.check(&other, 0, 1), Ok(Some(Verdict::Forward(0))));
+    assert_eq!(train_check(&bases[0], &other, 0, &s.tables, &mut s.local), Ok(false));
+    assert_eq!(train_check(&bases[0], &bases[0], 1, &s.tables, &mut s.local), Ok(false));
+}
+
+/// The frames of a burst, sent through one context as the worker does: the express lane, and
+/// from the second frame of a tunnel toward the default gateway on, its train.
+#[test]
+fn a_train_starts_with_a_tunnels_second_frame_and_ends_with_another_tunnels() {
+    let s = setup();
+    let mut local = s.local_without_sas(RateLimiter::new(1000, 1000));
+    let ours = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 17, 64, &udp(8)), CUSTOMER);
+    let other = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 17, 64, &udp(8)), [198, 51, 100, 11]);
+    let mut cx = Context::new(&s.tables, &mut local, 1);
+    let send = |frame: &[u8], cx: &mut Context<'_>| {
+        let mut pkt = HeapPacket::new(frame);
+        let verdict = forward(&mut pkt, Arrival::on(&s.tables, 0), cx);
+        (verdict, cx.train().0.map(|t| t.key()))
+    };
+    let key = |from: [u8; 4]| crate::tables::endpoints_key(ANYCAST.into(), from.into());
+    assert_eq!(send(&ours, &mut cx), (Some(Verdict::Forward(0)), None));
+    assert_eq!(send(&ours, &mut cx), (Some(Verdict::Forward(0)), Some(key(CUSTOMER))));
+    assert_eq!(send(&ours, &mut cx), (Some(Verdict::Forward(0)), Some(key(CUSTOMER))));
+    // Another tunnel's frame ends the train; its second one starts its own.
+    assert_eq!(send(&other, &mut cx), (Some(Verdict::Forward(0)), None));
+    assert_eq!(send(&other, &mut cx), (Some(Verdict::Forward(0)), Some(key([198, 51, 100, 11]))));
+    // A frame the express lane declines leaves the train as it was.
+    assert_eq!(send(&ours[..40], &mut cx), (None, Some(key([198, 51, 100, 11]))));
+}
+
 fn fix_checksum(frame: &mut [u8], at: usize) {
     if frame.len() >= at + 20 && frame[at] == 0x45 {
         frame[at + 10..at + 12].fill(0);
