@@ -9,7 +9,7 @@ use dpdk_bindings::{Mbuf, MbufBatch, Mempool, Port};
 
 use crate::esp::sa::SaUpdate;
 use crate::pipeline::esp::{self, EspJob};
-use crate::pipeline::express::train::GreTrain;
+use crate::pipeline::express::train::Train;
 use crate::pipeline::{self, Context, Counters, DropReason, Local, PuntReason, RateLimiter, Verdict};
 use crate::tables::{Egress, Tables, TunnelId};
 
@@ -209,8 +209,10 @@ impl Worker {
                             other = Some((mbuf, Verdict::Forward(out)));
                             break;
                         }
-                        if let (Some(train), counters) = cx.train() {
-                            next = ride(train, rx, next, tx, counters);
+                        match cx.trains() {
+                            (Some(train), _, local) => next = ride(train, rx, next, tx, local),
+                            (_, Some(train), local) => next = ride(train, rx, next, tx, local),
+                            _ => {}
                         }
                     }
                     Verdict::Drop(_) => {}
@@ -469,18 +471,12 @@ impl Worker {
 }
 
 /// Take the received packets from `next` on through `train` for as long as they are its
-/// ([`GreTrain::ride`]) and its port's TX batch has room, queued and counted as the burst's loop
+/// ([`Train::ride`]) and its port's TX batch has room, queued and counted as the burst's loop
 /// would; gives the index of the first packet left to that loop. Out of line, so that the
 /// train's few values stay in registers: in the burst's loop, with the whole pipeline around,
 /// they were on the stack.
 #[inline(never)]
-fn ride(
-    train: &GreTrain<'_>,
-    rx: &mut MbufBatch,
-    mut next: usize,
-    tx: &mut [MbufBatch],
-    counters: &mut Counters,
-) -> usize {
+fn ride(train: &impl Train, rx: &mut MbufBatch, mut next: usize, tx: &mut [MbufBatch], local: &mut Local) -> usize {
     let Some(out) = tx.get_mut(usize::from(train.port())) else { return next };
     // Counted here, and added to the counters once.
     let (mut packets, mut bytes, mut received, mut sent) = (0, 0, 0, 0);
@@ -490,7 +486,7 @@ fn ride(
         if !mbuf.is_contiguous() {
             break;
         }
-        let Some(inner) = train.ride(mbuf) else { break };
+        let Some(inner) = train.ride(mbuf, local) else { break };
         let Some(mbuf) = rx.take(next) else { break };
         next += 1;
         received += len as u64;
@@ -503,11 +499,9 @@ fn ride(
         }
     }
     if packets != 0 {
-        counters.rx_bytes += received;
-        counters.tx_bytes += sent;
-        let counters = counters.tunnel(train.slot());
-        counters.ingress_packets += packets;
-        counters.ingress_bytes += bytes;
+        local.counters.rx_bytes += received;
+        local.counters.tx_bytes += sent;
+        train.count(&mut local.counters, packets, bytes);
     }
     next
 }

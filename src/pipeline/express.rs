@@ -126,7 +126,7 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, arrival: Arrival, cx: &mut Context<'_>
     let dst = addr(h, 16);
     let ordinary = cx.tables.routes.is_ordinary_v4(dst);
     if ordinary || !cx.tables.may_be_ours_v4(dst) {
-        let (id, tunnel, mss) = customer_route(pkt.data(), port, total, ordinary, cx)?;
+        let (id, tunnel, mss, repeat) = customer_route(pkt.data(), port, total, ordinary, cx)?;
         if tunnel.kind == TunnelKind::Ipsec {
             // Routed, TTL and MSS done here; the SA is chosen and the crypto batched as for any
             // packet sent into the tunnel.
@@ -138,7 +138,17 @@ pub fn forward<P: PacketBuf>(pkt: &mut P, arrival: Arrival, cx: &mut Context<'_>
         // Sent as decapsulation's packets are: a port, made a verdict in one place, so that the
         // worker queues it without testing the verdict again (as a verdict from here it took 8
         // instructions more a packet).
-        return encapsulate(pkt, tunnel, total, mss, cx).map(Verdict::Forward);
+        let out = encapsulate(pkt, tunnel, total, mss, cx)?;
+        // The same prefix as the last packet's, in an ordinary block: a train.
+        match repeat {
+            Some(prefix) if ordinary => {
+                if cx.encap_train.is_none_or(|t| t.prefix() != prefix) {
+                    cx.start_encap_train(prefix, tunnel, arrival);
+                }
+            }
+            _ => cx.encap_train = None,
+        }
+        return Some(Verdict::Forward(out));
     }
     match h[9] {
         IP_PROTOCOL_ESP | IP_PROTOCOL_UDP => {
@@ -335,7 +345,7 @@ fn customer_route<'a>(
     total: usize,
     ordinary: bool,
     cx: &mut Context<'a>,
-) -> Option<(TunnelId, &'a Tunnel, u16)> {
+) -> Option<(TunnelId, &'a Tunnel, u16, Option<u32>)> {
     let tables = cx.tables;
     let h = header(d.first_chunk::<OUTER_IP_END>()?, 14)?;
     let (src, dst) = (addr(h, 12), addr(h, 16));
@@ -346,6 +356,7 @@ fn customer_route<'a>(
         return None;
     }
     let prefix = tables.routes.prefix_v4(dst);
+    let repeat = (u64::from(prefix) == cx.route_memo.key).then_some(prefix);
     let (id, tunnel) = match cx.single_route_v4(prefix) {
         Some(single) => single,
         None => {
@@ -359,7 +370,7 @@ fn customer_route<'a>(
     if total > usize::from(tunnel.mtu) {
         return None;
     }
-    Some((id, tunnel, if h[9] == IP_PROTOCOL_TCP { tunnel.mss } else { 0 }))
+    Some((id, tunnel, if h[9] == IP_PROTOCOL_TCP { tunnel.mss } else { 0 }, repeat))
 }
 
 /// An IPv4 packet (of `total` bytes, TCP SYNs clamped to `mss`) from the internet, routed into
@@ -377,12 +388,26 @@ fn encapsulate<P: PacketBuf>(
         return None;
     }
     let local = &mut *cx.local;
-    if tunnel.via_gateway_v4 {
+    let port = if tunnel.via_gateway_v4 {
         // Found once for the context, and read where it is.
         encapsulate_to(pkt, tunnel, cx.gateway_v4.as_ref()?, total, mss, local)
     } else {
         let out = L2Exit::find(cx.tables, &local.neighbors, tunnel.egress?)?;
         encapsulate_to(pkt, tunnel, &out, total, mss, local)
+    }?;
+    let counters = local.counters.tunnel(tunnel.slot);
+    counters.egress_packets += 1;
+    counters.egress_bytes += total as u64;
+    Some(port)
+}
+
+/// The exit of an IPv4 packet sent into GRE `tunnel` ([`encapsulate`]'s), with the tables and
+/// neighbors of `cx`.
+pub(super) fn tunnel_exit(tunnel: &Tunnel, cx: &Context<'_>) -> Option<L2Exit> {
+    if tunnel.via_gateway_v4 {
+        cx.gateway_v4
+    } else {
+        L2Exit::find(cx.tables, &cx.local.neighbors, tunnel.egress?)
     }
 }
 
@@ -404,7 +429,8 @@ fn encapsulate_to<P: PacketBuf>(
     }
 }
 
-/// [`encapsulate`] by an exit whose L2 header is `L2_LEN` bytes long.
+/// [`encapsulate`] by an exit whose L2 header is `L2_LEN` bytes long (not counted: the caller
+/// counts the tunnel's egress).
 #[inline(always)]
 fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
     pkt: &mut P,
@@ -414,7 +440,6 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
     mss: u16,
     local: &mut Local,
 ) -> Option<u16> {
-    let slot = tunnel.slot;
     let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
     // The one step that can fail comes first, so that a decline leaves the packet as it was.
     let grow = L2_LEN + gre::OVERHEAD - 14;
@@ -424,9 +449,6 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
 
     let outer_total = (total + gre::OVERHEAD) as u16;
     let id_field = local.next_ip_id();
-    let counters = local.counters.tunnel(slot);
-    counters.egress_packets += 1;
-    counters.egress_bytes += total as u64;
     pkt.truncate(grow + 14 + total);
     let outer_sum = csum::template_checksum(template_sum, outer_total, id_field);
     let data = pkt.data_mut();
@@ -498,53 +520,80 @@ pub fn differential_check(
     Ok(Some(verdict))
 }
 
-/// Take `frame` (received on `port`) through the train of the tunnel whose endpoints the frame
-/// `first` carries, if it has one (made as a context makes it, from `local`'s neighbors), and
-/// check it as [`differential_check`] checks the express lane, counting what the worker counts
-/// for the train's packets. Gives whether the train took the frame.
-pub fn train_check(first: &[u8], frame: &[u8], port: u16, tables: &Tables, local: &mut Local) -> Result<bool, String> {
-    let Some(first) = first.first_chunk::<{ INNER_START + 20 }>() else { return Ok(false) };
+/// Take `frame` (received on `port`) through the trains that the frame `first` would start, if
+/// any (made as a context makes them, from `local`'s neighbors): the train of the GRE tunnel whose
+/// endpoints `first` carries, and the train of the customer prefix holding its destination when
+/// that prefix's one route is into a GRE tunnel. Check each as [`differential_check`] checks the
+/// express lane, counting what the worker counts for a train's packets. Gives how many took the
+/// frame.
+pub fn train_check(first: &[u8], frame: &[u8], port: u16, tables: &Tables, local: &mut Local) -> Result<usize, String> {
+    let (Some(first), Some(info)) = (first.first_chunk::<OUTER_IP_END>(), tables.ports.get(usize::from(port))) else {
+        return Ok(0);
+    };
+    if info.express_mac == u64::MAX {
+        return Ok(0);
+    }
+    let mut taken = 0;
+    let mut own = Local::new(0, RateLimiter::new(1000, 1000), 0);
+    own.neighbors = local.neighbors.clone();
+    let cx = Context::new(tables, &mut own, 1);
+    // Decapsulation.
     let key = crate::tables::endpoints_key(addr(first, 30), addr(first, 26));
-    let (Some(id), Some(exit), Some(info)) = (
-        tables.gre_tunnel_by_key(key),
-        L2Exit::gateway_v4(tables, &local.neighbors),
-        tables.ports.get(usize::from(port)),
-    ) else {
-        return Ok(false);
-    };
-    let Some(train) = (info.express_mac != u64::MAX)
-        .then(|| train::GreTrain::new(tables, tables.tunnel(id), key, info.mac, exit))
-        .flatten()
-    else {
-        return Ok(false);
-    };
+    if let (Some(id), Some(exit)) = (tables.gre_tunnel_by_key(key), cx.gateway_v4) {
+        if let Some(train) = train::GreTrain::new(tables, tables.tunnel(id), key, info.mac, exit) {
+            taken += usize::from(train_alike(&train, frame, port, tables, local)?);
+        }
+    }
+    // Encapsulation.
+    let prefix = tables.routes.prefix_v4(addr(first, 30));
+    let single =
+        tables.routes.hops_of_prefix_v4(prefix).filter(|h| !h.is_multipath()).map(|h| tables.tunnel(h.pick(0)));
+    if let Some(tunnel) = single.filter(|t| t.kind == TunnelKind::Gre) {
+        if let Some(train) =
+            tunnel_exit(tunnel, &cx).and_then(|exit| train::EncapTrain::new(tables, prefix, tunnel, info.mac, exit))
+        {
+            taken += usize::from(train_alike(&train, frame, port, tables, local)?);
+        }
+    }
+    Ok(taken)
+}
+
+/// [`train_check`] for one train: whether it took the frame.
+fn train_alike(
+    train: &impl train::Train,
+    frame: &[u8],
+    port: u16,
+    tables: &Tables,
+    local: &mut Local,
+) -> Result<bool, String> {
     let mut pkt = HeapPacket::new(frame);
-    let Some(bytes) = train.ride(&mut pkt) else {
-        if pkt.data() != frame {
-            return Err("the train declined a frame after changing it".into());
+    let (counters, ip_id) = (local.counters.clone(), local.ip_id);
+    let Some(bytes) = train.ride(&mut pkt, local) else {
+        if pkt.data() != frame || local.counters != counters || local.ip_id != ip_id {
+            return Err("a train declined a frame after changing it or the worker's state".into());
         }
         return Ok(false);
     };
-    let mut counters = local.counters.clone();
-    let tunnel = counters.tunnel(train.slot());
-    tunnel.ingress_packets += 1;
-    tunnel.ingress_bytes += bytes as u64;
-    let (full, full_pkt, full_counters, _) = run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
+    let mut ridden = std::mem::replace(&mut local.counters, counters);
+    let ridden_ip_id = std::mem::replace(&mut local.ip_id, ip_id);
+    train.count(&mut ridden, 1, bytes as u64);
+    let (full, full_pkt, full_counters, full_ip_id) =
+        run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
     if full != Some(Verdict::Forward(train.port())) {
         return Err(format!(
-            "the train sent a frame out of port {}, the full pipeline's verdict is {full:?}",
+            "a train sent a frame out of port {}, the full pipeline's verdict is {full:?}",
             train.port()
         ));
     }
     if pkt.data() != full_pkt.data() {
         return Err(format!(
-            "the train's frame differs from the full pipeline's:\n{:02x?}\n{:02x?}",
+            "a train's frame differs from the full pipeline's:\n{:02x?}\n{:02x?}",
             pkt.data(),
             full_pkt.data()
         ));
     }
-    if counters != full_counters {
-        return Err("the train counted otherwise than the full pipeline".into());
+    if ridden != full_counters || ridden_ip_id != full_ip_id {
+        return Err("a train counted otherwise than the full pipeline".into());
     }
     Ok(true)
 }

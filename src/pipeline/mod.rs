@@ -151,6 +151,9 @@ pub struct Context<'a> {
     /// The train of GRE packets that the last two packets decapsulated began, if any
     /// ([`express::train`]).
     train: Option<express::train::GreTrain<'a>>,
+    /// The train of packets into a customer prefix's tunnel that the last two packets
+    /// encapsulated began, if any.
+    encap_train: Option<express::train::EncapTrain<'a>>,
 }
 
 /// The last key a tunnel was looked up by, and the answer:
@@ -201,7 +204,7 @@ impl<'a> Context<'a> {
         let gre_memo = TunnelMemo::new(key, tables.gre_tunnel_by_key(key), tables);
         let route_memo = TunnelMemo::for_prefix_v4(0, tables);
         let gateway_v4 = express::L2Exit::gateway_v4(tables, &local.neighbors);
-        Context { tables, local, now, gre_memo, route_memo, gateway_v4, train: None }
+        Context { tables, local, now, gre_memo, route_memo, gateway_v4, train: None, encap_train: None }
     }
 
     /// Start the train of `tunnel` (the GRE memo's), arriving as `arrival` says, when its
@@ -217,10 +220,26 @@ impl<'a> Context<'a> {
         };
     }
 
-    /// The train the context holds, if any, and the worker's counters.
+    /// Start the train of the customer prefix numbered `prefix`, whose one route is into the GRE
+    /// tunnel `tunnel`, for packets arriving as `arrival` says, when they leave untagged, on a
+    /// port without a VLAN.
+    #[inline(never)]
+    fn start_encap_train(&mut self, prefix: u32, tunnel: &'a Tunnel, arrival: Arrival) {
+        self.encap_train = match express::tunnel_exit(tunnel, self) {
+            Some(exit) if arrival.express_mac != u64::MAX => {
+                let mac = l2::word_mac(arrival.express_mac);
+                express::train::EncapTrain::new(self.tables, prefix, tunnel, mac, exit)
+            }
+            _ => None,
+        };
+    }
+
+    /// The trains the context holds, if any, and the worker's state.
     #[inline(always)]
-    pub fn train(&mut self) -> (Option<&express::train::GreTrain<'a>>, &mut Counters) {
-        (self.train.as_ref(), &mut self.local.counters)
+    pub fn trains(
+        &mut self,
+    ) -> (Option<&express::train::GreTrain<'a>>, Option<&express::train::EncapTrain<'a>>, &mut Local) {
+        (self.train.as_ref(), self.encap_train.as_ref(), self.local)
     }
 
     /// The GRE tunnel joining this anycast endpoint and customer endpoint

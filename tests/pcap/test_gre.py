@@ -173,6 +173,41 @@ class Encapsulation(unittest.TestCase):
         self.assertEqual(c["tunnels"]["site1"]["egress_packets"], 2)
         self.assertEqual(c["tunnels"]["site1"]["egress_bytes"], 2 * len(inner))
 
+    def test_a_train_into_one_prefixs_tunnel_is_encapsulated_alike(self):
+        # From a prefix's second packet in a burst on, the worker takes its packets in a train:
+        # a TCP SYN in it is clamped, and a packet too big for the tunnel (DF: fragmentation
+        # needed, back to the sender) leaves it to the full pipeline, in order.
+        udp = [IP(src=CLIENT, dst=f"10.20.1.{i}", ttl=64, id=i, flags="DF") / UDP(sport=5, dport=6) / Raw(b"e" * (i + 1))
+               for i in range(6)]
+        syn = IP(src=CLIENT, dst="10.20.1.9", ttl=64, id=99) / TCP(sport=1, dport=2, flags="S", options=[("MSS", 1460)])
+        too_big = IP(src=CLIENT, dst="10.20.1.8", ttl=64, id=98, flags="DF") / UDP(sport=7, dport=7) / Raw(b"x" * 1460)
+        inners = udp[:3] + [syn] + udp[3:5] + [too_big] + udp[5:]
+        out, c = run([from_gw(i) for i in inners])
+        into_tunnel = [p for p in out if GRE in p]
+        errors = [p for p in out if GRE not in p]
+        sent = [i for i in inners if i is not too_big]
+        self.assertEqual(len(into_tunnel), len(sent))
+        ids = set()
+        for p, i in zip(into_tunnel, sent):
+            self.assertEqual((p[Ether].dst, p[Ether].src), (GW_MAC, PORT_MAC))
+            o = p[IP]
+            self.assertEqual((o.src, o.dst, o.proto, o.ttl, o.len), (ANYCAST, CUSTOMER, 47, 64, 24 + len(i)))
+            self.assertTrue(checksum_ok(p, IP))
+            ids.add(o.id)
+            g = p[GRE].payload
+            self.assertEqual((g.src, g.dst, g.ttl, g.id), (CLIENT, i.dst, 63, i.id))
+            self.assertEqual(IP(bytes(g)).chksum, g.chksum)
+            if TCP in i:
+                self.assertEqual(dict(p[GRE][TCP].options)["MSS"], 1436)
+            else:
+                self.assertEqual(bytes(g.payload), bytes(i.payload))
+        self.assertEqual(len(ids), len(sent), "each outer header its own identification")
+        self.assertEqual(len(errors), 1)
+        self.assertEqual((errors[0][IP].dst, errors[0][ICMP].type, errors[0][ICMP].code), (CLIENT, 3, 4))
+        t = c["tunnels"]["site1"]
+        self.assertEqual(t["egress_packets"], len(sent))
+        self.assertEqual(t["egress_bytes"], sum(len(i) for i in sent))
+
     def test_ipv6_customer_prefix(self):
         inner = IPv6(src="2001:db9::5", dst="2001:db8:20::9", hlim=64) / UDP() / Raw(b"x" * 30)
         out, _ = run([from_gw(inner)])

@@ -1,5 +1,8 @@
-//! A train: a customer router's GRE packets through one tunnel, one after another in a burst,
-//! each decapsulated toward the default gateway.
+//! Trains: a burst's packets one after another through one tunnel. Two kinds:
+//! - a customer router's GRE packets, each decapsulated toward the default gateway
+//!   ([`GreTrain`]);
+//! - packets from the internet for one customer prefix, routed into its one GRE tunnel
+//!   ([`EncapTrain`]).
 //!
 //! Once the express lane has decapsulated two packets in a row from the same tunnel toward the
 //! default gateway, the context holds a [`GreTrain`], and the worker takes the burst's next
@@ -11,15 +14,37 @@
 //! differs from packet to packet (lengths, checksums, the TTL, the inner addresses) is checked
 //! as the express lane checks it.
 //!
-//! A packet the train takes gets exactly the express lane's verdict, bytes and counts; any
-//! other packet is declined untouched and goes the express lane's way. A differential test
-//! holds it to that.
+//! An encapsulation train is started by the second packet in a row for one customer prefix (in
+//! an ordinary /16 block) routed into one GRE tunnel; its packets are checked as the express lane
+//! checks them, but for the destination MAC, EtherType, version, header length and fragment
+//! fields, compared whole, and the route, which is the prefix's number compared.
+//!
+//! A packet a train takes gets exactly the express lane's verdict, bytes and counts; any other
+//! packet is declined untouched and goes the express lane's way. A differential test holds them
+//! to that.
 
 use std::net::Ipv4Addr;
 
-use super::{header, ipv4_length_and_checksum, L2Exit, INNER_START, IP_PROTOCOL_GRE, IP_PROTOCOL_TCP};
-use crate::pipeline::{gre, ipv4, mss, PacketBuf};
+use super::{
+    encapsulate_by, header, ipv4_length_and_checksum, L2Exit, INNER_START, IP_PROTOCOL_GRE, IP_PROTOCOL_TCP,
+    OUTER_IP_END,
+};
+use crate::pipeline::{gre, ipv4, mss, Counters, Local, PacketBuf};
 use crate::tables::{Tables, Tunnel};
+
+/// A train: the packets it takes, and how they are counted.
+pub trait Train {
+    /// The port the train's packets leave by.
+    fn port(&self) -> u16;
+
+    /// Take the frame `pkt` if it is one of the train's, as the express lane would (with the
+    /// worker state `local`): gives the bytes its tunnel counts. Declines (None) with the frame
+    /// untouched otherwise.
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, local: &mut Local) -> Option<usize>;
+
+    /// Count `packets` of `bytes` for the train's tunnel, as the express lane counts them.
+    fn count(&self, counters: &mut Counters, packets: u64, bytes: u64);
+}
 
 /// How many of a frame's first bytes a train compares.
 const COMPARED: usize = 48;
@@ -115,24 +140,17 @@ impl<'a> GreTrain<'a> {
     pub fn key(&self) -> u64 {
         self.key
     }
+}
 
-    /// The port the train's packets leave by.
+impl Train for GreTrain<'_> {
     #[inline(always)]
-    pub fn port(&self) -> u16 {
+    fn port(&self) -> u16 {
         self.exit.port
     }
 
-    /// The tunnel's counter slot.
+    /// Decapsulated: the bytes are the outer packet's, less its headers.
     #[inline(always)]
-    pub fn slot(&self) -> u32 {
-        self.slot
-    }
-
-    /// Decapsulate the frame `pkt` if it is one of the train's, as the express lane would: gives
-    /// the bytes its tunnel's ingress counts (the outer packet's, less its headers), the port
-    /// being the train's. Declines (None) with the frame untouched otherwise.
-    #[inline(always)]
-    pub fn ride<P: PacketBuf>(&self, pkt: &mut P) -> Option<usize> {
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, _: &mut Local) -> Option<usize> {
         let d = pkt.data();
         let f = d.first_chunk::<{ INNER_START + 20 }>()?;
         let room = d.len() - 14;
@@ -163,5 +181,126 @@ impl<'a> GreTrain<'a> {
             mss::clamp(&mut data[14 + 20..], mss);
         }
         Some(total - gre::OVERHEAD)
+    }
+
+    #[inline(always)]
+    fn count(&self, counters: &mut Counters, packets: u64, bytes: u64) {
+        let counters = counters.tunnel(self.slot);
+        counters.ingress_packets += packets;
+        counters.ingress_bytes += bytes;
+    }
+}
+
+/// Which bits of a frame's first 32 bytes an encapsulation train compares: the destination MAC
+/// (0..6), the EtherType (12, 13), the version and header length (14) and the fragment fields
+/// but DF (20, 21).
+const PLAIN_MASK: [u8; 32] = {
+    let mut m = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        m[i] = match i {
+            0..6 | 12..15 | 21 => 0xff,
+            20 => 0x3f,
+            _ => 0,
+        };
+        i += 1;
+    }
+    m
+};
+
+/// [`PLAIN_MASK`] as little-endian words.
+const PLAIN_MASK_WORDS: [u128; 2] = [word(&PLAIN_MASK, 0), word(&PLAIN_MASK, 16)];
+
+/// A customer prefix's train into its one GRE tunnel, on a context's tables and neighbors.
+#[derive(Debug, Clone, Copy)]
+pub struct EncapTrain<'a> {
+    /// The compared bits ([`PLAIN_MASK`]) of every packet of the train.
+    expect: [u128; 2],
+    tables: &'a Tables,
+    /// The prefix's number ([`crate::tables::RouteTable::prefix_v4`]).
+    prefix: u32,
+    tunnel: &'a Tunnel,
+    /// How the tunnel's packets leave, untagged.
+    exit: L2Exit,
+}
+
+impl<'a> EncapTrain<'a> {
+    /// The train of the prefix numbered `prefix`, whose one route is into the GRE tunnel
+    /// `tunnel`, for packets arriving at the port whose MAC is `mac` and leaving by the untagged
+    /// `exit`; None for a tagged exit.
+    pub fn new(
+        tables: &'a Tables,
+        prefix: u32,
+        tunnel: &'a Tunnel,
+        mac: [u8; 6],
+        exit: L2Exit,
+    ) -> Option<EncapTrain<'a>> {
+        if exit.vlan.is_some() {
+            return None;
+        }
+        let mut e = [0u8; 32];
+        e[..6].copy_from_slice(&mac);
+        e[12..14].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
+        e[14] = 0x45;
+        let expect = std::array::from_fn(|i| {
+            e.get(16 * i..).and_then(|w| w.first_chunk::<16>()).map_or(0, |w| u128::from_le_bytes(*w))
+        });
+        Some(EncapTrain { expect, tables, prefix, tunnel, exit })
+    }
+
+    /// The number of the prefix the train was made for.
+    #[inline(always)]
+    pub fn prefix(&self) -> u32 {
+        self.prefix
+    }
+}
+
+impl Train for EncapTrain<'_> {
+    #[inline(always)]
+    fn port(&self) -> u16 {
+        self.exit.port
+    }
+
+    /// Encapsulated: the bytes are the inner packet's.
+    #[inline(always)]
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, local: &mut Local) -> Option<usize> {
+        let d = pkt.data();
+        let f = d.first_chunk::<OUTER_IP_END>()?;
+        let mut differ = 0;
+        for (i, e) in self.expect.iter().enumerate() {
+            let w = f.get(16 * i..).and_then(|w| w.first_chunk::<16>()).map_or(0, |w| u128::from_le_bytes(*w));
+            differ |= (w & PLAIN_MASK_WORDS[i]) ^ e;
+        }
+        if differ != 0 {
+            return None;
+        }
+        let h = header(f, 14)?;
+        let total = ipv4_length_and_checksum(h, d.len() - 14, 20)?;
+        let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+        let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+        let routes = &self.tables.routes;
+        // Not GRE (for decapsulation), in an ordinary block (not ours, no martian or broadcast
+        // destination), a TTL that does not run out, not martian, within the prefix and the
+        // tunnel's MTU.
+        if h[9] == IP_PROTOCOL_GRE
+            || !routes.is_ordinary_v4(dst)
+            || h[8] <= 1
+            || ipv4::martian(src)
+            || routes.prefix_v4(dst) != self.prefix
+            || total > usize::from(self.tunnel.mtu)
+            || total + gre::OVERHEAD > 0xffff
+        {
+            return None;
+        }
+        let mss = if h[9] == IP_PROTOCOL_TCP { self.tunnel.mss } else { 0 };
+        encapsulate_by::<P, 14>(pkt, self.tunnel, &self.exit, total, mss, local)?;
+        Some(total)
+    }
+
+    #[inline(always)]
+    fn count(&self, counters: &mut Counters, packets: u64, bytes: u64) {
+        let counters = counters.tunnel(self.tunnel.slot);
+        counters.egress_packets += packets;
+        counters.egress_bytes += bytes;
     }
 }
