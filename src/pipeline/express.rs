@@ -356,15 +356,17 @@ fn customer_route<'a>(
         return None;
     }
     let prefix = tables.routes.prefix_v4(dst);
-    let repeat = (u64::from(prefix) == cx.route_memo.key).then_some(prefix);
-    let (id, tunnel) = match cx.single_route_v4(prefix) {
-        Some(single) => single,
+    let repeat = u64::from(prefix) == cx.route_memo.key;
+    let (id, tunnel, repeat) = match cx.single_route_v4(prefix) {
+        // The prefix's one tunnel: a train when the last packet's prefix was the same.
+        Some((id, tunnel)) => (id, tunnel, repeat.then_some(prefix)),
         None => {
-            // No route, or several tunnels sharing the prefix by flow.
+            // No route, or several tunnels sharing the prefix by flow: each packet its own
+            // tunnel, never a train.
             let hops = tables.routes.hops_of_prefix_v4(prefix)?;
             let ports = ipv4::transport_ports(d.get(14..14 + total)?, h[9].into(), false, 20);
             let id = hops.pick(flow_hash(src.into(), dst.into(), ports));
-            (id, tables.tunnel(id))
+            (id, tables.tunnel(id), None)
         }
     };
     if total > usize::from(tunnel.mtu) {

@@ -44,6 +44,11 @@ name = "far"
 customer_endpoint = "100.64.9.9"
 anycast_endpoint = "192.0.2.100"
 
+[[gre_tunnels]]
+name = "far2"
+customer_endpoint = "100.64.9.10"
+anycast_endpoint = "192.0.2.100"
+
 [[ipsec_tunnels]]
 name = "sec1"
 customer_endpoint = "198.51.100.20"
@@ -83,6 +88,14 @@ weight = 3
 [[routes]]
 prefix = "10.30.0.0/16"
 nexthop = "far"
+
+[[routes]]
+prefix = "10.31.0.0/16"
+nexthop = "far"
+
+[[routes]]
+prefix = "10.31.0.0/16"
+nexthop = "far2"
 
 [[routes]]
 prefix = "10.40.0.0/16"
@@ -311,8 +324,7 @@ fn exit_agrees(s: &Setup, packet: &[u8], id: TunnelId) -> bool {
 #[test]
 fn decrypted_packets_leave_by_a_port_as_the_full_pipeline_sends_them() {
     let s = setup();
-    let sec1 = TunnelId(3);
-    assert_eq!(s.tables.tunnel(sec1).name, "sec1");
+    let sec1 = TunnelId(s.tables.tunnels.iter().position(|t| t.name == "sec1").unwrap() as u32);
     let cases = [
         (ipv4([10, 40, 0, 5], INTERNET_HOST, 17, 64, &udp(18)), true),
         (ipv4([10, 40, 0, 5], INTERNET_HOST, 6, 64, &syn(1460)), true),
@@ -489,6 +501,35 @@ fn a_train_starts_with_a_tunnels_second_frame_and_ends_with_another_tunnels() {
     assert_eq!(send(&other, &mut cx), (Some(Verdict::Forward(0)), Some(key([198, 51, 100, 11]))));
     // A frame the express lane declines leaves the train as it was.
     assert_eq!(send(&ours[..40], &mut cx), (None, Some(key([198, 51, 100, 11]))));
+}
+
+/// As above, for encapsulation: a prefix's one tunnel makes a train, a prefix that tunnels
+/// share by flow never does.
+#[test]
+fn an_encapsulation_train_is_one_prefixs_with_one_tunnel() {
+    let s = setup();
+    let mut local = s.local_without_sas(RateLimiter::new(1000, 1000));
+    let mut cx = Context::new(&s.tables, &mut local, 1);
+    let send = |dst: [u8; 4], cx: &mut Context<'_>| {
+        let mut pkt = HeapPacket::new(&ether(&ipv4(INTERNET_HOST, dst, 17, 64, &udp(10))));
+        let verdict = forward(&mut pkt, Arrival::on(&s.tables, 0), cx);
+        (verdict, cx.trains().1.map(|t| t.prefix()))
+    };
+    let prefix = |dst: [u8; 4]| s.tables.routes.prefix_v4(dst.into());
+    // Shared by two tunnels (ECMP), both reached through the gateway: taken, each by its flow,
+    // but no train; nor on the tagged port.
+    for last in 1..5 {
+        assert_eq!(send([10, 31, 1, last], &mut cx), (Some(Verdict::Forward(0)), None));
+        assert_eq!(send([10, 21, 1, last], &mut cx), (Some(Verdict::Forward(1)), None));
+    }
+    for last in 1..5 {
+        assert_eq!(send([10, 31, 1, last], &mut cx), (Some(Verdict::Forward(0)), None));
+    }
+    assert_eq!(send([10, 30, 1, 2], &mut cx), (Some(Verdict::Forward(0)), None));
+    assert_eq!(send([10, 30, 9, 9], &mut cx), (Some(Verdict::Forward(0)), Some(prefix([10, 30, 0, 0]))));
+    // Another prefix ends it; the shared prefix starts none.
+    assert_eq!(send([10, 21, 1, 1], &mut cx), (Some(Verdict::Forward(1)), None));
+    assert_eq!(send([10, 21, 1, 2], &mut cx), (Some(Verdict::Forward(1)), None));
 }
 
 fn fix_checksum(frame: &mut [u8], at: usize) {
