@@ -504,22 +504,33 @@ pub fn differential_check(
         }
         return Ok(None);
     };
-    let (full, full_pkt, full_counters, full_ip_id) =
-        run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
+    let full = run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
+    agree_with_full("the express lane", (verdict, &express_pkt, &express_counters, express_ip_id), full)?;
+    Ok(Some(verdict))
+}
+
+/// Whether what `lane` made of a frame (its verdict, packet, counters and IP identification
+/// after) is what the full pipeline made of it ([`run_alone`]'s result); the first difference
+/// otherwise.
+fn agree_with_full(
+    lane: &str,
+    (verdict, pkt, counters, ip_id): (Verdict, &HeapPacket, &super::Counters, u16),
+    (full, full_pkt, full_counters, full_ip_id): (Option<Verdict>, HeapPacket, super::Counters, u16),
+) -> Result<(), String> {
     if full != Some(verdict) {
-        return Err(format!("the express lane's verdict is {verdict:?}, the full pipeline's {full:?}"));
+        return Err(format!("{lane}'s verdict is {verdict:?}, the full pipeline's {full:?}"));
     }
-    if express_pkt.data() != full_pkt.data() {
+    if pkt.data() != full_pkt.data() {
         return Err(format!(
-            "the express lane's frame differs from the full pipeline's:\n{:02x?}\n{:02x?}",
-            express_pkt.data(),
+            "{lane}'s frame differs from the full pipeline's:\n{:02x?}\n{:02x?}",
+            pkt.data(),
             full_pkt.data()
         ));
     }
-    if express_counters != full_counters || express_ip_id != full_ip_id {
-        return Err("the express lane counted otherwise than the full pipeline".into());
+    if *counters != full_counters || ip_id != full_ip_id {
+        return Err(format!("{lane} counted otherwise than the full pipeline"));
     }
-    Ok(Some(verdict))
+    Ok(())
 }
 
 /// Take `frame` (received on `port`) through the trains that the frame `first` would start, if
@@ -579,24 +590,8 @@ fn train_alike(
     let mut ridden = std::mem::replace(&mut local.counters, counters);
     let ridden_ip_id = std::mem::replace(&mut local.ip_id, ip_id);
     train.count(&mut ridden, 1, bytes as u64);
-    let (full, full_pkt, full_counters, full_ip_id) =
-        run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
-    if full != Some(Verdict::Forward(train.port())) {
-        return Err(format!(
-            "a train sent a frame out of port {}, the full pipeline's verdict is {full:?}",
-            train.port()
-        ));
-    }
-    if pkt.data() != full_pkt.data() {
-        return Err(format!(
-            "a train's frame differs from the full pipeline's:\n{:02x?}\n{:02x?}",
-            pkt.data(),
-            full_pkt.data()
-        ));
-    }
-    if ridden != full_counters || ridden_ip_id != full_ip_id {
-        return Err("a train counted otherwise than the full pipeline".into());
-    }
+    let full = run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
+    agree_with_full("a train", (Verdict::Forward(train.port()), &pkt, &ridden, ridden_ip_id), full)?;
     Ok(true)
 }
 
