@@ -9,8 +9,8 @@ use dpdk_bindings::{Mbuf, MbufBatch, Mempool, Port};
 
 use crate::esp::sa::SaUpdate;
 use crate::pipeline::esp::{self, EspJob};
-use crate::pipeline::express::train::Train;
-use crate::pipeline::{self, Context, Counters, DropReason, Local, PuntReason, RateLimiter, Verdict};
+use crate::pipeline::express::{self, train::AnyTrain, train::Train, L2Exit, Lines};
+use crate::pipeline::{self, Arrival, Context, Counters, DropReason, Local, PuntReason, RateLimiter, Verdict};
 use crate::tables::{Egress, Tables, TunnelId};
 
 /// A change for a worker, sent through its update ring.
@@ -193,6 +193,9 @@ impl Worker {
         loop {
             let Split { context: mut cx, rx, tx, crypto } = self.split(now);
             let arrival = pipeline::Arrival::on(cx.tables, port);
+            // A run whose first two packets are one train's rides it from the start, for as
+            // long as its packets come; the rest go the express lane's way.
+            next = board_and_ride(rx, next, tx, arrival, cx.tables, cx.gateway_v4(), cx.local);
             let mut other = None;
             while next < count {
                 let taken = rx.take(next);
@@ -208,11 +211,6 @@ impl Worker {
                         if let Err(mbuf) = queue(tx, &mut cx.local.counters, mbuf, out) {
                             other = Some((mbuf, Verdict::Forward(out)));
                             break;
-                        }
-                        match cx.trains() {
-                            (Some(train), _, local) => next = ride(train, rx, next, tx, local),
-                            (_, Some(train), local) => next = ride(train, rx, next, tx, local),
-                            _ => {}
                         }
                     }
                     Verdict::Drop(_) => {}
@@ -467,6 +465,28 @@ impl Worker {
         self.local.sas.reports_into(&mut reports);
         self.local.counters.sas = Arc::new(reports);
         self.sas_reported_at = now;
+    }
+}
+
+/// Take the received packets from `next` on through the train they board
+/// ([`express::boarding`]), if any: [`ride`]. Out of line, so that the burst's loop holds none
+/// of the trains' code.
+#[inline(never)]
+fn board_and_ride(
+    rx: &mut MbufBatch,
+    next: usize,
+    tx: &mut [MbufBatch],
+    arrival: Arrival,
+    tables: &Tables,
+    gateway_v4: Option<L2Exit>,
+    local: &mut Local,
+) -> usize {
+    let (Some(first), Some(second)) = (rx.get(next), rx.get(next + 1)) else { return next };
+    let lines = Lines { tables, neighbors: &local.neighbors, gateway_v4 };
+    match express::boarding(first.data(), second.data(), arrival, &lines) {
+        Some(AnyTrain::Decap(train)) => ride(&train, rx, next, tx, local),
+        Some(AnyTrain::Encap(train)) => ride(&train, rx, next, tx, local),
+        None => next,
     }
 }
 

@@ -247,6 +247,12 @@ impl MbufBatch {
 
     /// The mbuf at `index`, left in the batch (None past the batch's end or when taken).
     #[inline]
+    pub fn get(&self, index: usize) -> Option<&Mbuf> {
+        self.slots.get(index)?.as_ref()
+    }
+
+    /// The mbuf at `index`, left in the batch (None past the batch's end or when taken).
+    #[inline]
     pub fn get_mut(&mut self, index: usize) -> Option<&mut Mbuf> {
         self.slots.get_mut(index)?.as_mut()
     }

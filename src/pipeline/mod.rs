@@ -148,12 +148,6 @@ pub struct Context<'a> {
     /// The default gateway's exit, found once for the context from `tables` and the neighbors
     /// (which change only between contexts).
     gateway_v4: Option<express::L2Exit>,
-    /// The train of GRE packets that the last two packets decapsulated began, if any
-    /// ([`express::train`]).
-    train: Option<express::train::GreTrain<'a>>,
-    /// The train of packets into a customer prefix's tunnel that the last two packets
-    /// encapsulated began, if any.
-    encap_train: Option<express::train::EncapTrain<'a>>,
 }
 
 /// The last key a tunnel was looked up by, and the answer:
@@ -204,42 +198,13 @@ impl<'a> Context<'a> {
         let gre_memo = TunnelMemo::new(key, tables.gre_tunnel_by_key(key), tables);
         let route_memo = TunnelMemo::for_prefix_v4(0, tables);
         let gateway_v4 = express::L2Exit::gateway_v4(tables, &local.neighbors);
-        Context { tables, local, now, gre_memo, route_memo, gateway_v4, train: None, encap_train: None }
+        Context { tables, local, now, gre_memo, route_memo, gateway_v4 }
     }
 
-    /// Start the train of `tunnel` (the GRE memo's), arriving as `arrival` says, when its
-    /// packets leave by the default gateway untagged, on a port without a VLAN.
-    #[inline(never)]
-    fn start_train(&mut self, tunnel: &Tunnel, arrival: Arrival) {
-        self.train = match self.gateway_v4 {
-            Some(exit) if arrival.express_mac != u64::MAX => {
-                let mac = l2::word_mac(arrival.express_mac);
-                express::train::GreTrain::new(self.tables, tunnel, self.gre_memo.key, mac, exit)
-            }
-            _ => None,
-        };
-    }
-
-    /// Start the train of the customer prefix numbered `prefix`, whose one route is into the GRE
-    /// tunnel `tunnel`, for packets arriving as `arrival` says, when they leave untagged, on a
-    /// port without a VLAN.
-    #[inline(never)]
-    fn start_encap_train(&mut self, prefix: u32, tunnel: &'a Tunnel, arrival: Arrival) {
-        self.encap_train = match express::tunnel_exit(tunnel, self) {
-            Some(exit) if arrival.express_mac != u64::MAX => {
-                let mac = l2::word_mac(arrival.express_mac);
-                express::train::EncapTrain::new(self.tables, prefix, tunnel, mac, exit)
-            }
-            _ => None,
-        };
-    }
-
-    /// The trains the context holds, if any, and the worker's state.
+    /// The default gateway's exit, found for the context.
     #[inline(always)]
-    pub fn trains(
-        &mut self,
-    ) -> (Option<&express::train::GreTrain<'a>>, Option<&express::train::EncapTrain<'a>>, &mut Local) {
-        (self.train.as_ref(), self.encap_train.as_ref(), self.local)
+    pub fn gateway_v4(&self) -> Option<express::L2Exit> {
+        self.gateway_v4
     }
 
     /// The GRE tunnel joining this anycast endpoint and customer endpoint

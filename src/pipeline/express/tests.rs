@@ -444,58 +444,58 @@ fn a_trains_frames_are_finished_as_the_full_pipeline_does_and_the_rest_left_alon
     }
 }
 
-/// The frames of a burst, sent through one context as the worker does: the express lane, and
-/// from the second frame of a tunnel toward the default gateway on, its train.
+/// The train a run of received frames boards: a tunnel's where its first two frames are that
+/// tunnel's (toward the default gateway), none where they are two tunnels' or two kinds.
 #[test]
-fn a_train_starts_with_a_tunnels_second_frame_and_ends_with_another_tunnels() {
+fn a_run_boards_a_tunnels_train_when_its_first_two_frames_are_the_tunnels() {
     let s = setup();
-    let mut local = s.local_without_sas(RateLimiter::new(1000, 1000));
+    let local = s.local_without_sas(RateLimiter::new(1000, 1000));
+    let gateway_v4 = L2Exit::gateway_v4(&s.tables, &local.neighbors);
+    let lines = Lines { tables: &s.tables, neighbors: &local.neighbors, gateway_v4 };
     let ours = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 17, 64, &udp(8)), CUSTOMER);
+    let ours_tcp = gre(&ipv4([10, 20, 0, 6], INTERNET_HOST, 6, 9, &syn(1460)), CUSTOMER);
     let other = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 17, 64, &udp(8)), [198, 51, 100, 11]);
-    let mut cx = Context::new(&s.tables, &mut local, 1);
-    let send = |frame: &[u8], cx: &mut Context<'_>| {
-        let mut pkt = HeapPacket::new(frame);
-        let verdict = forward(&mut pkt, Arrival::on(&s.tables, 0), cx);
-        (verdict, cx.trains().0.map(|t| t.key()))
+    let plain = ether(&ipv4(INTERNET_HOST, [10, 30, 1, 2], 17, 64, &udp(10)));
+    let board = |first: &[u8], second: &[u8]| match boarding(first, second, Arrival::on(&s.tables, 0), &lines) {
+        Some(train::AnyTrain::Decap(train)) => Some(train.key()),
+        Some(train::AnyTrain::Encap(train)) => panic!("GRE frames board prefix {}'s train", train.prefix()),
+        None => None,
     };
     let key = |from: [u8; 4]| crate::tables::endpoints_key(ANYCAST.into(), from.into());
-    assert_eq!(send(&ours, &mut cx), (Some(Verdict::Forward(0)), None));
-    assert_eq!(send(&ours, &mut cx), (Some(Verdict::Forward(0)), Some(key(CUSTOMER))));
-    assert_eq!(send(&ours, &mut cx), (Some(Verdict::Forward(0)), Some(key(CUSTOMER))));
-    // Another tunnel's frame ends the train; its second one starts its own.
-    assert_eq!(send(&other, &mut cx), (Some(Verdict::Forward(0)), None));
-    assert_eq!(send(&other, &mut cx), (Some(Verdict::Forward(0)), Some(key([198, 51, 100, 11]))));
-    // A frame the express lane declines leaves the train as it was.
-    assert_eq!(send(&ours[..40], &mut cx), (None, Some(key([198, 51, 100, 11]))));
+    assert_eq!(board(&ours, &ours_tcp), Some(key(CUSTOMER)));
+    assert_eq!(board(&other, &other), Some(key([198, 51, 100, 11])));
+    // Two tunnels' frames, a tunnel's and a plain one, a frame cut short: none.
+    assert_eq!(board(&ours, &other), None);
+    assert_eq!(board(&other, &ours), None);
+    assert_eq!(board(&ours, &plain), None);
+    assert_eq!(board(&ours[..40], &ours), None);
+    assert_eq!(board(&ours, &ours[..40]), None);
 }
 
-/// As above, for encapsulation: a prefix's one tunnel makes a train, a prefix that tunnels
-/// share by flow never does.
+/// As above, for encapsulation: a prefix's one GRE tunnel makes a train; a prefix that tunnels
+/// share by flow, one whose tunnel leaves by a tagged port, or two prefixes' frames never do.
 #[test]
-fn an_encapsulation_train_is_one_prefixs_with_one_tunnel() {
+fn a_run_boards_a_prefixs_train_when_its_one_route_is_into_a_gre_tunnel() {
     let s = setup();
-    let mut local = s.local_without_sas(RateLimiter::new(1000, 1000));
-    let mut cx = Context::new(&s.tables, &mut local, 1);
-    let send = |dst: [u8; 4], cx: &mut Context<'_>| {
-        let mut pkt = HeapPacket::new(&ether(&ipv4(INTERNET_HOST, dst, 17, 64, &udp(10))));
-        let verdict = forward(&mut pkt, Arrival::on(&s.tables, 0), cx);
-        (verdict, cx.trains().1.map(|t| t.prefix()))
+    let local = s.local_without_sas(RateLimiter::new(1000, 1000));
+    let gateway_v4 = L2Exit::gateway_v4(&s.tables, &local.neighbors);
+    let lines = Lines { tables: &s.tables, neighbors: &local.neighbors, gateway_v4 };
+    let frame = |dst: [u8; 4]| ether(&ipv4(INTERNET_HOST, dst, 17, 64, &udp(10)));
+    let arrival = Arrival::on(&s.tables, 0);
+    let board = |first: [u8; 4], second: [u8; 4]| match boarding(&frame(first), &frame(second), arrival, &lines) {
+        Some(train::AnyTrain::Encap(train)) => Some(train.prefix()),
+        Some(train::AnyTrain::Decap(train)) => panic!("plain frames board tunnel {:x}'s train", train.key()),
+        None => None,
     };
     let prefix = |dst: [u8; 4]| s.tables.routes.prefix_v4(dst.into());
-    // Shared by two tunnels (ECMP), both reached through the gateway: taken, each by its flow,
-    // but no train; nor on the tagged port.
-    for last in 1..5 {
-        assert_eq!(send([10, 31, 1, last], &mut cx), (Some(Verdict::Forward(0)), None));
-        assert_eq!(send([10, 21, 1, last], &mut cx), (Some(Verdict::Forward(1)), None));
-    }
-    for last in 1..5 {
-        assert_eq!(send([10, 31, 1, last], &mut cx), (Some(Verdict::Forward(0)), None));
-    }
-    assert_eq!(send([10, 30, 1, 2], &mut cx), (Some(Verdict::Forward(0)), None));
-    assert_eq!(send([10, 30, 9, 9], &mut cx), (Some(Verdict::Forward(0)), Some(prefix([10, 30, 0, 0]))));
-    // Another prefix ends it; the shared prefix starts none.
-    assert_eq!(send([10, 21, 1, 1], &mut cx), (Some(Verdict::Forward(1)), None));
-    assert_eq!(send([10, 21, 1, 2], &mut cx), (Some(Verdict::Forward(1)), None));
+    assert_eq!(board([10, 30, 1, 2], [10, 30, 9, 9]), Some(prefix([10, 30, 0, 0])));
+    // Shared by two tunnels (ECMP), both reached through the gateway.
+    assert_eq!(board([10, 31, 1, 1], [10, 31, 1, 2]), None);
+    // Leaving by the tagged port.
+    assert_eq!(board([10, 21, 1, 1], [10, 21, 1, 2]), None);
+    // Two prefixes.
+    assert_eq!(board([10, 30, 1, 2], [10, 31, 1, 1]), None);
+    assert_eq!(board([10, 31, 1, 1], [10, 30, 1, 2]), None);
 }
 
 /// `base` changed one to four times (a byte of the headers, the length cut or grown), then its

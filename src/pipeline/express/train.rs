@@ -4,20 +4,20 @@
 //! - packets from the internet for one customer prefix, routed into its one GRE tunnel
 //!   ([`EncapTrain`]).
 //!
-//! Once the express lane has decapsulated two packets in a row from the same tunnel toward the
-//! default gateway, the context holds a [`GreTrain`], and the worker takes the burst's next
-//! packets through it in a loop of its own ([`Train::ride`]) for as long as they match. A
-//! train knows what every such packet's first 48 bytes hold: the port's MAC, the EtherType, a
-//! plain outer IPv4 header from the customer endpoint to the anycast endpoint with GRE in it, a
-//! bare GRE header with IPv4, a plain inner header. One masked compare of three words checks
-//! them all, where the express lane checks them one by one and then looks up the tunnel; what
-//! differs from packet to packet (lengths, checksums, the TTL, the inner addresses) is checked
-//! as the express lane checks it.
+//! A run of a burst's packets whose first two are one tunnel's GRE packets, or two packets for
+//! one such prefix, boards that train ([`super::boarding`]), and the worker takes the packets
+//! through it in a loop of its own ([`Train::ride`]) for as long as they are its; the rest of the
+//! run goes the express lane's way, which knows nothing of trains. A [`GreTrain`] knows what
+//! every packet's first 48 bytes hold: the port's MAC, the EtherType, a plain outer IPv4 header
+//! from the customer endpoint to the anycast endpoint with GRE in it, a bare GRE header with
+//! IPv4, a plain inner header. One masked compare of three words checks them all, where the
+//! express lane checks them one by one and then looks up the tunnel; what differs from packet to
+//! packet (lengths, checksums, the TTL, the inner addresses) is checked as the express lane
+//! checks it.
 //!
-//! An encapsulation train is started by the second packet in a row for one customer prefix (in
-//! an ordinary /16 block) routed into one GRE tunnel; its packets are checked as the express lane
-//! checks them, but for the destination MAC, EtherType, version, header length and fragment
-//! fields, compared whole, and the route, which is the prefix's number compared.
+//! An [`EncapTrain`]'s packets are checked as the express lane checks them, but for the
+//! destination MAC, EtherType, version, header length and fragment fields, compared whole, and
+//! the route, which is the prefix's number compared.
 //!
 //! A packet a train takes gets exactly the express lane's verdict, bytes and counts; any other
 //! packet is declined untouched and goes the express lane's way. A differential test holds them
@@ -37,6 +37,10 @@ pub trait Train {
     /// The port the train's packets leave by.
     fn port(&self) -> u16;
 
+    /// Whether the frame `f` may be one of the train's: the first of the checks [`Train::ride`]
+    /// makes, what a train's packets all share.
+    fn boards(&self, f: &[u8]) -> bool;
+
     /// Take the frame `pkt` if it is one of the train's, as the express lane would (with the
     /// worker state `local`): gives the bytes its tunnel counts. Declines (None) with the frame
     /// untouched otherwise.
@@ -44,6 +48,24 @@ pub trait Train {
 
     /// Count `packets` of `bytes` for the train's tunnel, as the express lane counts them.
     fn count(&self, counters: &mut Counters, packets: u64, bytes: u64);
+}
+
+/// A train of either kind, as a run of received packets boards it ([`super::boarding`]).
+#[derive(Debug, Clone, Copy)]
+pub enum AnyTrain<'a> {
+    Decap(GreTrain<'a>),
+    Encap(EncapTrain<'a>),
+}
+
+impl AnyTrain<'_> {
+    /// [`Train::boards`] of the train.
+    #[inline(always)]
+    pub fn boards(&self, f: &[u8]) -> bool {
+        match self {
+            AnyTrain::Decap(train) => train.boards(f),
+            AnyTrain::Encap(train) => train.boards(f),
+        }
+    }
 }
 
 /// How many of a frame's first bytes a train compares.
@@ -149,6 +171,12 @@ impl Train for GreTrain<'_> {
     #[inline(always)]
     fn port(&self) -> u16 {
         self.exit.port
+    }
+
+    /// The compared bits: the tunnel's endpoints among them.
+    #[inline(always)]
+    fn boards(&self, f: &[u8]) -> bool {
+        f.len() >= COMPARED && !differs(f, &MASK_WORDS, &self.expect)
     }
 
     /// Decapsulated: the bytes are the outer packet's, less its headers.
@@ -261,6 +289,16 @@ impl Train for EncapTrain<'_> {
         self.exit.port
     }
 
+    /// The compared bits, not GRE (which is decapsulated) and a destination in the prefix.
+    #[inline(always)]
+    fn boards(&self, f: &[u8]) -> bool {
+        let Some(f) = f.first_chunk::<OUTER_IP_END>() else { return false };
+        let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
+        !differs(f, &PLAIN_MASK_WORDS, &self.expect)
+            && f[23] != IP_PROTOCOL_GRE
+            && self.tables.routes.prefix_v4(dst) == self.prefix
+    }
+
     /// Encapsulated: the bytes are the inner packet's.
     #[inline(always)]
     fn ride<P: PacketBuf>(&self, pkt: &mut P, local: &mut Local) -> Option<usize> {
@@ -288,7 +326,7 @@ impl Train for EncapTrain<'_> {
             return None;
         }
         let mss = if h[9] == IP_PROTOCOL_TCP { self.tunnel.mss } else { 0 };
-        encapsulate_by::<P, 14>(pkt, self.tunnel, &self.exit, total, mss, local)?;
+        encapsulate_by::<P, 14, false>(pkt, self.tunnel, &self.exit, total, mss, local)?;
         Some(total)
     }
 
