@@ -515,10 +515,10 @@ fn agree_with_full(
     Ok(())
 }
 
-/// Take `frame` (received on `port`) through the trains that the frame `first` would start, if
-/// any (made as a context makes them, from `local`'s neighbors): the train of the GRE tunnel whose
-/// endpoints `first` carries, and the train of the customer prefix holding its destination when
-/// that prefix's one route is into a GRE tunnel. Check each as [`differential_check`] checks the
+/// Take `frame` (received on `port`) through the trains made from the frame `first` as
+/// [`boarding`] makes them, with `local`'s neighbors, both kinds whatever `first` carries: the
+/// train of the GRE tunnel whose endpoints `first` carries, and the train of the customer prefix
+/// holding its destination when that prefix's one route is into a GRE tunnel. Check each as [`differential_check`] checks the
 /// express lane, counting what the worker counts for a train's packets. Gives how many took the
 /// frame.
 pub fn train_check(first: &[u8], frame: &[u8], port: u16, tables: &Tables, local: &mut Local) -> Result<usize, String> {

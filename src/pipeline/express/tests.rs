@@ -125,6 +125,13 @@ impl Setup {
         local.counters = self.local.counters.clone();
         local
     }
+
+    /// What the worker makes trains with ([`boarding`]): the tables, the neighbors and the
+    /// default gateway's exit.
+    fn lines(&self) -> Lines<'_, '_> {
+        let neighbors = &self.local.neighbors;
+        Lines { tables: &self.tables, neighbors, gateway_v4: L2Exit::gateway_v4(&self.tables, neighbors) }
+    }
 }
 
 fn setup() -> Setup {
@@ -449,9 +456,7 @@ fn a_trains_frames_are_finished_as_the_full_pipeline_does_and_the_rest_left_alon
 #[test]
 fn a_run_boards_a_tunnels_train_when_its_first_two_frames_are_the_tunnels() {
     let s = setup();
-    let local = s.local_without_sas(RateLimiter::new(1000, 1000));
-    let gateway_v4 = L2Exit::gateway_v4(&s.tables, &local.neighbors);
-    let lines = Lines { tables: &s.tables, neighbors: &local.neighbors, gateway_v4 };
+    let lines = s.lines();
     let ours = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 17, 64, &udp(8)), CUSTOMER);
     let ours_tcp = gre(&ipv4([10, 20, 0, 6], INTERNET_HOST, 6, 9, &syn(1460)), CUSTOMER);
     let other = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 17, 64, &udp(8)), [198, 51, 100, 11]);
@@ -477,9 +482,7 @@ fn a_run_boards_a_tunnels_train_when_its_first_two_frames_are_the_tunnels() {
 #[test]
 fn a_run_boards_a_prefixs_train_when_its_one_route_is_into_a_gre_tunnel() {
     let s = setup();
-    let local = s.local_without_sas(RateLimiter::new(1000, 1000));
-    let gateway_v4 = L2Exit::gateway_v4(&s.tables, &local.neighbors);
-    let lines = Lines { tables: &s.tables, neighbors: &local.neighbors, gateway_v4 };
+    let lines = s.lines();
     let frame = |dst: [u8; 4]| ether(&ipv4(INTERNET_HOST, dst, 17, 64, &udp(10)));
     let arrival = Arrival::on(&s.tables, 0);
     let board = |first: [u8; 4], second: [u8; 4]| match boarding(&frame(first), &frame(second), arrival, &lines) {

@@ -37,8 +37,9 @@ pub trait Train {
     /// The port the train's packets leave by.
     fn port(&self) -> u16;
 
-    /// Whether the frame `f` may be one of the train's: the first of the checks [`Train::ride`]
-    /// makes, what a train's packets all share.
+    /// Whether the frame `f` may be one of the train's: checks that [`Train::ride`] makes too,
+    /// of what a train's packets all share (its compared bits, and for encapsulation the
+    /// prefix).
     fn boards(&self, f: &[u8]) -> bool;
 
     /// Take the frame `pkt` if it is one of the train's, as the express lane would (with the
