@@ -496,34 +496,28 @@ fn board_and_ride(
 /// train's few values stay in registers: in the burst's loop, with the whole pipeline around,
 /// they were on the stack.
 #[inline(never)]
-fn ride(train: &impl Train, rx: &mut MbufBatch, mut next: usize, tx: &mut [MbufBatch], local: &mut Local) -> usize {
+fn ride(train: &impl Train, rx: &mut MbufBatch, next: usize, tx: &mut [MbufBatch], local: &mut Local) -> usize {
     let Some(out) = tx.get_mut(usize::from(train.port())) else { return next };
     // Counted here, and added to the counters once.
-    let (mut packets, mut bytes, mut received, mut sent) = (0, 0, 0, 0);
-    while !out.is_full() {
-        let Some(mbuf) = rx.get_mut(next) else { break };
+    let (mut received, mut bytes) = (0, 0);
+    let moved = rx.move_while(next, out, |mbuf| {
         let len = mbuf.len();
         if !mbuf.is_contiguous() {
-            break;
+            return false;
         }
-        let Some(inner) = train.ride(mbuf, local) else { break };
-        let Some(mbuf) = rx.take(next) else { break };
-        next += 1;
+        let Some(inner) = train.ride(mbuf, local) else { return false };
         received += len as u64;
-        sent += mbuf.len() as u64;
-        packets += 1;
         bytes += inner as u64;
-        // Room was checked above; the packet is counted when the batch is sent.
-        if let Err(mbuf) = out.push(mbuf) {
-            drop(mbuf);
-        }
-    }
-    if packets != 0 {
+        true
+    });
+    if moved != 0 {
+        let packets = moved as u64;
         local.counters.rx_bytes += received;
-        local.counters.tx_bytes += sent;
+        // The packets are counted when the batch is sent.
+        local.counters.tx_bytes += train.frames_bytes(packets, bytes);
         train.count(&mut local.counters, packets, bytes);
     }
-    next
+    next + moved
 }
 
 /// Put a packet in port `out`'s TX batch, its bytes counted as sent (the packet itself is counted

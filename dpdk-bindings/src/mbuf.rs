@@ -141,6 +141,26 @@ impl Mbuf {
         true
     }
 
+    /// Make the packet the `len` bytes that begin `start` bytes past its first byte now (before
+    /// it, in the headroom, where `start` is negative): what lies outside them at either end is
+    /// dropped. False (and unchanged) where the headroom is too small, the bytes would run past
+    /// the packet's end, or the mbuf is chained. An adj or prepend and a trim in one: one set of
+    /// checks and three stores.
+    #[inline]
+    pub fn reframe(&mut self, start: isize, len: usize) -> bool {
+        let m = self.raw_mut();
+        let end = i64::from(m.data_off) + i64::from(m.data_len);
+        let off = i64::from(m.data_off).saturating_add(start as i64);
+        if off < 0 || off > end || len as u64 > (end - off) as u64 || m.nb_segs != 1 {
+            return false;
+        }
+        // Within the first segment, so within u16.
+        m.data_off = off as u16;
+        m.data_len = len as u16;
+        m.pkt_len = len as u32;
+        true
+    }
+
     /// Grow the data by `n` bytes at the end (their content is whatever the buffer held);
     /// false (and unchanged) if the tailroom is too small.
     #[inline]
@@ -255,6 +275,31 @@ impl MbufBatch {
     #[inline]
     pub fn get_mut(&mut self, index: usize) -> Option<&mut Mbuf> {
         self.slots.get_mut(index)?.as_mut()
+    }
+
+    /// Move the mbufs from `index` on, in order, to the end of `to`, for as long as `to` has room
+    /// and `keep` accepts them; an empty slot ends the move too. Gives how many moved; their
+    /// slots here are left empty, as [`MbufBatch::take`] leaves them. `keep` may change an mbuf
+    /// it is shown: the one it declines stays here as `keep` left it. The mbufs are moved once,
+    /// all together, after `keep` has seen them: one pass of stores, where a take and a push for
+    /// each were a store, a length's load and store, and two bounds checks.
+    #[inline(always)]
+    pub fn move_while(&mut self, index: usize, to: &mut MbufBatch, mut keep: impl FnMut(&mut Mbuf) -> bool) -> usize {
+        let from = self.slots.get_mut(index..).unwrap_or_default();
+        let room = to.slots.get_mut(to.len..).unwrap_or_default();
+        let mut n = 0;
+        while n < from.len().min(room.len()) {
+            let Some(m) = from[n].as_mut() else { break };
+            if !keep(m) {
+                break;
+            }
+            n += 1;
+        }
+        // The slots past `to`'s end are empty: swapped here, they leave the moved slots empty,
+        // and nothing is dropped.
+        from[..n].swap_with_slice(&mut room[..n]);
+        to.len += n;
+        n
     }
 
     /// Empty the batch, freeing the mbufs not taken.

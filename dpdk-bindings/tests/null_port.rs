@@ -1,6 +1,6 @@
 //! The safe layer against a real DPDK virtual device (net_null): EAL init, a pool, a port with a
-//! queue, a burst in and out, mbuf headroom operations, and a job launched on a worker lcore.
-//! One test function: the EAL initialises once per process.
+//! queue, a burst in and out, mbuf headroom operations, moves between batches, and a job
+//! launched on a worker lcore. One test function: the EAL initialises once per process.
 
 use dpdk_bindings::{Eal, MbufBatch, Mempool, Port, PortConfig, BURST};
 
@@ -66,6 +66,60 @@ fn eal_pool_port_burst_and_launch() {
     assert_eq!(pool.available(), before + BURST as u32 - 2, "the ones not taken are freed");
     drop((third, fifth));
     assert_eq!(pool.available(), before + BURST as u32);
+
+    // Reframed: the bytes kept from `start` on (into the headroom where negative), in one step;
+    // a frame that cannot be made leaves the mbuf as it was.
+    assert_eq!(port.rx_burst(0, &mut batch), BURST);
+    for m in batch.iter_mut() {
+        m.data_mut().iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        let head = m.headroom();
+        assert!(m.reframe(24, 50));
+        assert_eq!((m.len(), m.pkt_len(), m.headroom()), (50, 50, head + 24));
+        assert_eq!(m.data()[0], 24);
+        assert!(m.reframe(-30, 60));
+        assert_eq!((m.len(), m.pkt_len(), m.headroom()), (60, 60, head - 6));
+        assert_eq!(m.data()[30], 24);
+        assert!(!m.reframe(-(head as isize), 60), "more headroom than there is");
+        assert!(!m.reframe(10, 51), "past the end");
+        assert!(!m.reframe(61, 0), "past the end");
+        assert!(!m.reframe(isize::MAX, 0) && !m.reframe(isize::MIN, 0));
+        assert_eq!((m.len(), m.headroom(), m.data()[30]), (60, head - 6, 24), "unchanged");
+        assert!(m.reframe(60, 0) && m.is_empty());
+    }
+    batch.clear();
+
+    // Moved while accepted, in order, up to the room left in the batch they go to; their slots
+    // are left empty, the one declined stays, and nothing is freed on the way.
+    assert_eq!(port.rx_burst(0, &mut batch), BURST);
+    batch.iter_mut().enumerate().for_each(|(i, m)| m.data_mut()[0] = i as u8);
+    let before = pool.available();
+    let mut to = MbufBatch::new();
+    let mut shown = Vec::new();
+    let moved = batch.move_while(2, &mut to, |m| {
+        shown.push(m.data()[0]);
+        m.data()[0] != 7
+    });
+    assert_eq!((moved, to.len()), (5, 5));
+    assert_eq!(shown, vec![2, 3, 4, 5, 6, 7], "the declined one is shown too");
+    assert!(batch.get(2).is_none() && batch.get(6).is_none(), "moved slots are empty");
+    assert_eq!(batch.get(7).map(|m| m.data()[0]), Some(7), "the declined one stays");
+    assert_eq!(batch.move_while(2, &mut to, |_| true), 0, "an empty slot ends the move");
+    // Room for 3 more: the move stops there.
+    let mut nearly_full = MbufBatch::new();
+    for _ in 0..BURST - 3 {
+        assert!(nearly_full.push(pool.alloc().expect("alloc")).is_ok());
+    }
+    assert_eq!(batch.move_while(7, &mut nearly_full, |_| true), 3);
+    assert!(nearly_full.is_full());
+    let firsts = |b: &mut MbufBatch| b.iter_mut().map(|m| m.data().first().copied()).collect::<Vec<_>>();
+    assert_eq!(firsts(&mut to), [2, 3, 4, 5, 6].map(Some));
+    assert_eq!(firsts(&mut nearly_full)[BURST - 3..], [7, 8, 9].map(Some));
+    assert_eq!(batch.move_while(BURST, &mut MbufBatch::new(), |_| true), 0, "past the end");
+    assert_eq!(pool.available(), before - (BURST as u32 - 3), "none freed, only the ones allocated gone");
+    batch.clear();
+    to.clear();
+    nearly_full.clear();
+    assert_eq!(pool.available(), before + BURST as u32, "each freed once");
 
     // Dropping an mbuf returns it to its pool.
     let before = pool.available();

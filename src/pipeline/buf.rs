@@ -34,6 +34,21 @@ pub trait PacketBuf {
             self.trim(have - len);
         }
     }
+
+    /// Make the packet the `len` bytes that begin `start` bytes past its first byte now (before
+    /// it, in the headroom, where `start` is negative); false (and unchanged) without the
+    /// headroom, or where they would run past the packet's end.
+    fn reframe(&mut self, start: isize, len: usize) -> bool {
+        match (self.len() as isize).checked_sub(start) {
+            Some(room) if room >= 0 && len <= room as usize => {}
+            _ => return false,
+        }
+        let moved = if start < 0 { self.prepend(start.unsigned_abs()) } else { self.adj(start as usize) };
+        if moved {
+            self.truncate(len);
+        }
+        moved
+    }
 }
 
 impl PacketBuf for dpdk_bindings::Mbuf {
@@ -60,6 +75,10 @@ impl PacketBuf for dpdk_bindings::Mbuf {
     #[inline]
     fn trim(&mut self, n: usize) -> bool {
         dpdk_bindings::Mbuf::trim(self, n)
+    }
+    #[inline]
+    fn reframe(&mut self, start: isize, len: usize) -> bool {
+        dpdk_bindings::Mbuf::reframe(self, start, len)
     }
 }
 
@@ -154,5 +173,23 @@ mod tests {
         p.truncate(1);
         assert_eq!(p.data(), &[3]);
         assert!(!p.trim(2));
+    }
+
+    #[test]
+    fn heap_packet_is_reframed_as_an_mbuf_is() {
+        let mut p = HeapPacket::new(&[0, 1, 2, 3, 4, 5, 6, 7]);
+        assert!(p.reframe(2, 3));
+        assert_eq!(p.data(), &[2, 3, 4]);
+        assert!(p.reframe(-2, 4));
+        assert_eq!(p.data(), &[0, 1, 2, 3]);
+        assert!(p.reframe(-4, 5));
+        assert_eq!(&p.data()[4..], &[0]);
+        let before = p.clone();
+        assert!(!p.reframe(-(HeapPacket::HEADROOM as isize), 1), "more headroom than there is");
+        assert!(!p.reframe(1, 5), "past the end");
+        assert!(!p.reframe(6, 0), "past the end");
+        assert!(!p.reframe(isize::MAX, 0) && !p.reframe(isize::MIN, 0));
+        assert_eq!(p, before, "unchanged");
+        assert!(p.reframe(5, 0) && p.is_empty());
     }
 }

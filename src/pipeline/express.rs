@@ -422,7 +422,7 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize, const COUNTED: bool>(
     let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
     // The one step that can fail comes first, so that a decline leaves the packet as it was.
     let grow = L2_LEN + gre::OVERHEAD - 14;
-    if !pkt.prepend(grow) {
+    if !pkt.reframe(-(grow as isize), grow + 14 + total) {
         return None;
     }
 
@@ -433,7 +433,6 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize, const COUNTED: bool>(
         counters.egress_packets += 1;
         counters.egress_bytes += total as u64;
     }
-    pkt.truncate(grow + 14 + total);
     let outer_sum = csum::template_checksum(template_sum, outer_total, id_field);
     let data = pkt.data_mut();
     let start = L2_LEN + gre::OVERHEAD;

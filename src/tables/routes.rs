@@ -233,6 +233,15 @@ impl RouteTable {
         self.v4.blocks[(u32::from(addr) >> 16) as usize] & ORDINARY != 0
     }
 
+    /// Whether `addr` is in an ordinary /16 block ([`RouteTable::is_ordinary_v4`]) and in the
+    /// prefix numbered `prefix` ([`RouteTable::prefix_v4`]): one load and one compare where the
+    /// prefix holds the whole block, both checks where it does not.
+    #[inline(always)]
+    pub fn is_ordinary_in_prefix_v4(&self, addr: Ipv4Addr, prefix: u32) -> bool {
+        let block = self.v4.blocks[(u32::from(addr) >> 16) as usize];
+        block == ORDINARY | prefix || (block & ORDINARY != 0 && self.v4.leaf(addr) == prefix)
+    }
+
     /// Whether `addr` is in an ordinary /16 block that no customer prefix meets: it goes out of
     /// the default gateway, with no other check (one load and one compare).
     #[inline(always)]
@@ -370,6 +379,39 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ordinary_in_prefix_is_both_checks_at_once() {
+        let mut t = RouteTable::build([
+            (net("10.0.0.0/8"), TunnelId(0), 1, 1),
+            (net("10.20.0.0/16"), TunnelId(1), 1, 1),
+            (net("10.20.30.0/24"), TunnelId(2), 1, 1),
+            (net("10.21.0.0/16"), TunnelId(3), 1, 1),
+        ]);
+        let probes: Vec<Ipv4Addr> =
+            ["10.1.2.3", "10.20.1.1", "10.20.30.4", "10.20.31.4", "10.21.5.9", "10.21.6.9", "11.0.0.1"]
+                .iter()
+                .map(|a| a.parse().unwrap())
+                .collect();
+        let prefixes: Vec<u32> = probes.iter().map(|a| t.prefix_v4(*a)).collect();
+        let compare = |t: &RouteTable| {
+            for a in &probes {
+                for p in &prefixes {
+                    let both = t.is_ordinary_v4(*a) && t.prefix_v4(*a) == *p;
+                    assert_eq!(t.is_ordinary_in_prefix_v4(*a, *p), both, "{a} in {p}");
+                }
+            }
+        };
+        // Before any block is marked, none is ordinary.
+        compare(&t);
+        assert!(!t.is_ordinary_in_prefix_v4(probes[1], prefixes[1]));
+        t.mark_special_v4(["10.21.5.0/24".parse::<Ipv4Net>().unwrap()]);
+        compare(&t);
+        assert!(t.is_ordinary_in_prefix_v4(probes[1], prefixes[1]), "a block the /16 holds whole");
+        assert!(t.is_ordinary_in_prefix_v4(probes[2], prefixes[2]), "a /24 in a group");
+        assert!(t.is_ordinary_in_prefix_v4(probes[3], prefixes[1]), "the /16 around the /24");
+        assert!(!t.is_ordinary_in_prefix_v4(probes[5], prefixes[5]), "a block meeting a special network");
     }
 
     #[test]
