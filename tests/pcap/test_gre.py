@@ -114,7 +114,8 @@ class Decapsulation(unittest.TestCase):
         syn = IP(src="10.20.0.7", dst=CLIENT, ttl=50, id=99) / TCP(sport=1, dport=2, flags="S", options=[("MSS", 1460)])
         expired = IP(src="10.20.0.7", dst=CLIENT, ttl=1, id=98) / UDP(sport=7, dport=7)
         inners = udp[:3] + [syn] + udp[3:5] + [expired] + udp[5:]
-        out, c = run([gre_in(i) for i in inners])
+        frames = [gre_in(i) for i in inners]
+        out, c = run(frames)
         forwarded = [p for p in out if GRE not in p]
         errors = [p for p in out if GRE in p]
         sent = [i for i in inners if i.ttl > 1]
@@ -134,6 +135,9 @@ class Decapsulation(unittest.TestCase):
         t = c["tunnels"]["site1"]
         self.assertEqual(t["ingress_packets"], len(inners))
         self.assertEqual(t["ingress_bytes"], sum(len(i) for i in inners))
+        # The train counts the bytes it received and sent once, at its end.
+        self.assertEqual(c["rx_bytes"], sum(len(f) for f in frames))
+        self.assertEqual((c["tx_packets"], c["tx_bytes"]), (len(out), sum(len(p) for p in out)))
 
     def test_inner_ipv6(self):
         inner = IPv6(src="2001:db8:20::7", dst="2001:db9::5", hlim=9) / UDP(sport=1, dport=2) / Raw(b"v6")
@@ -182,7 +186,8 @@ class Encapsulation(unittest.TestCase):
         syn = IP(src=CLIENT, dst="10.20.1.9", ttl=64, id=99) / TCP(sport=1, dport=2, flags="S", options=[("MSS", 1460)])
         too_big = IP(src=CLIENT, dst="10.20.1.8", ttl=64, id=98, flags="DF") / UDP(sport=7, dport=7) / Raw(b"x" * 1460)
         inners = udp[:3] + [syn] + udp[3:5] + [too_big] + udp[5:]
-        out, c = run([from_gw(i) for i in inners])
+        frames = [from_gw(i) for i in inners]
+        out, c = run(frames)
         into_tunnel = [p for p in out if GRE in p]
         errors = [p for p in out if GRE not in p]
         sent = [i for i in inners if i is not too_big]
@@ -207,6 +212,8 @@ class Encapsulation(unittest.TestCase):
         t = c["tunnels"]["site1"]
         self.assertEqual(t["egress_packets"], len(sent))
         self.assertEqual(t["egress_bytes"], sum(len(i) for i in sent))
+        self.assertEqual(c["rx_bytes"], sum(len(f) for f in frames))
+        self.assertEqual((c["tx_packets"], c["tx_bytes"]), (len(out), sum(len(p) for p in out)))
 
     def test_ipv6_customer_prefix(self):
         inner = IPv6(src="2001:db9::5", dst="2001:db8:20::9", hlim=64) / UDP() / Raw(b"x" * 30)
