@@ -434,6 +434,12 @@ fn a_trains_frames_are_finished_as_the_full_pipeline_does_and_the_rest_left_alon
     assert_eq!(s.check(&other, 0, 1), Ok(Some(Verdict::Forward(0))));
     assert_eq!(train_check(&bases[0], &other, 0, &s.tables, &mut s.local), Ok(0));
     assert_eq!(train_check(&bases[0], &bases[0], 1, &s.tables, &mut s.local), Ok(0));
+    // A SYN through a tunnel that clamps no MSS (site2's) keeps its MSS in a train too, as the
+    // full pipeline leaves it; through one that clamps (site1's), it is clamped alike.
+    for endpoint in [[198, 51, 100, 11], [198, 51, 100, 10]] {
+        let syn = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 6, 64, &tests::syn(1460)), endpoint);
+        assert_eq!(train_check(&syn, &syn, 0, &s.tables, &mut s.local), Ok(1), "{endpoint:?}");
+    }
     // Another prefix's frame is not the train's, nor is one to a shared prefix.
     let via_gateway = &express_frames()[7].1;
     for dst in [[10, 30, 200, 1], [10, 20, 1, 2], [10, 21, 1, 2]] {

@@ -139,6 +139,10 @@ pub struct GreTrain<'a> {
     /// The tunnel's counter slot and MSS (0: none).
     slot: u32,
     mss: u16,
+    /// The protocol whose packets get their MSS clamped: TCP, or one no packet has (above 255)
+    /// where the tunnel clamps none. One compare a packet, where the protocol and the MSS were
+    /// two and their results combined.
+    clamped: u16,
     /// The default gateway's exit, untagged.
     exit: L2Exit,
 }
@@ -160,7 +164,8 @@ impl<'a> GreTrain<'a> {
         // A bare GRE header (no checksum, key or sequence, version 0) carrying IPv4.
         e[36..38].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
         e[38] = 0x45;
-        Some(GreTrain { expect: words(&e), key, tables, slot: tunnel.slot, mss: tunnel.mss, exit })
+        let clamped = if tunnel.mss != 0 { u16::from(IP_PROTOCOL_TCP) } else { 0x100 };
+        Some(GreTrain { expect: words(&e), key, tables, slot: tunnel.slot, mss: tunnel.mss, clamped, exit })
     }
 
     /// The endpoints' key the train was made for.
@@ -211,7 +216,7 @@ impl Train for GreTrain<'_> {
         if h[8] <= 1 || ipv4::martian(src) || !self.tables.routes.is_ordinary_unrouted_v4(dst) {
             return None;
         }
-        let clamp = h[9] == IP_PROTOCOL_TCP && self.mss != 0;
+        let clamp = u16::from(h[9]) == self.clamped;
         // Cannot fail: the frame holds the outer packet, which holds the inner one.
         if !pkt.reframe((INNER_START - 14) as isize, 14 + inner_total) {
             return None;
