@@ -498,18 +498,19 @@ fn board_and_ride(
 #[inline(never)]
 fn ride(train: &impl Train, rx: &mut MbufBatch, next: usize, tx: &mut [MbufBatch], local: &mut Local) -> usize {
     let Some(out) = tx.get_mut(usize::from(train.port())) else { return next };
-    // Counted here, and added to the counters once.
-    let (mut received, mut bytes) = (0, 0);
+    // Counted here, and added to the counters once; the IP identification kept here too.
+    let (mut received, mut bytes, mut ip_id) = (0, 0, local.ip_id);
     let moved = rx.move_while(next, out, |mbuf| {
         let len = mbuf.len();
         if !mbuf.is_contiguous() {
             return false;
         }
-        let Some(inner) = train.ride(mbuf, local) else { return false };
+        let Some(inner) = train.ride(mbuf, &mut ip_id) else { return false };
         received += len as u64;
         bytes += inner as u64;
         true
     });
+    local.ip_id = ip_id;
     if moved != 0 {
         let packets = moved as u64;
         local.counters.rx_bytes += received;

@@ -32,14 +32,7 @@ pub fn sum(data: &[u8]) -> u16 {
 #[inline(always)]
 pub fn header_is_valid(h: &[u8]) -> bool {
     let Ok(h) = <&[u8; 20]>::try_from(h) else { return sum(h) == 0xffff };
-    let total = sum_in_64(h);
-    total != 0 && is_multiple_of_0xffff(total)
-}
-
-/// [`header_is_valid`] for a 20-byte header known not to be all zeros (its version checked
-/// already): the one test left is for a multiple of 0xffff, two instructions fewer.
-#[inline(always)]
-pub fn nonzero_header_is_valid(h: &[u8; 20]) -> bool {
+    // A header of zeros sums to 0, which the test refuses.
     is_multiple_of_0xffff(sum_in_64(h))
 }
 
@@ -57,38 +50,54 @@ fn sum_in_64(h: &[u8; 20]) -> u64 {
     (wide as u64).wrapping_add((wide >> 64) as u64)
 }
 
-/// Whether a nonzero sum [`sum_in_64`] is a multiple of 0xffff, that is, folds to 0xffff.
+/// Whether a nonzero sum [`sum_in_64`] is a multiple of 0xffff, that is, folds to 0xffff (false
+/// for 0).
 #[inline(always)]
 fn is_multiple_of_0xffff(total: u64) -> bool {
     // Folding to 16 bits keeps a sum's value modulo 0xffff (2^16 is 1 modulo 0xffff), and only
     // 0 folds to 0: the header sums to 0xffff exactly when its sum is a nonzero multiple of
     // 0xffff. An odd number divides `total` exactly when `total` times its inverse modulo 2^64
-    // is at most (2^64 - 1) / it (Granlund and Montgomery): one multiplication and a compare,
-    // where the fold takes a dozen instructions and `%` half a dozen.
-    const INVERSE_OF_0XFFFF: u64 = 0xfffe_fffe_fffe_ffff;
-    total.wrapping_mul(INVERSE_OF_0XFFFF) <= u64::MAX / 0xffff
+    // is at most (2^64 - 1) / it, LIMIT (Granlund and Montgomery): one multiplication and a
+    // compare, where the fold takes a dozen instructions and `%` half a dozen. The inverse of
+    // 0xffff is -LIMIT, so for a nonzero `total` that is `total` times LIMIT at least 2^64 -
+    // LIMIT (the carry out of adding LIMIT to it), which is false for 0 at no cost: no test of
+    // its own for a header of zeros.
+    const LIMIT: u64 = u64::MAX / 0xffff;
+    total.wrapping_mul(LIMIT).overflowing_add(LIMIT).1
 }
 
 /// The checksum field `hc` (as it is in the header) of an IPv4 header once its TTL falls by
-/// one: the 16-bit word of TTL and protocol falls by 0x0100, so in RFC 1624's equation 3,
-/// HC' = ~(~HC + ~m + m'), ~m + m' is 0xfeff whatever the TTL (above 0) and protocol. A
-/// one's complement sum is the same in either byte order (RFC 1071, 2(B)), so the field is
-/// updated as it was loaded, with the step in that order too: no byte swap either way.
+/// one: the 16-bit word of TTL and protocol falls by 0x0100 whatever the TTL (above 0) and
+/// protocol, so the checksum, its complement, rises by 0x0100 with an end-around carry, and
+/// comes to 0 rather than 0xffff (RFC 1624's equation 3, HC' = ~(~HC + ~m + m'), gives the
+/// same). A one's complement sum is the same in either byte order (RFC 1071, 2(B)): the field
+/// is updated as it was loaded, where 0x0100 is 1, with no byte swap either way, in four
+/// instructions where the equation took six.
 #[inline(always)]
 pub fn ttl_decremented(hc: [u8; 2]) -> [u8; 2] {
-    const STEP: u16 = !u16::from_ne_bytes(0x0100u16.to_be_bytes());
-    // At most 0xffff + 0xfffe (either order): one end-around carry, no second one.
-    let sum = u32::from(!u16::from_ne_bytes(hc)) + u32::from(STEP);
-    (!((sum & 0xffff) + (sum >> 16)) as u16).to_ne_bytes()
+    const STEP: u32 = u16::from_ne_bytes(0x0100u16.to_be_bytes()) as u32;
+    let raised = u32::from(u16::from_ne_bytes(hc)) + STEP;
+    // The carry out of 16 bits goes around; 0xffff (the same value as 0) becomes 0.
+    ((raised + u32::from(raised >= 0xffff)) as u16).to_ne_bytes()
 }
 
 /// The checksum of an IPv4 header written from a template whose total length and
 /// identification are 0 (`template_sum` being the template header's [`sum`]), once those two
 /// are `total` and `id`. Computed from values in registers: reading back the bytes just written
 /// would stall on store forwarding.
+///
+/// Two 16-bit additions, each with its end-around carry (an add and an add of the carry), where
+/// a sum folded to 16 bits took twice the instructions.
 #[inline(always)]
 pub fn template_checksum(template_sum: u16, total: u16, id: u16) -> u16 {
-    !fold(u64::from(template_sum) + u64::from(total) + u64::from(id))
+    !add(add(template_sum, total), id)
+}
+
+/// The one's complement sum of two 16-bit words: 0 only for two zeros, as a folded sum.
+#[inline(always)]
+fn add(a: u16, b: u16) -> u16 {
+    let (sum, carry) = a.overflowing_add(b);
+    sum + u16::from(carry)
 }
 
 /// Fold a sum of 32-bit words to 16 bits, end-around carries included.
@@ -172,9 +181,6 @@ mod tests {
                 }
             }
             assert_eq!(header_is_valid(&h), sum(&h) == 0xffff, "{h:02x?}");
-            if h.iter().any(|b| *b != 0) {
-                assert_eq!(nonzero_header_is_valid(&h), sum(&h) == 0xffff, "{h:02x?}");
-            }
             valid += usize::from(header_is_valid(&h));
         }
         assert!(valid > 50_000, "{valid} valid");
@@ -194,6 +200,35 @@ mod tests {
             [0u64, 1, 0xfffe, 0xffff, 0x1_0000, 0x1_fffe, 2 * 0xffff, u64::MAX, u64::MAX - 1, 0xffff * 0x1234_5678_9abc]
         {
             assert_eq!(x.wrapping_mul(0xfffe_fffe_fffe_ffff) <= u64::MAX / 0xffff, x % 0xffff == 0, "{x:#x}");
+            assert_eq!(is_multiple_of_0xffff(x), x != 0 && x % 0xffff == 0, "{x:#x}");
+        }
+        // Around every multiple of 0xffff in a spread of magnitudes.
+        for k in (0..64).map(|b| (1u64 << b) / 0xffff).chain([1, 2, 3, 0x1_0001, u64::MAX / 0xffff]) {
+            for x in [k * 0xffff, (k * 0xffff).wrapping_add(1), (k * 0xffff).wrapping_sub(1)] {
+                assert_eq!(is_multiple_of_0xffff(x), x != 0 && x % 0xffff == 0, "{x:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_template_checksum_is_the_folded_sum() {
+        let folded = |sum: u16, total: u16, id: u16| !fold(u64::from(sum) + u64::from(total) + u64::from(id));
+        let some = [0u16, 1, 2, 0x00ff, 0x0100, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff];
+        for total in 0..=u16::MAX {
+            for sum in some {
+                for id in some {
+                    assert_eq!(
+                        template_checksum(sum, total, id),
+                        folded(sum, total, id),
+                        "{sum:#x} {total:#x} {id:#x}"
+                    );
+                    assert_eq!(
+                        template_checksum(total, sum, id),
+                        folded(total, sum, id),
+                        "{total:#x} {sum:#x} {id:#x}"
+                    );
+                }
+            }
         }
     }
 

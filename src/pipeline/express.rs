@@ -25,7 +25,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{
-    csum, esp, flow_hash, gre, ipv4, l2, mss, Arrival, Context, HeapPacket, Local, PacketBuf, RateLimiter, Verdict,
+    csum, esp, flow_hash, gre, ipv4, l2, mss, Arrival, Context, Counters, HeapPacket, Local, PacketBuf, RateLimiter,
+    Verdict,
 };
 use crate::tables::{Egress, Neighbors, PortInfo, Tables, Tunnel, TunnelId, TunnelKind};
 use crate::wire::IpProtocol;
@@ -399,25 +400,29 @@ fn encapsulate_to<P: PacketBuf>(
     local: &mut Local,
 ) -> Option<u16> {
     // One branch on the VLAN, each side with its L2 header's length a constant (as in `leave`).
+    let Local { ip_id, counters, .. } = local;
     if out.vlan.is_none() {
-        encapsulate_by::<P, 14, true>(pkt, tunnel, out, total, mss, local)
+        encapsulate_by::<P, 14>(pkt, tunnel, out, total, mss, ip_id, Some(counters))
     } else {
-        encapsulate_by::<P, 18, true>(pkt, tunnel, out, total, mss, local)
+        encapsulate_by::<P, 18>(pkt, tunnel, out, total, mss, ip_id, Some(counters))
     }
 }
 
-/// [`encapsulate`] by an exit whose L2 header is `L2_LEN` bytes long, the tunnel's egress counted
-/// where `COUNTED` (a train counts its packets once). Counted here: counted after it returned,
-/// the burst's loop took 20 instructions more a packet to tell the express lane's verdicts
-/// apart, GRE's too (two tunnels' packets alternating, 253.8 -> 274.0).
+/// [`encapsulate`] by an exit whose L2 header is `L2_LEN` bytes long, the outer header's
+/// identification the one after `ip_id` (the worker's: a train keeps it in a register for its
+/// run and stores it once), the tunnel's egress counted in `counters` where given (a train counts
+/// its packets once). Counted here: counted after it returned, the burst's loop took 20
+/// instructions more a packet to tell the express lane's verdicts apart, GRE's too (two tunnels'
+/// packets alternating, 253.8 -> 274.0).
 #[inline(always)]
-fn encapsulate_by<P: PacketBuf, const L2_LEN: usize, const COUNTED: bool>(
+fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
     pkt: &mut P,
     tunnel: &Tunnel,
     out: &L2Exit,
     total: usize,
     mss: u16,
-    local: &mut Local,
+    ip_id: &mut u16,
+    counters: Option<&mut Counters>,
 ) -> Option<u16> {
     let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
     // The one step that can fail comes first, so that a decline leaves the packet as it was.
@@ -427,9 +432,10 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize, const COUNTED: bool>(
     }
 
     let outer_total = (total + gre::OVERHEAD) as u16;
-    let id_field = local.next_ip_id();
-    if COUNTED {
-        let counters = local.counters.tunnel(tunnel.slot);
+    *ip_id = ip_id.wrapping_add(1);
+    let id_field = *ip_id;
+    if let Some(counters) = counters {
+        let counters = counters.tunnel(tunnel.slot);
         counters.egress_packets += 1;
         counters.egress_bytes += total as u64;
     }
@@ -610,15 +616,15 @@ fn train_alike(
     local: &mut Local,
 ) -> Result<bool, String> {
     let mut pkt = HeapPacket::new(frame);
-    let (counters, ip_id) = (local.counters.clone(), local.ip_id);
-    let Some(bytes) = train.ride(&mut pkt, local) else {
-        if pkt.data() != frame || local.counters != counters || local.ip_id != ip_id {
-            return Err("a train declined a frame after changing it or the worker's state".into());
+    // A train changes only the packet and the IP identification it is lent; it counts apart.
+    let mut ridden_ip_id = local.ip_id;
+    let Some(bytes) = train.ride(&mut pkt, &mut ridden_ip_id) else {
+        if pkt.data() != frame || ridden_ip_id != local.ip_id {
+            return Err("a train declined a frame after changing it or the IP identification".into());
         }
         return Ok(false);
     };
-    let mut ridden = std::mem::replace(&mut local.counters, counters);
-    let ridden_ip_id = std::mem::replace(&mut local.ip_id, ip_id);
+    let mut ridden = local.counters.clone();
     train.count(&mut ridden, 1, bytes as u64);
     let full = run_alone(frame, tables, local, &|pkt, cx| Some(l2::input(pkt, port, cx)));
     agree_with_full("a train", (Verdict::Forward(train.port()), &pkt, &ridden, ridden_ip_id), full)?;

@@ -28,7 +28,7 @@ use std::net::Ipv4Addr;
 use wide::u8x16;
 
 use super::{encapsulate_by, header, L2Exit, INNER_START, IP_PROTOCOL_GRE, IP_PROTOCOL_TCP, OUTER_IP_END};
-use crate::pipeline::{csum, gre, ipv4, mss, Counters, Local, PacketBuf};
+use crate::pipeline::{csum, gre, ipv4, mss, Counters, PacketBuf};
 use crate::tables::{Tables, Tunnel};
 
 /// A train: the packets it takes, and how they are counted.
@@ -41,10 +41,11 @@ pub trait Train {
     /// prefix).
     fn boards(&self, f: &[u8]) -> bool;
 
-    /// Take the frame `pkt` if it is one of the train's, as the express lane would (with the
-    /// worker state `local`): gives the bytes its tunnel counts. Declines (None) with the frame
-    /// untouched otherwise.
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, local: &mut Local) -> Option<usize>;
+    /// Take the frame `pkt` if it is one of the train's, as the express lane would, the IP
+    /// identification it writes the one after `ip_id` (the worker's, which the caller keeps in a
+    /// register for the run and stores once): gives the bytes its tunnel counts. Declines (None)
+    /// with the frame and `ip_id` untouched otherwise.
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16) -> Option<usize>;
 
     /// The bytes of the frames that `packets` of the train send, whose tunnel counts `bytes`.
     fn frames_bytes(&self, packets: u64, bytes: u64) -> u64;
@@ -189,7 +190,7 @@ impl Train for GreTrain<'_> {
 
     /// Decapsulated: the bytes are the outer packet's, less its headers.
     #[inline(always)]
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, _: &mut Local) -> Option<usize> {
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, _: &mut u16) -> Option<usize> {
         let d = pkt.data();
         let f = d.first_chunk::<{ INNER_START + 20 }>()?;
         let room = d.len() - 14;
@@ -198,16 +199,15 @@ impl Train for GreTrain<'_> {
         }
         // The outer header holds GRE and an inner header, and fits in the frame; the inner
         // packet fills the rest of it exactly (one compare: one that does not goes the express
-        // lane's way). Neither header is zeros (their versions were compared): their checksums
-        // are tested without that case.
+        // lane's way).
         let (outer, h) = (header(f, 14)?, header(f, INNER_START)?);
         let total = usize::from(u16::from_be_bytes([outer[2], outer[3]]));
         let inner_total = usize::from(u16::from_be_bytes([h[2], h[3]]));
         if total < gre::OVERHEAD + 20
             || total > room
             || inner_total + gre::OVERHEAD != total
-            || !csum::nonzero_header_is_valid(outer)
-            || !csum::nonzero_header_is_valid(h)
+            || !csum::header_is_valid(outer)
+            || !csum::header_is_valid(h)
         {
             return None;
         }
@@ -279,6 +279,8 @@ pub struct EncapTrain<'a> {
     tunnel: &'a Tunnel,
     /// How the tunnel's packets leave, untagged.
     exit: L2Exit,
+    /// As [`GreTrain`]'s: TCP, or a protocol no packet has where the tunnel clamps none.
+    clamped: u16,
 }
 
 impl<'a> EncapTrain<'a> {
@@ -299,7 +301,8 @@ impl<'a> EncapTrain<'a> {
         e[..6].copy_from_slice(&mac);
         e[12..14].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
         e[14] = 0x45;
-        Some(EncapTrain { expect: words(&e), tables, prefix, tunnel, exit })
+        let clamped = if tunnel.mss != 0 { u16::from(IP_PROTOCOL_TCP) } else { 0x100 };
+        Some(EncapTrain { expect: words(&e), tables, prefix, tunnel, exit, clamped })
     }
 
     /// The number of the prefix the train was made for.
@@ -327,16 +330,19 @@ impl Train for EncapTrain<'_> {
 
     /// Encapsulated: the bytes are the inner packet's.
     #[inline(always)]
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, local: &mut Local) -> Option<usize> {
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16) -> Option<usize> {
         let d = pkt.data();
         let f = d.first_chunk::<OUTER_IP_END>()?;
         if differs(f, &PLAIN_MASK_WORDS, &self.expect) {
             return None;
         }
         let h = header(f, 14)?;
-        // Not zeros (its version was compared): its checksum is tested without that case.
+        // The TTL and protocol taken from the word that holds them, which the length's test
+        // loads: read as bytes, they went through the stack.
+        let word = u64::from_le_bytes(*f[16..].first_chunk::<8>()?);
+        let (ttl, protocol) = ((word >> 48) as u8, (word >> 56) as u8);
         let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        if total < 20 || total > d.len() - 14 || !csum::nonzero_header_is_valid(h) {
+        if total < 20 || total > d.len() - 14 || !csum::header_is_valid(h) {
             return None;
         }
         let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
@@ -345,17 +351,17 @@ impl Train for EncapTrain<'_> {
         // Not GRE (for decapsulation), in an ordinary block (not ours, no martian or broadcast
         // destination), a TTL that does not run out, not martian, within the prefix and the
         // tunnel's MTU.
-        if h[9] == IP_PROTOCOL_GRE
+        if protocol == IP_PROTOCOL_GRE
             || !routes.is_ordinary_in_prefix_v4(dst, self.prefix)
-            || h[8] <= 1
+            || ttl <= 1
             || ipv4::martian(src)
             || total > usize::from(self.tunnel.mtu)
             || total + gre::OVERHEAD > 0xffff
         {
             return None;
         }
-        let mss = if h[9] == IP_PROTOCOL_TCP { self.tunnel.mss } else { 0 };
-        encapsulate_by::<P, 14, false>(pkt, self.tunnel, &self.exit, total, mss, local)?;
+        let mss = if u16::from(protocol) == self.clamped { self.tunnel.mss } else { 0 };
+        encapsulate_by::<P, 14>(pkt, self.tunnel, &self.exit, total, mss, ip_id, None)?;
         Some(total)
     }
 
