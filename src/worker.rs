@@ -95,6 +95,9 @@ struct Split<'a> {
     tx: &'a mut [MbufBatch],
     /// The burst's ESP jobs: (packet, port it came from, job).
     crypto: &'a mut Vec<(Mbuf, u16, EspJob)>,
+    /// The ports, and the worker's queue on each: a train sends on them itself.
+    ports: &'a [Port],
+    queue: u16,
 }
 
 /// How often a worker refreshes its per-SA counters for the control thread, in milliseconds.
@@ -149,8 +152,8 @@ impl Worker {
     /// out, borrowed apart so that a run of packets can use them all.
     #[inline(always)]
     fn split(&mut self, now: u64) -> Split<'_> {
-        let Worker { tables, local, rx, tx, crypto, .. } = self;
-        Split { context: Context::new(tables, local, now), rx, tx, crypto }
+        let Worker { tables, local, rx, tx, crypto, ports, queue, .. } = self;
+        Split { context: Context::new(tables, local, now), rx, tx, crypto, ports, queue: *queue }
     }
 
     /// Poll every port once: receive a burst from each, process, send. Returns packets received.
@@ -191,11 +194,12 @@ impl Worker {
     fn burst(&mut self, port: u16, now: u64) {
         let (count, mut next) = (self.rx.len(), 0);
         loop {
-            let Split { context: mut cx, rx, tx, crypto } = self.split(now);
+            let Split { context: mut cx, rx, tx, crypto, ports, queue: q } = self.split(now);
             let arrival = pipeline::Arrival::on(cx.tables, port);
             // A run whose first two packets are one train's rides it from the start, for as
             // long as its packets come; the rest go the express lane's way.
-            next = board_and_ride(rx, next, tx, arrival, cx.tables, cx.gateway_v4(), cx.local);
+            let out = Outputs { batches: tx, ports, queue: q };
+            next = board_and_ride(rx, next, out, arrival, cx.tables, cx.gateway_v4(), cx.local);
             let mut other = None;
             while next < count {
                 let taken = rx.take(next);
@@ -386,22 +390,7 @@ impl Worker {
 
     #[inline]
     fn flush_port(&mut self, p: usize) {
-        if self.tx[p].is_empty() {
-            return;
-        }
-        let queued = self.tx[p].len() as u64;
-        self.ports[p].tx_burst(self.queue, &mut self.tx[p]);
-        // Packets are counted here, a batch at a time; bytes as each is queued (the queue frees
-        // what it sends).
-        let refused = self.tx[p].len() as u64;
-        self.local.counters.tx_packets += queued - refused;
-        if refused > 0 {
-            // What the queue refused is dropped: holding it would stall the whole worker.
-            let refused_bytes: u64 = self.tx[p].iter_mut().map(|m| m.len() as u64).sum();
-            self.local.counters.tx_bytes -= refused_bytes;
-            self.local.counters.drops[DropReason::TxFull.index()] += refused;
-            self.tx[p].drain().for_each(drop);
-        }
+        send_batch(&self.ports[p], self.queue, &mut self.tx[p], &mut self.local.counters);
     }
 
     fn flush(&mut self) {
@@ -468,6 +457,14 @@ impl Worker {
     }
 }
 
+/// What a train's packets leave by: the TX batch of each port, the ports, and the worker's queue
+/// on each.
+struct Outputs<'a> {
+    batches: &'a mut [MbufBatch],
+    ports: &'a [Port],
+    queue: u16,
+}
+
 /// Take the received packets from `next` on through the train they board
 /// ([`express::boarding`]), if any: [`ride`]. Out of line, so that the burst's loop holds none
 /// of the trains' code.
@@ -475,7 +472,7 @@ impl Worker {
 fn board_and_ride(
     rx: &mut MbufBatch,
     next: usize,
-    tx: &mut [MbufBatch],
+    mut out: Outputs<'_>,
     arrival: Arrival,
     tables: &Tables,
     gateway_v4: Option<L2Exit>,
@@ -484,23 +481,29 @@ fn board_and_ride(
     let (Some(first), Some(second)) = (rx.get(next), rx.get(next + 1)) else { return next };
     let lines = Lines { tables, neighbors: &local.neighbors, gateway_v4 };
     match express::boarding(first.data(), second.data(), arrival, &lines) {
-        Some(AnyTrain::Decap(train)) => ride(&train, rx, next, tx, local),
-        Some(AnyTrain::Encap(train)) => ride(&train, rx, next, tx, local),
+        Some(AnyTrain::Decap(train)) => ride(&train, rx, next, &mut out, local),
+        Some(AnyTrain::Encap(train)) => ride(&train, rx, next, &mut out, local),
         None => next,
     }
 }
 
 /// Take the received packets from `next` on through `train` for as long as they are its
-/// ([`Train::ride`]) and its port's TX batch has room, queued and counted as the burst's loop
-/// would; gives the index of the first packet left to that loop. Out of line, so that the
-/// train's few values stay in registers: in the burst's loop, with the whole pipeline around,
-/// they were on the stack.
+/// ([`Train::ride`]), counted as the burst's loop would count them; gives the index of the first
+/// packet left to that loop. They are sent at once, straight from the burst's slots
+/// ([`Port::tx_burst_run`]), after whatever the port's TX batch held (nearly always nothing: a
+/// train boards at a burst's start): moved to the batch, they cost a load and a store each, and
+/// the batch's slots were emptied again when it was sent. Out of line, so that the train's few
+/// values stay in registers: in the burst's loop, with the whole pipeline around, they were on
+/// the stack.
 #[inline(never)]
-fn ride(train: &impl Train, rx: &mut MbufBatch, next: usize, tx: &mut [MbufBatch], local: &mut Local) -> usize {
-    let Some(out) = tx.get_mut(usize::from(train.port())) else { return next };
+fn ride(train: &impl Train, rx: &mut MbufBatch, next: usize, out: &mut Outputs<'_>, local: &mut Local) -> usize {
+    let p = usize::from(train.port());
+    if p >= out.batches.len() || p >= out.ports.len() {
+        return next;
+    }
     // Counted here, and added to the counters once; the IP identification kept here too.
     let (mut received, mut bytes, mut ip_id) = (0, 0, local.ip_id);
-    let moved = rx.move_while(next, out, |mbuf| {
+    let run = rx.run_while(next, |mbuf| {
         let len = mbuf.len();
         if !mbuf.is_contiguous() {
             return false;
@@ -511,14 +514,51 @@ fn ride(train: &impl Train, rx: &mut MbufBatch, next: usize, tx: &mut [MbufBatch
         true
     });
     local.ip_id = ip_id;
-    if moved != 0 {
-        let packets = moved as u64;
-        local.counters.rx_bytes += received;
-        // The packets are counted when the batch is sent.
-        local.counters.tx_bytes += train.frames_bytes(packets, bytes);
-        train.count(&mut local.counters, packets, bytes);
+    let moved = run.len();
+    if moved == 0 {
+        return next;
     }
+    // The port's and its batch's places read after the loop: kept through it, they took
+    // registers that the packets' checks need.
+    let (batch, port) = (&mut out.batches[p], &out.ports[p]);
+    // What is queued for the port goes first (as the worker's flush sends it).
+    send_batch(port, out.queue, batch, &mut local.counters);
+    let sent = port.tx_burst_run(out.queue, run);
+    local.counters.tx_packets += sent as u64;
+    // What the queue refused is dropped, as a batch's refused packets are.
+    let mut refused_bytes = 0;
+    for i in next + sent..next + moved {
+        if let Some(m) = rx.take(i) {
+            refused_bytes += m.len() as u64;
+            local.counters.drops[DropReason::TxFull.index()] += 1;
+        }
+    }
+    let packets = moved as u64;
+    local.counters.rx_bytes += received;
+    // The bytes of those refused are among these.
+    local.counters.tx_bytes += train.frames_bytes(packets, bytes) - refused_bytes;
+    train.count(&mut local.counters, packets, bytes);
     next + moved
+}
+
+/// Send `batch` on `port`'s TX queue `queue`, if it holds anything. Packets are counted here, a
+/// batch at a time; bytes as each is queued (the queue frees what it sends).
+#[inline]
+fn send_batch(port: &Port, queue: u16, batch: &mut MbufBatch, counters: &mut Counters) {
+    if batch.is_empty() {
+        return;
+    }
+    let queued = batch.len() as u64;
+    port.tx_burst(queue, batch);
+    let refused = batch.len() as u64;
+    counters.tx_packets += queued - refused;
+    if refused > 0 {
+        // What the queue refused is dropped: holding it would stall the whole worker.
+        let refused_bytes: u64 = batch.iter_mut().map(|m| m.len() as u64).sum();
+        counters.tx_bytes -= refused_bytes;
+        counters.drops[DropReason::TxFull.index()] += refused;
+        batch.drain().for_each(drop);
+    }
 }
 
 /// Put a packet in port `out`'s TX batch, its bytes counted as sent (the packet itself is counted

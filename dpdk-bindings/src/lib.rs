@@ -31,7 +31,7 @@ pub mod sys {
 
 pub use eal::{lcore_id, tsc, tsc_hz, Eal};
 pub use error::Error;
-pub use mbuf::{Mbuf, MbufBatch, BURST};
+pub use mbuf::{Mbuf, MbufBatch, Run, BURST};
 pub use mempool::Mempool;
 pub use port::{Port, PortConfig, PortStats};
 pub use prefetch::{prefetch, prefetch_bytes};

@@ -195,6 +195,45 @@ impl Drop for Mbuf {
     }
 }
 
+/// A run of a batch's slots, every one holding an mbuf ([`MbufBatch::run_while`]).
+#[derive(Debug)]
+pub struct Run<'a> {
+    slots: &'a mut [Option<Mbuf>],
+}
+
+impl Run<'_> {
+    /// How many mbufs the run holds.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether it holds none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Hand the run to a tx queue through `send`: the driver takes the first `sent` it accepts,
+    /// whose slots are left empty, as [`MbufBatch::take`] leaves them; those it refuses stay in
+    /// their slots. Returns how many were sent.
+    #[inline]
+    pub(crate) fn send_with(self, send: impl FnOnce(*mut *mut sys::rte_mbuf, u16) -> u16) -> usize {
+        let n = self.slots.len();
+        if n == 0 {
+            return 0;
+        }
+        let ptr = self.slots.as_mut_ptr();
+        // At most a burst's slots: within u16.
+        let sent = (send(ptr as *mut *mut sys::rte_mbuf, n as u16) as usize).min(n);
+        // SAFETY: the driver owns the first `sent` mbufs of the run now. Their slots become None
+        // (an Option<Mbuf> of zero bits: Mbuf is a transparent NonNull) without Mbuf's drop,
+        // which would free them.
+        unsafe { std::ptr::write_bytes(ptr, 0, sent) };
+        sent
+    }
+}
+
 /// Up to [`BURST`] mbufs, as DPDK's burst calls read and write them.
 #[derive(Debug)]
 pub struct MbufBatch {
@@ -277,29 +316,22 @@ impl MbufBatch {
         self.slots.get_mut(index)?.as_mut()
     }
 
-    /// Move the mbufs from `index` on, in order, to the end of `to`, for as long as `to` has room
-    /// and `keep` accepts them; an empty slot ends the move too. Gives how many moved; their
-    /// slots here are left empty, as [`MbufBatch::take`] leaves them. `keep` may change an mbuf
-    /// it is shown: the one it declines stays here as `keep` left it. The mbufs are moved once,
-    /// all together, after `keep` has seen them: one pass of stores, where a take and a push for
-    /// each were a store, a length's load and store, and two bounds checks.
+    /// The run of mbufs from `index` on that `keep` accepts, in order, up to the first it
+    /// declines or an empty slot. `keep` may change an mbuf it is shown: the one it declines
+    /// stays here as `keep` left it. The run stays in the batch, borrowed with it, until it is
+    /// sent ([`crate::Port::tx_burst_run`]) or dropped (which leaves it in place).
     #[inline(always)]
-    pub fn move_while(&mut self, index: usize, to: &mut MbufBatch, mut keep: impl FnMut(&mut Mbuf) -> bool) -> usize {
+    pub fn run_while(&mut self, index: usize, mut keep: impl FnMut(&mut Mbuf) -> bool) -> Run<'_> {
         let from = self.slots.get_mut(index..).unwrap_or_default();
-        let room = to.slots.get_mut(to.len..).unwrap_or_default();
         let mut n = 0;
-        while n < from.len().min(room.len()) {
+        while n < from.len() {
             let Some(m) = from[n].as_mut() else { break };
             if !keep(m) {
                 break;
             }
             n += 1;
         }
-        // The slots past `to`'s end are empty: swapped here, they leave the moved slots empty,
-        // and nothing is dropped.
-        from[..n].swap_with_slice(&mut room[..n]);
-        to.len += n;
-        n
+        Run { slots: &mut from[..n] }
     }
 
     /// Empty the batch, freeing the mbufs not taken.

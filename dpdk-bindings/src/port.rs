@@ -5,7 +5,7 @@ use std::ffi::CString;
 
 use crate::eal::Eal;
 use crate::error::Error;
-use crate::mbuf::MbufBatch;
+use crate::mbuf::{MbufBatch, Run};
 use crate::mempool::Mempool;
 use crate::sys;
 
@@ -260,6 +260,19 @@ impl Port {
             // (Option<Mbuf> is a transparent nullable pointer); the driver writes at most n owned
             // mbufs there, which the batch then owns. Each queue is polled by one thread only.
             unsafe { sys::ag_rx_burst(self.id, queue, slots, n) }
+        })
+    }
+
+    /// Send a run of a batch's mbufs ([`MbufBatch::run_while`]) on TX queue `queue`, straight
+    /// from the batch's slots; those sent leave the batch, those refused stay in their slots.
+    /// Returns how many were sent.
+    #[inline]
+    pub fn tx_burst_run(&self, queue: u16, run: Run<'_>) -> usize {
+        run.send_with(|slots, n| {
+            // SAFETY: `slots` holds n owned, non-null mbufs (a run holds no empty slot); the
+            // driver takes ownership of the first `sent` it returns, which the batch then
+            // forgets. Each queue has one sender.
+            unsafe { sys::ag_tx_burst(self.id, queue, slots, n) }
         })
     }
 

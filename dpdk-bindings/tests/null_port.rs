@@ -1,5 +1,5 @@
 //! The safe layer against a real DPDK virtual device (net_null): EAL init, a pool, a port with a
-//! queue, a burst in and out, mbuf headroom operations, moves between batches, and a job
+//! queue, a burst in and out, mbuf headroom operations, runs sent from a batch, and a job
 //! launched on a worker lcore. One test function: the EAL initialises once per process.
 
 use dpdk_bindings::{Eal, MbufBatch, Mempool, Port, PortConfig, BURST};
@@ -88,37 +88,32 @@ fn eal_pool_port_burst_and_launch() {
     }
     batch.clear();
 
-    // Moved while accepted, in order, up to the room left in the batch they go to; their slots
-    // are left empty, the one declined stays, and nothing is freed on the way.
+    // A run while accepted, in order, sent straight from the batch's slots: those sent are left
+    // empty, the one declined stays, and nothing is freed on the way but by the sink.
     assert_eq!(port.rx_burst(0, &mut batch), BURST);
     batch.iter_mut().enumerate().for_each(|(i, m)| m.data_mut()[0] = i as u8);
     let before = pool.available();
-    let mut to = MbufBatch::new();
     let mut shown = Vec::new();
-    let moved = batch.move_while(2, &mut to, |m| {
+    let run = batch.run_while(2, |m| {
         shown.push(m.data()[0]);
         m.data()[0] != 7
     });
-    assert_eq!((moved, to.len()), (5, 5));
+    assert_eq!(run.len(), 5);
+    let sent_before = port.stats().tx_packets;
+    assert_eq!(port.tx_burst_run(0, run), 5);
+    assert_eq!(port.stats().tx_packets, sent_before + 5);
     assert_eq!(shown, vec![2, 3, 4, 5, 6, 7], "the declined one is shown too");
-    assert!(batch.get(2).is_none() && batch.get(6).is_none(), "moved slots are empty");
+    assert!(batch.get(2).is_none() && batch.get(6).is_none(), "sent slots are empty");
     assert_eq!(batch.get(7).map(|m| m.data()[0]), Some(7), "the declined one stays");
-    assert_eq!(batch.move_while(2, &mut to, |_| true), 0, "an empty slot ends the move");
-    // Room for 3 more: the move stops there.
-    let mut nearly_full = MbufBatch::new();
-    for _ in 0..BURST - 3 {
-        assert!(nearly_full.push(pool.alloc().expect("alloc")).is_ok());
-    }
-    assert_eq!(batch.move_while(7, &mut nearly_full, |_| true), 3);
-    assert!(nearly_full.is_full());
-    let firsts = |b: &mut MbufBatch| b.iter_mut().map(|m| m.data().first().copied()).collect::<Vec<_>>();
-    assert_eq!(firsts(&mut to), [2, 3, 4, 5, 6].map(Some));
-    assert_eq!(firsts(&mut nearly_full)[BURST - 3..], [7, 8, 9].map(Some));
-    assert_eq!(batch.move_while(BURST, &mut MbufBatch::new(), |_| true), 0, "past the end");
-    assert_eq!(pool.available(), before - (BURST as u32 - 3), "none freed, only the ones allocated gone");
+    assert_eq!(batch.get(1).map(|m| m.data()[0]), Some(1), "the ones before stay");
+    assert!(batch.run_while(2, |_| true).is_empty(), "an empty slot ends the run");
+    assert!(batch.run_while(BURST, |_| true).is_empty(), "past the end");
+    assert_eq!(port.tx_burst_run(0, batch.run_while(BURST, |_| true)), 0, "an empty run sends nothing");
+    // A run dropped unsent leaves its mbufs where they were.
+    assert_eq!(batch.run_while(7, |_| true).len(), BURST - 7);
+    assert_eq!(batch.get(BURST - 1).map(|m| m.data()[0]), Some(BURST as u8 - 1));
+    assert_eq!(pool.available(), before + 5, "the sink freed the five sent");
     batch.clear();
-    to.clear();
-    nearly_full.clear();
     assert_eq!(pool.available(), before + BURST as u32, "each freed once");
 
     // Dropping an mbuf returns it to its pool.
