@@ -286,7 +286,9 @@ pub struct EncapTrain<'a> {
 impl<'a> EncapTrain<'a> {
     /// The train of the prefix numbered `prefix`, whose one route is into the GRE tunnel
     /// `tunnel`, for packets arriving at the port whose MAC is `mac` and leaving by the untagged
-    /// `exit`; None for a tagged exit.
+    /// `exit`; None for a tagged exit, or a tunnel whose MTU leaves no room for the outer
+    /// headers in an IPv4 packet's length (none a configuration allows: it stops at 9000), so
+    /// that a packet within the MTU needs no test of its own for that.
     pub fn new(
         tables: &'a Tables,
         prefix: u32,
@@ -294,7 +296,7 @@ impl<'a> EncapTrain<'a> {
         mac: [u8; 6],
         exit: L2Exit,
     ) -> Option<EncapTrain<'a>> {
-        if exit.vlan.is_some() {
+        if exit.vlan.is_some() || usize::from(tunnel.mtu) + gre::OVERHEAD > 0xffff {
             return None;
         }
         let mut e = [0u8; 32];
@@ -350,13 +352,12 @@ impl Train for EncapTrain<'_> {
         let routes = &self.tables.routes;
         // Not GRE (for decapsulation), in an ordinary block (not ours, no martian or broadcast
         // destination), a TTL that does not run out, not martian, within the prefix and the
-        // tunnel's MTU.
+        // tunnel's MTU (under which the outer packet's length fits in its field: see `new`).
         if protocol == IP_PROTOCOL_GRE
             || !routes.is_ordinary_in_prefix_v4(dst, self.prefix)
             || ttl <= 1
             || ipv4::martian(src)
             || total > usize::from(self.tunnel.mtu)
-            || total + gre::OVERHEAD > 0xffff
         {
             return None;
         }
