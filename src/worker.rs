@@ -500,7 +500,7 @@ fn board_and_ride(
 /// values stay in registers: in the burst's loop, with the whole pipeline around, they were on
 /// the stack.
 #[inline(never)]
-fn ride(train: &impl Train, rx: &mut MbufBatch, next: usize, out: &mut Outputs<'_>, local: &mut Local) -> usize {
+fn ride<T: Train>(train: &T, rx: &mut MbufBatch, next: usize, out: &mut Outputs<'_>, local: &mut Local) -> usize {
     let p = usize::from(train.port());
     if p >= out.batches.len() || p >= out.ports.len() {
         return next;
@@ -513,7 +513,9 @@ fn ride(train: &impl Train, rx: &mut MbufBatch, next: usize, out: &mut Outputs<'
             return false;
         }
         let Some(inner) = train.ride(mbuf, &mut ip_id) else { return false };
-        received += len as u64;
+        if !T::RECEIVED_FROM_BYTES {
+            received += len as u64;
+        }
         bytes += inner as u64;
         true
     });
@@ -538,7 +540,7 @@ fn ride(train: &impl Train, rx: &mut MbufBatch, next: usize, out: &mut Outputs<'
         }
     }
     let packets = moved as u64;
-    local.counters.rx_bytes += received;
+    local.counters.rx_bytes += if T::RECEIVED_FROM_BYTES { train.received_bytes(packets, bytes) } else { received };
     // The bytes of those refused are among these.
     local.counters.tx_bytes += train.frames_bytes(packets, bytes) - refused_bytes;
     train.count(&mut local.counters, packets, bytes);

@@ -108,13 +108,16 @@ class Decapsulation(unittest.TestCase):
         # From a tunnel's second packet in a burst on, the worker takes its packets in a train:
         # a TCP SYN in it is clamped, and a packet that is not the train's (TTL 1: time
         # exceeded, sent back into the tunnel) leaves it to the express lane and the full
-        # pipeline, in order.
+        # pipeline, in order. So does a frame with bytes after its packet (a trailer), which is
+        # forwarded without them and counted received with them.
         udp = [IP(src="10.20.0.7", dst=CLIENT, ttl=50, id=i) / UDP(sport=1000 + i, dport=2000) / Raw(b"t" * (i + 1))
                for i in range(6)]
         syn = IP(src="10.20.0.7", dst=CLIENT, ttl=50, id=99) / TCP(sport=1, dport=2, flags="S", options=[("MSS", 1460)])
         expired = IP(src="10.20.0.7", dst=CLIENT, ttl=1, id=98) / UDP(sport=7, dport=7)
         inners = udp[:3] + [syn] + udp[3:5] + [expired] + udp[5:]
         frames = [gre_in(i) for i in inners]
+        frames[1] = Ether(bytes(frames[1]) + b"\x00" * 6)
+        self.assertEqual(len(frames[1]), len(gre_in(inners[1])) + 6)
         out, c = run(frames)
         forwarded = [p for p in out if GRE not in p]
         errors = [p for p in out if GRE in p]

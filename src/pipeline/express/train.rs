@@ -50,6 +50,15 @@ pub trait Train {
     /// The bytes of the frames that `packets` of the train send, whose tunnel counts `bytes`.
     fn frames_bytes(&self, packets: u64, bytes: u64) -> u64;
 
+    /// Whether every frame the train takes is its tunnel's bytes and a fixed overhead, so that
+    /// [`Train::received_bytes`] gives what `packets` of them came in as, and the worker need
+    /// not sum their lengths one by one.
+    const RECEIVED_FROM_BYTES: bool;
+
+    /// The bytes of the frames that `packets` of the train received, whose tunnel counts `bytes`
+    /// (where [`Train::RECEIVED_FROM_BYTES`]).
+    fn received_bytes(&self, packets: u64, bytes: u64) -> u64;
+
     /// Count `packets` of `bytes` for the train's tunnel, as the express lane counts them.
     fn count(&self, counters: &mut Counters, packets: u64, bytes: u64);
 }
@@ -197,14 +206,16 @@ impl Train for GreTrain<'_> {
         if differs(f, &MASK_WORDS, &self.expect) {
             return None;
         }
-        // The outer header holds GRE and an inner header, and fits in the frame; the inner
-        // packet fills the rest of it exactly (one compare: one that does not goes the express
-        // lane's way).
+        // The outer header holds GRE and an inner header, and fills the frame; the inner packet
+        // fills the rest of it (one compare each: a frame with bytes after either goes the
+        // express lane's way, which has them only where an Ethernet frame is padded, under 60
+        // bytes, and so never for GRE with an inner header in it). So every frame of the train
+        // is its inner packet and 38 bytes, and the worker sums no frame lengths.
         let (outer, h) = (header(f, 14)?, header(f, INNER_START)?);
         let total = usize::from(u16::from_be_bytes([outer[2], outer[3]]));
         let inner_total = usize::from(u16::from_be_bytes([h[2], h[3]]));
         if total < gre::OVERHEAD + 20
-            || total > room
+            || total != room
             || inner_total + gre::OVERHEAD != total
             || !csum::header_is_valid(outer)
             || !csum::header_is_valid(h)
@@ -238,6 +249,14 @@ impl Train for GreTrain<'_> {
     #[inline(always)]
     fn frames_bytes(&self, packets: u64, bytes: u64) -> u64 {
         bytes + packets * 14
+    }
+
+    const RECEIVED_FROM_BYTES: bool = true;
+
+    /// Each frame came in as the inner packet behind the Ethernet, outer IPv4 and GRE headers.
+    #[inline(always)]
+    fn received_bytes(&self, packets: u64, bytes: u64) -> u64 {
+        bytes + packets * (14 + gre::OVERHEAD) as u64
     }
 
     #[inline(always)]
@@ -371,6 +390,15 @@ impl Train for EncapTrain<'_> {
     #[inline(always)]
     fn frames_bytes(&self, packets: u64, bytes: u64) -> u64 {
         bytes + packets * (14 + gre::OVERHEAD) as u64
+    }
+
+    /// Frames padded to Ethernet's least size (a TCP acknowledgment's) come in with more than
+    /// the packet and its header: each is counted as it came.
+    const RECEIVED_FROM_BYTES: bool = false;
+
+    #[inline(always)]
+    fn received_bytes(&self, _: u64, _: u64) -> u64 {
+        0
     }
 
     #[inline(always)]
