@@ -432,8 +432,7 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
     }
 
     let outer_total = (total + gre::OVERHEAD) as u16;
-    *ip_id = ip_id.wrapping_add(1);
-    let id_field = *ip_id;
+    let id_field = super::next_ip_id(ip_id);
     if let Some(counters) = counters {
         let counters = counters.tunnel(tunnel.slot);
         counters.egress_packets += 1;

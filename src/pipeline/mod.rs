@@ -110,12 +110,19 @@ pub struct Local {
     pub resolve: Option<Egress>,
 }
 
+/// The identification after `last`, the last one written, which it becomes: for
+/// [`Local::next_ip_id`], and for a train that keeps the worker's in a register for its run.
+#[inline(always)]
+pub(crate) fn next_ip_id(last: &mut u16) -> u16 {
+    *last = last.wrapping_add(1);
+    *last
+}
+
 impl Local {
     /// The identification for the next IPv4 header this worker writes.
     #[inline(always)]
     fn next_ip_id(&mut self) -> u16 {
-        self.ip_id = self.ip_id.wrapping_add(1);
-        self.ip_id
+        next_ip_id(&mut self.ip_id)
     }
 
     /// A worker's state with no neighbors and no SAs yet, counters for `slots` tunnel slots, ICMP
