@@ -389,6 +389,23 @@ fn tunnel_exit(tunnel: &Tunnel, tables: &Tables, neighbors: &Neighbors, gateway_
     }
 }
 
+/// What encapsulation takes of a GRE tunnel: its outer header ([`Tunnel::outer_template`]),
+/// that header's sum and its counter slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outer<'t> {
+    pub template: &'t [u8; 24],
+    pub sum: u16,
+    pub slot: u32,
+}
+
+impl Outer<'_> {
+    /// `tunnel`'s.
+    #[inline(always)]
+    fn of(tunnel: &Tunnel) -> Outer<'_> {
+        Outer { template: &tunnel.outer_template, sum: tunnel.outer_sum, slot: tunnel.slot }
+    }
+}
+
 /// [`encapsulate`] by `out`.
 #[inline(always)]
 fn encapsulate_to<P: PacketBuf>(
@@ -401,10 +418,11 @@ fn encapsulate_to<P: PacketBuf>(
 ) -> Option<u16> {
     // One branch on the VLAN, each side with its L2 header's length a constant (as in `leave`).
     let Local { ip_id, counters, .. } = local;
+    let outer = Outer::of(tunnel);
     if out.vlan.is_none() {
-        encapsulate_by::<P, 14>(pkt, tunnel, out, total, mss, ip_id, Some(counters))
+        encapsulate_by::<P, 14>(pkt, outer, out, total, mss, ip_id, Some(counters))
     } else {
-        encapsulate_by::<P, 18>(pkt, tunnel, out, total, mss, ip_id, Some(counters))
+        encapsulate_by::<P, 18>(pkt, outer, out, total, mss, ip_id, Some(counters))
     }
 }
 
@@ -417,14 +435,14 @@ fn encapsulate_to<P: PacketBuf>(
 #[inline(always)]
 fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
     pkt: &mut P,
-    tunnel: &Tunnel,
+    tunnel_outer: Outer<'_>,
     out: &L2Exit,
     total: usize,
     mss: u16,
     ip_id: &mut u16,
     counters: Option<&mut Counters>,
 ) -> Option<u16> {
-    let (template, template_sum) = (&tunnel.outer_template, tunnel.outer_sum);
+    let (template, template_sum) = (tunnel_outer.template, tunnel_outer.sum);
     // The one step that can fail comes first, so that a decline leaves the packet as it was.
     let grow = L2_LEN + gre::OVERHEAD - 14;
     if !pkt.reframe(-(grow as isize), grow + 14 + total) {
@@ -434,7 +452,7 @@ fn encapsulate_by<P: PacketBuf, const L2_LEN: usize>(
     let outer_total = (total + gre::OVERHEAD) as u16;
     let id_field = super::next_ip_id(ip_id);
     if let Some(counters) = counters {
-        let counters = counters.tunnel(tunnel.slot);
+        let counters = counters.tunnel(tunnel_outer.slot);
         counters.egress_packets += 1;
         counters.egress_bytes += total as u64;
     }
@@ -561,7 +579,7 @@ pub struct Lines<'a, 'n> {
 /// where one tunnel's or prefix's packets alternate with others', a train that took one at a time
 /// cost more than the express lane.
 #[inline(never)]
-pub fn boarding<'a>(first: &[u8], second: &[u8], arrival: Arrival, on: &Lines<'a, '_>) -> Option<train::AnyTrain<'a>> {
+pub fn boarding(first: &[u8], second: &[u8], arrival: Arrival, on: &Lines<'_, '_>) -> Option<train::AnyTrain> {
     if arrival.express_mac == u64::MAX {
         return None;
     }
@@ -581,21 +599,21 @@ pub fn boarding<'a>(first: &[u8], second: &[u8], arrival: Arrival, on: &Lines<'a
         }
         train::AnyTrain::Encap(encap_train(f, mac, on)?)
     };
-    (train.boards(first) && train.boards(second)).then_some(train)
+    (train.boards(first, on.tables) && train.boards(second, on.tables)).then_some(train)
 }
 
 /// The train of the GRE tunnel whose endpoints the frame `f` carries, for frames arriving on a
 /// port whose MAC is `mac`, leaving by the default gateway.
-fn gre_train<'a>(f: &[u8; OUTER_IP_END], mac: [u8; 6], on: &Lines<'a, '_>) -> Option<train::GreTrain<'a>> {
+fn gre_train(f: &[u8; OUTER_IP_END], mac: [u8; 6], on: &Lines<'_, '_>) -> Option<train::GreTrain> {
     let key = crate::tables::endpoints_key(addr(f, 30), addr(f, 26));
     let tunnel = on.tables.tunnel(on.tables.gre_tunnel_by_key(key)?);
-    train::GreTrain::new(on.tables, tunnel, key, mac, on.gateway_v4?)
+    train::GreTrain::new(tunnel, key, mac, on.gateway_v4?)
 }
 
 /// The train of the customer prefix holding the destination of the frame `f`, when that prefix's
 /// one route is into a GRE tunnel (one that tunnels share by flow never makes a train), for
 /// frames arriving on a port whose MAC is `mac`.
-fn encap_train<'a>(f: &[u8; OUTER_IP_END], mac: [u8; 6], on: &Lines<'a, '_>) -> Option<train::EncapTrain<'a>> {
+fn encap_train(f: &[u8; OUTER_IP_END], mac: [u8; 6], on: &Lines<'_, '_>) -> Option<train::EncapTrain> {
     let tables = on.tables;
     let prefix = tables.routes.prefix_v4(addr(f, 30));
     let hops = tables.routes.hops_of_prefix_v4(prefix).filter(|h| !h.is_multipath())?;
@@ -603,7 +621,7 @@ fn encap_train<'a>(f: &[u8; OUTER_IP_END], mac: [u8; 6], on: &Lines<'a, '_>) -> 
     if tunnel.kind != TunnelKind::Gre {
         return None;
     }
-    train::EncapTrain::new(tables, prefix, tunnel, mac, tunnel_exit(tunnel, tables, on.neighbors, on.gateway_v4)?)
+    train::EncapTrain::new(prefix, tunnel, mac, tunnel_exit(tunnel, tables, on.neighbors, on.gateway_v4)?)
 }
 
 /// [`train_check`] for one train: whether it took the frame.
@@ -617,7 +635,7 @@ fn train_alike(
     let mut pkt = HeapPacket::new(frame);
     // A train changes only the packet and the IP identification it is lent; it counts apart.
     let mut ridden_ip_id = local.ip_id;
-    let Some(bytes) = train.ride(&mut pkt, &mut ridden_ip_id) else {
+    let Some(bytes) = train.ride(&mut pkt, &mut ridden_ip_id, tables) else {
         if pkt.data() != frame || ridden_ip_id != local.ip_id {
             return Err("a train declined a frame after changing it or the IP identification".into());
         }
@@ -647,6 +665,7 @@ fn run_alone(
         icmp_limit: RateLimiter::new(1000, 1000),
         ip_id: local.ip_id,
         resolve: None,
+        trains: Vec::new(),
     };
     let mut cx = Context::new(tables, &mut own, 1);
     let verdict = entry(&mut pkt, &mut cx);

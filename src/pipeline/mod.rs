@@ -108,6 +108,11 @@ pub struct Local {
     pub ip_id: u16,
     /// Where a packet punted for `Resolve` is to go once its next hop's MAC is known.
     pub resolve: Option<Egress>,
+    /// The train that each port's last boarding made ([`express::boarding`]), kept for as long
+    /// as the tables and neighbors it was made on: a burst whose first two packets are its rides
+    /// it with no context made and no train looked up. The worker empties it when it changes
+    /// either.
+    pub trains: Vec<Option<express::train::AnyTrain>>,
 }
 
 /// The identification after `last`, the last one written, which it becomes: for
@@ -135,6 +140,7 @@ impl Local {
             icmp_limit,
             ip_id,
             resolve: None,
+            trains: Vec::new(),
         }
     }
 }

@@ -89,6 +89,37 @@ def checksum_ok(pkt, layer):
     return layer(bytes(clone)).chksum == got
 
 
+NEW_GW_MAC = "02:00:00:00:00:fd"
+BURST = 32
+
+
+def kept_train_across_a_gateway_move(frame):
+    """Bursts of 32 (net_pcap reads that many a poll, and the slow path runs between polls): the
+    gateway's ARP reply and frames for another MAC (dropped) while the worker learns it, bursts
+    of `frame(i)` (a train's packets, leaving by the gateway), the gateway's reply from its new
+    MAC, more bursts. Checks that the first packets leave by the old MAC, that none goes back to
+    it once one went to the new MAC, and that the last two bursts (the worker had the new MAC
+    before them) go to the new one. Gives (the train's frames out, counters)."""
+    def reply(mac):
+        return Ether(src=mac, dst=PORT_MAC) / ARP(op=2, hwsrc=mac, psrc="192.0.2.254", hwdst=PORT_MAC, pdst=PORT_IP)
+    stray = Ether(src=GW_MAC, dst="02:00:00:00:09:09") / IP(src=CLIENT, dst="10.20.0.7") / UDP()
+    frames = [reply(GW_MAC)] + [stray] * (2 * BURST - 1)
+    frames += [frame(i) for i in range(2 * BURST)]
+    frames += [reply(NEW_GW_MAC)] + [frame(i) for i in range(2 * BURST, 6 * BURST - 1)]
+    out, c = run(frames, gateway_mac=False)
+    sent = [p for p in out if ARP not in p]
+    tc = unittest.TestCase()
+    tc.assertEqual(len(sent), 6 * BURST - 1)
+    macs = [p[Ether].dst for p in sent]
+    tc.assertEqual(macs[0], GW_MAC)
+    moved = macs.index(NEW_GW_MAC)
+    tc.assertGreaterEqual(moved, 2 * BURST)
+    tc.assertEqual(macs[moved:], [NEW_GW_MAC] * (len(macs) - moved))
+    tc.assertLessEqual(moved, len(macs) - 2 * BURST)
+    tc.assertEqual(c["drops"]["not_our_mac"], 2 * BURST - 1)
+    return sent, c
+
+
 class Decapsulation(unittest.TestCase):
     def test_inner_ipv4_is_routed_out_with_ttl_decremented(self):
         inner = IP(src="10.20.0.7", dst=CLIENT, ttl=50, id=77) / UDP(sport=1000, dport=2000) / Raw(b"a" * 40)
@@ -142,6 +173,15 @@ class Decapsulation(unittest.TestCase):
         self.assertEqual(c["rx_bytes"], sum(len(f) for f in frames))
         self.assertEqual((c["tx_packets"], c["tx_bytes"]), (len(out), sum(len(p) for p in out)))
 
+    def test_a_kept_train_leaves_by_the_gateways_new_mac(self):
+        # A worker keeps the train a burst boarded for the bursts after it, until its neighbors
+        # (or tables) change. The gateway is learned by ARP, then answers again from another MAC:
+        # once the worker has it, the tunnel's packets go to the new MAC, the kept train's too.
+        out, c = kept_train_across_a_gateway_move(
+            lambda i: gre_in(IP(src="10.20.0.7", dst=CLIENT, ttl=50, id=i) / UDP(sport=1000, dport=2000)))
+        self.assertEqual(c["tunnels"]["site1"]["ingress_packets"], len(out))
+        self.assertEqual([p[IP].id for p in out if GRE not in p], list(range(len(out))))
+
     def test_inner_ipv6(self):
         inner = IPv6(src="2001:db8:20::7", dst="2001:db9::5", hlim=9) / UDP(sport=1, dport=2) / Raw(b"v6")
         out, _ = run([gre_in(inner, proto=0x86DD)])
@@ -179,6 +219,16 @@ class Encapsulation(unittest.TestCase):
             self.assertEqual(IP(bytes(i)).chksum, i.chksum)
         self.assertEqual(c["tunnels"]["site1"]["egress_packets"], 2)
         self.assertEqual(c["tunnels"]["site1"]["egress_bytes"], 2 * len(inner))
+
+    def test_a_kept_train_into_a_tunnel_leaves_by_the_gateways_new_mac(self):
+        # As for decapsulation: the customer endpoint is reached by the gateway.
+        out, c = kept_train_across_a_gateway_move(
+            lambda i: from_gw(IP(src=CLIENT, dst="10.20.1.2", ttl=64, id=i) / UDP(sport=5, dport=6)))
+        self.assertEqual(c["tunnels"]["site1"]["egress_packets"], len(out))
+        self.assertEqual({p[IP].dst for p in out}, {CUSTOMER})
+        # In order, each with an outer identification of its own.
+        self.assertEqual([p[GRE][IP].id for p in out], list(range(len(out))))
+        self.assertEqual(len({p[IP].id for p in out}), len(out))
 
     def test_a_train_into_one_prefixs_tunnel_is_encapsulated_alike(self):
         # From a prefix's second packet in a burst on, the worker takes its packets in a train:

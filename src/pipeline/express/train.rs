@@ -7,7 +7,10 @@
 //! A run of a burst's packets whose first two are one tunnel's GRE packets, or two packets for
 //! one such prefix, boards that train ([`super::boarding`]), and the worker takes the packets
 //! through it in a loop of its own ([`Train::ride`]) for as long as they are its; the rest of the
-//! run goes the express lane's way, which knows nothing of trains. A [`GreTrain`] knows what
+//! run goes the express lane's way, which knows nothing of trains. The worker keeps the train a
+//! port's last boarding made, and a later burst whose first two packets are its rides it without
+//! boarding, until the tables or neighbors change (decap 122.3 -> 117.4 instructions a packet,
+//! encap 149.8 -> 147.3). A [`GreTrain`] knows what
 //! every packet's first 48 bytes hold: the port's MAC, the EtherType, a plain outer IPv4 header
 //! from the customer endpoint to the anycast endpoint with GRE in it, a bare GRE header with
 //! IPv4, a plain inner header. One masked compare of three words checks them all, where the
@@ -27,7 +30,7 @@ use std::net::Ipv4Addr;
 
 use wide::u8x16;
 
-use super::{encapsulate_by, header, L2Exit, INNER_START, IP_PROTOCOL_GRE, IP_PROTOCOL_TCP, OUTER_IP_END};
+use super::{encapsulate_by, header, L2Exit, Outer, INNER_START, IP_PROTOCOL_GRE, IP_PROTOCOL_TCP, OUTER_IP_END};
 use crate::pipeline::{csum, gre, ipv4, mss, Counters, PacketBuf};
 use crate::tables::{Tables, Tunnel};
 
@@ -36,16 +39,16 @@ pub trait Train {
     /// The port the train's packets leave by.
     fn port(&self) -> u16;
 
-    /// Whether the frame `f` may be one of the train's: checks that [`Train::ride`] makes too,
-    /// of what a train's packets all share (its compared bits, and for encapsulation the
-    /// prefix).
-    fn boards(&self, f: &[u8]) -> bool;
+    /// Whether the frame `f` may be one of the train's on `tables` (those it was made on):
+    /// checks that [`Train::ride`] makes too, of what a train's packets all share (its compared
+    /// bits, and for encapsulation the prefix).
+    fn boards(&self, f: &[u8], tables: &Tables) -> bool;
 
-    /// Take the frame `pkt` if it is one of the train's, as the express lane would, the IP
-    /// identification it writes the one after `ip_id` (the worker's, which the caller keeps in a
-    /// register for the run and stores once): gives the bytes its tunnel counts. Declines (None)
-    /// with the frame and `ip_id` untouched otherwise.
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16) -> Option<usize>;
+    /// Take the frame `pkt` if it is one of the train's on `tables` (those it was made on), as
+    /// the express lane would, the IP identification it writes the one after `ip_id` (the
+    /// worker's, which the caller keeps in a register for the run and stores once): gives the
+    /// bytes its tunnel counts. Declines (None) with the frame and `ip_id` untouched otherwise.
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, tables: &Tables) -> Option<usize>;
 
     /// The bytes of the frames that `packets` of the train send, whose tunnel counts `bytes`.
     fn frames_bytes(&self, packets: u64, bytes: u64) -> u64;
@@ -63,20 +66,22 @@ pub trait Train {
     fn count(&self, counters: &mut Counters, packets: u64, bytes: u64);
 }
 
-/// A train of either kind, as a run of received packets boards it ([`super::boarding`]).
+/// A train of either kind, as a run of received packets boards it ([`super::boarding`]). It
+/// holds no reference to the tables it was made on, so that a worker can keep it from one burst
+/// to the next for as long as those tables and its neighbors stay as they were.
 #[derive(Debug, Clone, Copy)]
-pub enum AnyTrain<'a> {
-    Decap(GreTrain<'a>),
-    Encap(EncapTrain<'a>),
+pub enum AnyTrain {
+    Decap(GreTrain),
+    Encap(EncapTrain),
 }
 
-impl AnyTrain<'_> {
+impl AnyTrain {
     /// [`Train::boards`] of the train.
     #[inline(always)]
-    pub fn boards(&self, f: &[u8]) -> bool {
+    pub fn boards(&self, f: &[u8], tables: &Tables) -> bool {
         match self {
-            AnyTrain::Decap(train) => train.boards(f),
-            AnyTrain::Encap(train) => train.boards(f),
+            AnyTrain::Decap(train) => train.boards(f, tables),
+            AnyTrain::Encap(train) => train.boards(f, tables),
         }
     }
 }
@@ -136,16 +141,14 @@ const fn word(b: &[u8], at: usize) -> u8x16 {
 /// [`MASK`] as little-endian words.
 const MASK_WORDS: [u8x16; COMPARED / 16] = [word(&MASK, 0), word(&MASK, 16), word(&MASK, 32)];
 
-/// A tunnel's train on a context's tables: what its packets' compared bytes hold, and how they
-/// leave.
+/// A tunnel's train: what its packets' compared bytes hold, and how they leave.
 #[derive(Debug, Clone, Copy)]
-pub struct GreTrain<'a> {
+pub struct GreTrain {
     /// The compared bits ([`MASK`]) of every packet of the train.
     expect: [u8x16; COMPARED / 16],
     /// The endpoints' key ([`crate::tables::endpoints_key`]): the train of another tunnel is
     /// another train.
     key: u64,
-    tables: &'a Tables,
     /// The tunnel's counter slot and MSS (0: none).
     slot: u32,
     mss: u16,
@@ -157,10 +160,10 @@ pub struct GreTrain<'a> {
     exit: L2Exit,
 }
 
-impl<'a> GreTrain<'a> {
+impl GreTrain {
     /// The train of `tunnel`'s packets arriving at the port whose MAC is `mac`, leaving by the
     /// untagged `exit` (the default gateway's); None for a tagged exit.
-    pub fn new(tables: &'a Tables, tunnel: &Tunnel, key: u64, mac: [u8; 6], exit: L2Exit) -> Option<GreTrain<'a>> {
+    pub fn new(tunnel: &Tunnel, key: u64, mac: [u8; 6], exit: L2Exit) -> Option<GreTrain> {
         if exit.vlan.is_some() {
             return None;
         }
@@ -175,7 +178,7 @@ impl<'a> GreTrain<'a> {
         e[36..38].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
         e[38] = 0x45;
         let clamped = if tunnel.mss != 0 { u16::from(IP_PROTOCOL_TCP) } else { 0x100 };
-        Some(GreTrain { expect: words(&e), key, tables, slot: tunnel.slot, mss: tunnel.mss, clamped, exit })
+        Some(GreTrain { expect: words(&e), key, slot: tunnel.slot, mss: tunnel.mss, clamped, exit })
     }
 
     /// The endpoints' key the train was made for.
@@ -185,7 +188,7 @@ impl<'a> GreTrain<'a> {
     }
 }
 
-impl Train for GreTrain<'_> {
+impl Train for GreTrain {
     #[inline(always)]
     fn port(&self) -> u16 {
         self.exit.port
@@ -193,13 +196,13 @@ impl Train for GreTrain<'_> {
 
     /// The compared bits: the tunnel's endpoints among them.
     #[inline(always)]
-    fn boards(&self, f: &[u8]) -> bool {
+    fn boards(&self, f: &[u8], _: &Tables) -> bool {
         f.len() >= COMPARED && !differs(f, &MASK_WORDS, &self.expect)
     }
 
     /// Decapsulated: the bytes are the outer packet's, less its headers.
     #[inline(always)]
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, _: &mut u16) -> Option<usize> {
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, _: &mut u16, tables: &Tables) -> Option<usize> {
         let d = pkt.data();
         let f = d.first_chunk::<{ INNER_START + 20 }>()?;
         let room = d.len() - 14;
@@ -224,7 +227,7 @@ impl Train for GreTrain<'_> {
         }
         let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
         let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-        if h[8] <= 1 || ipv4::martian(src) || !self.tables.routes.is_ordinary_unrouted_v4(dst) {
+        if h[8] <= 1 || ipv4::martian(src) || !tables.routes.is_ordinary_unrouted_v4(dst) {
             return None;
         }
         let clamp = u16::from(h[9]) == self.clamped;
@@ -287,34 +290,33 @@ const PLAIN_MASK: [u8; 32] = {
 /// [`PLAIN_MASK`] as little-endian words.
 const PLAIN_MASK_WORDS: [u8x16; 2] = [word(&PLAIN_MASK, 0), word(&PLAIN_MASK, 16)];
 
-/// A customer prefix's train into its one GRE tunnel, on a context's tables and neighbors.
+/// A customer prefix's train into its one GRE tunnel.
 #[derive(Debug, Clone, Copy)]
-pub struct EncapTrain<'a> {
+pub struct EncapTrain {
     /// The compared bits ([`PLAIN_MASK`]) of every packet of the train.
     expect: [u8x16; 2],
-    tables: &'a Tables,
     /// The prefix's number ([`crate::tables::RouteTable::prefix_v4`]).
     prefix: u32,
-    tunnel: &'a Tunnel,
+    /// Of the tunnel: its outer header ([`Tunnel::outer_template`]) and that header's sum, its
+    /// counter slot, MTU and MSS.
+    outer_template: [u8; 24],
+    outer_sum: u16,
+    slot: u32,
+    mtu: u16,
+    mss: u16,
     /// How the tunnel's packets leave, untagged.
     exit: L2Exit,
     /// As [`GreTrain`]'s: TCP, or a protocol no packet has where the tunnel clamps none.
     clamped: u16,
 }
 
-impl<'a> EncapTrain<'a> {
+impl EncapTrain {
     /// The train of the prefix numbered `prefix`, whose one route is into the GRE tunnel
     /// `tunnel`, for packets arriving at the port whose MAC is `mac` and leaving by the untagged
     /// `exit`; None for a tagged exit, or a tunnel whose MTU leaves no room for the outer
     /// headers in an IPv4 packet's length (none a configuration allows: it stops at 9000), so
     /// that a packet within the MTU needs no test of its own for that.
-    pub fn new(
-        tables: &'a Tables,
-        prefix: u32,
-        tunnel: &'a Tunnel,
-        mac: [u8; 6],
-        exit: L2Exit,
-    ) -> Option<EncapTrain<'a>> {
+    pub fn new(prefix: u32, tunnel: &Tunnel, mac: [u8; 6], exit: L2Exit) -> Option<EncapTrain> {
         if exit.vlan.is_some() || usize::from(tunnel.mtu) + gre::OVERHEAD > 0xffff {
             return None;
         }
@@ -323,7 +325,17 @@ impl<'a> EncapTrain<'a> {
         e[12..14].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
         e[14] = 0x45;
         let clamped = if tunnel.mss != 0 { u16::from(IP_PROTOCOL_TCP) } else { 0x100 };
-        Some(EncapTrain { expect: words(&e), tables, prefix, tunnel, exit, clamped })
+        Some(EncapTrain {
+            expect: words(&e),
+            prefix,
+            outer_template: tunnel.outer_template,
+            outer_sum: tunnel.outer_sum,
+            slot: tunnel.slot,
+            mtu: tunnel.mtu,
+            mss: tunnel.mss,
+            exit,
+            clamped,
+        })
     }
 
     /// The number of the prefix the train was made for.
@@ -333,7 +345,7 @@ impl<'a> EncapTrain<'a> {
     }
 }
 
-impl Train for EncapTrain<'_> {
+impl Train for EncapTrain {
     #[inline(always)]
     fn port(&self) -> u16 {
         self.exit.port
@@ -341,17 +353,17 @@ impl Train for EncapTrain<'_> {
 
     /// The compared bits, not GRE (which is decapsulated) and a destination in the prefix.
     #[inline(always)]
-    fn boards(&self, f: &[u8]) -> bool {
+    fn boards(&self, f: &[u8], tables: &Tables) -> bool {
         let Some(f) = f.first_chunk::<OUTER_IP_END>() else { return false };
         let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
         !differs(f, &PLAIN_MASK_WORDS, &self.expect)
             && f[23] != IP_PROTOCOL_GRE
-            && self.tables.routes.prefix_v4(dst) == self.prefix
+            && tables.routes.prefix_v4(dst) == self.prefix
     }
 
     /// Encapsulated: the bytes are the inner packet's.
     #[inline(always)]
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16) -> Option<usize> {
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, tables: &Tables) -> Option<usize> {
         let d = pkt.data();
         let f = d.first_chunk::<OUTER_IP_END>()?;
         if differs(f, &PLAIN_MASK_WORDS, &self.expect) {
@@ -368,7 +380,7 @@ impl Train for EncapTrain<'_> {
         }
         let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
         let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-        let routes = &self.tables.routes;
+        let routes = &tables.routes;
         // Not GRE (for decapsulation), a TTL that does not run out, in an ordinary block (not
         // ours, no martian or broadcast destination), not martian, within the prefix and the
         // tunnel's MTU (under which the outer packet's length fits in its field: see `new`).
@@ -378,12 +390,13 @@ impl Train for EncapTrain<'_> {
             || ttl <= 1
             || !routes.is_ordinary_in_prefix_v4(dst, self.prefix)
             || ipv4::martian(src)
-            || total > usize::from(self.tunnel.mtu)
+            || total > usize::from(self.mtu)
         {
             return None;
         }
-        let mss = if u16::from(protocol) == self.clamped { self.tunnel.mss } else { 0 };
-        encapsulate_by::<P, 14>(pkt, self.tunnel, &self.exit, total, mss, ip_id, None)?;
+        let mss = if u16::from(protocol) == self.clamped { self.mss } else { 0 };
+        let outer = Outer { template: &self.outer_template, sum: self.outer_sum, slot: self.slot };
+        encapsulate_by::<P, 14>(pkt, outer, &self.exit, total, mss, ip_id, None)?;
         Some(total)
     }
 
@@ -405,7 +418,7 @@ impl Train for EncapTrain<'_> {
 
     #[inline(always)]
     fn count(&self, counters: &mut Counters, packets: u64, bytes: u64) {
-        let counters = counters.tunnel(self.tunnel.slot);
+        let counters = counters.tunnel(self.slot);
         counters.egress_packets += packets;
         counters.egress_bytes += bytes;
     }
