@@ -47,7 +47,8 @@ pub trait Train {
     /// Take the frame `pkt` if it is one of the train's on `tables` (those it was made on), as
     /// the express lane would, the IP identification it writes the one after `ip_id` (the
     /// worker's, which the caller keeps in a register for the run and stores once): gives the
-    /// bytes its tunnel counts. Declines (None) with the frame and `ip_id` untouched otherwise.
+    /// bytes its tunnel counts (an IPv4 packet's length, at most 0xffff). Declines (None) with
+    /// the frame and `ip_id` untouched otherwise.
     fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, tables: &Tables) -> Option<usize>;
 
     /// The bytes of the frames that `packets` of the train send, whose tunnel counts `bytes`.
