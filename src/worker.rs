@@ -255,11 +255,7 @@ impl Worker {
         if !rx.get(1).is_some_and(|second| train.boards(second.data(), tables)) {
             return 0;
         }
-        let mut out = Outputs { batches: tx, ports, queue: *queue };
-        match train {
-            AnyTrain::Decap(train) => ride(&train, rx, 0, &mut out, tables, local),
-            AnyTrain::Encap(train) => ride(&train, rx, 0, &mut out, tables, local),
-        }
+        ride_any(&train, rx, 0, Outputs { batches: tx, ports, queue: *queue }, tables, local)
     }
 
     /// Act on a verdict. The common ones are handled inline: passed out of line, the verdict
@@ -508,7 +504,7 @@ struct Outputs<'a> {
 fn board_and_ride(
     rx: &mut MbufBatch,
     next: usize,
-    mut out: Outputs<'_>,
+    out: Outputs<'_>,
     arrival: Arrival,
     tables: &Tables,
     gateway_v4: Option<L2Exit>,
@@ -520,9 +516,22 @@ fn board_and_ride(
     if let Some(kept) = local.trains.get_mut(usize::from(arrival.port)) {
         *kept = Some(train);
     }
+    ride_any(&train, rx, next, out, tables, local)
+}
+
+/// [`ride`] for a train of either kind.
+#[inline(always)]
+fn ride_any(
+    train: &AnyTrain,
+    rx: &mut MbufBatch,
+    next: usize,
+    mut out: Outputs<'_>,
+    tables: &Tables,
+    local: &mut Local,
+) -> usize {
     match train {
-        AnyTrain::Decap(train) => ride(&train, rx, next, &mut out, tables, local),
-        AnyTrain::Encap(train) => ride(&train, rx, next, &mut out, tables, local),
+        AnyTrain::Decap(train) => ride(train, rx, next, &mut out, tables, local),
+        AnyTrain::Encap(train) => ride(train, rx, next, &mut out, tables, local),
     }
 }
 

@@ -10,13 +10,12 @@
 //! run goes the express lane's way, which knows nothing of trains. The worker keeps the train a
 //! port's last boarding made, and a later burst whose first two packets are its rides it without
 //! boarding, until the tables or neighbors change (decap 122.3 -> 117.4 instructions a packet,
-//! encap 149.8 -> 147.3). A [`GreTrain`] knows what
-//! every packet's first 48 bytes hold: the port's MAC, the EtherType, a plain outer IPv4 header
-//! from the customer endpoint to the anycast endpoint with GRE in it, a bare GRE header with
-//! IPv4, a plain inner header. One masked compare of three words checks them all, where the
-//! express lane checks them one by one and then looks up the tunnel; what differs from packet to
-//! packet (lengths, checksums, the TTL, the inner addresses) is checked as the express lane
-//! checks it.
+//! encap 149.8 -> 147.3). A [`GreTrain`] knows what every packet's first 48 bytes hold: the
+//! port's MAC, the EtherType, a plain outer IPv4 header from the customer endpoint to the anycast
+//! endpoint with GRE in it, a bare GRE header with IPv4, a plain inner header. One masked
+//! compare of three words checks them all, where the express lane checks them one by one and
+//! then looks up the tunnel; what differs from packet to packet (lengths, checksums, the TTL, the
+//! inner addresses) is checked as the express lane checks it.
 //!
 //! An [`EncapTrain`]'s packets are checked as the express lane checks them, but for the
 //! destination MAC, EtherType, version, header length and fragment fields, compared whole, and
@@ -139,6 +138,30 @@ const fn word(b: &[u8], at: usize) -> u8x16 {
     u8x16::new(w)
 }
 
+/// A frame's first `N` bytes as every packet of a train has them to begin with: the port's MAC
+/// `mac`, the IPv4 EtherType, and an IPv4 header of 20 bytes; zeros elsewhere.
+const fn plain_ipv4_head<const N: usize>(mac: [u8; 6]) -> [u8; N] {
+    let mut e = [0u8; N];
+    let mut i = 0;
+    while i < 6 {
+        e[i] = mac[i];
+        i += 1;
+    }
+    let ethertype = ipv4::ETHERTYPE.to_be_bytes();
+    (e[12], e[13], e[14]) = (ethertype[0], ethertype[1], 0x45);
+    e
+}
+
+/// The protocol whose packets `tunnel`'s trains clamp the MSS of: TCP, or one no packet has
+/// (above 255) where the tunnel clamps none.
+fn clamped_protocol(tunnel: &Tunnel) -> u16 {
+    if tunnel.mss != 0 {
+        u16::from(IP_PROTOCOL_TCP)
+    } else {
+        0x100
+    }
+}
+
 /// [`MASK`] as little-endian words.
 const MASK_WORDS: [u8x16; COMPARED / 16] = [word(&MASK, 0), word(&MASK, 16), word(&MASK, 32)];
 
@@ -168,17 +191,14 @@ impl GreTrain {
         if exit.vlan.is_some() {
             return None;
         }
-        let mut e = [0u8; COMPARED];
-        e[..6].copy_from_slice(&mac);
-        e[12..14].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
-        e[14] = 0x45;
+        let mut e = plain_ipv4_head::<COMPARED>(mac);
         e[23] = IP_PROTOCOL_GRE;
         e[26..30].copy_from_slice(&tunnel.customer.octets());
         e[30..34].copy_from_slice(&tunnel.anycast.octets());
         // A bare GRE header (no checksum, key or sequence, version 0) carrying IPv4.
         e[36..38].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
         e[38] = 0x45;
-        let clamped = if tunnel.mss != 0 { u16::from(IP_PROTOCOL_TCP) } else { 0x100 };
+        let clamped = clamped_protocol(tunnel);
         Some(GreTrain { expect: words(&e), key, slot: tunnel.slot, mss: tunnel.mss, clamped, exit })
     }
 
@@ -321,13 +341,8 @@ impl EncapTrain {
         if exit.vlan.is_some() || usize::from(tunnel.mtu) + gre::OVERHEAD > 0xffff {
             return None;
         }
-        let mut e = [0u8; 32];
-        e[..6].copy_from_slice(&mac);
-        e[12..14].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
-        e[14] = 0x45;
-        let clamped = if tunnel.mss != 0 { u16::from(IP_PROTOCOL_TCP) } else { 0x100 };
         Some(EncapTrain {
-            expect: words(&e),
+            expect: words(&plain_ipv4_head::<32>(mac)),
             prefix,
             outer_template: tunnel.outer_template,
             outer_sum: tunnel.outer_sum,
@@ -335,7 +350,7 @@ impl EncapTrain {
             mtu: tunnel.mtu,
             mss: tunnel.mss,
             exit,
-            clamped,
+            clamped: clamped_protocol(tunnel),
         })
     }
 
