@@ -161,6 +161,21 @@ impl Mbuf {
         true
     }
 
+    /// [`Mbuf::reframe`], giving the packet's new bytes: a slice whose length is `len` as the
+    /// caller gave it, so that what the caller knows of `len` bounds the slice with no check of
+    /// the mbuf's own field (decapsulation and encapsulation trains: 3 instructions a packet).
+    #[inline]
+    pub fn reframe_mut(&mut self, start: isize, len: usize) -> Option<&mut [u8]> {
+        if !self.reframe(start, len) {
+            return None;
+        }
+        let m = self.raw();
+        let (addr, off) = (m.buf_addr as *mut u8, m.data_off as usize);
+        // SAFETY: reframe made the `len` bytes from data_off the packet's data, inside the
+        // mbuf's buffer, which self owns; &mut self guarantees the only access.
+        Some(unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) })
+    }
+
     /// Grow the data by `n` bytes at the end (their content is whatever the buffer held);
     /// false (and unchanged) if the tailroom is too small.
     #[inline]

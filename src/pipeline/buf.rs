@@ -49,6 +49,14 @@ pub trait PacketBuf {
         }
         moved
     }
+
+    /// [`PacketBuf::reframe`], giving the packet's new bytes (`len` of them).
+    fn reframe_mut(&mut self, start: isize, len: usize) -> Option<&mut [u8]> {
+        if !self.reframe(start, len) {
+            return None;
+        }
+        self.data_mut().get_mut(..len)
+    }
 }
 
 impl PacketBuf for dpdk_bindings::Mbuf {
@@ -79,6 +87,10 @@ impl PacketBuf for dpdk_bindings::Mbuf {
     #[inline]
     fn reframe(&mut self, start: isize, len: usize) -> bool {
         dpdk_bindings::Mbuf::reframe(self, start, len)
+    }
+    #[inline]
+    fn reframe_mut(&mut self, start: isize, len: usize) -> Option<&mut [u8]> {
+        dpdk_bindings::Mbuf::reframe_mut(self, start, len)
     }
 }
 

@@ -29,8 +29,8 @@ use std::net::Ipv4Addr;
 
 use wide::u8x16;
 
-use super::{encapsulate_by, header, L2Exit, Outer, INNER_START, IP_PROTOCOL_GRE, IP_PROTOCOL_TCP, OUTER_IP_END};
-use crate::pipeline::{csum, gre, ipv4, mss, Counters, PacketBuf};
+use super::{header, L2Exit, INNER_START, IP_PROTOCOL_GRE, IP_PROTOCOL_TCP, OUTER_IP_END};
+use crate::pipeline::{csum, gre, ipv4, mss, next_ip_id, Counters, PacketBuf};
 use crate::tables::{Tables, Tunnel};
 
 /// A train: the packets it takes, and how they are counted.
@@ -318,17 +318,70 @@ pub struct EncapTrain {
     expect: [u8x16; 2],
     /// The prefix's number ([`crate::tables::RouteTable::prefix_v4`]).
     prefix: u32,
-    /// Of the tunnel: its outer header ([`Tunnel::outer_template`]) and that header's sum, its
-    /// counter slot, MTU and MSS.
-    outer_template: [u8; 24],
-    outer_sum: u16,
+    /// What every frame the train sends begins with.
+    head: EncapHead,
+    /// Of the tunnel: its counter slot, MTU and MSS.
     slot: u32,
     mtu: u16,
     mss: u16,
-    /// How the tunnel's packets leave, untagged.
-    exit: L2Exit,
+    /// The port the tunnel's packets leave by, untagged.
+    port: u16,
     /// As [`GreTrain`]'s: TCP, or a protocol no packet has where the tunnel clamps none.
     clamped: u16,
+}
+
+/// The first 38 bytes of every frame an encapsulation train sends, as four stores take them: the
+/// Ethernet header and the outer header's first two bytes (0..16) in one vector, then words of
+/// the outer header at 16, 24 and 30 (the last overlapping the one before: the destination's last
+/// two bytes and the GRE header). Its total length, identification and checksum are 0, each
+/// packet's merged into the words in registers. Written as the express lane writes it (five
+/// 64-bit stores from the tunnel's template and the exit's words, each field byte-swapped), the
+/// encapsulation train took 146.3 instructions a packet; this head, 133.8.
+#[derive(Debug, Clone, Copy)]
+struct EncapHead {
+    start: u8x16,
+    words: [u64; 3],
+    /// The sum of the outer header's template ([`Tunnel::outer_sum`]), byte-swapped. A one's
+    /// complement sum byte-swapped is the sum of the words byte-swapped, so the checksum is made
+    /// of the fields as they sit in the header's words, and needs no swap of its own.
+    sum: u16,
+}
+
+impl EncapHead {
+    /// The head of `tunnel`'s frames leaving by `exit`.
+    fn new(tunnel: &Tunnel, exit: &L2Exit) -> EncapHead {
+        let mut b = [0u8; 14 + gre::OVERHEAD];
+        exit.src.write(&mut b, exit.dst);
+        b[14..].copy_from_slice(&tunnel.outer_template);
+        b[36..].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
+        let word = |at: usize| b.get(at..).and_then(|w| w.first_chunk::<8>()).map_or(0, |w| u64::from_le_bytes(*w));
+        EncapHead { start: word16(&b, 0), words: [word(16), word(24), word(30)], sum: tunnel.outer_sum.swap_bytes() }
+    }
+
+    /// Write the head of a frame whose outer header has `total` bytes (as on the wire: a
+    /// little-endian load of its field) and identification `id` (the same) into `frame`.
+    #[inline(always)]
+    fn write(&self, frame: &mut [u8; 14 + gre::OVERHEAD], total: u16, id: u16) {
+        let checksum = csum::template_checksum(self.sum, total, id);
+        let words = [
+            self.words[0] | u64::from(total) | u64::from(id) << 16,
+            self.words[1] | u64::from(checksum),
+            self.words[2],
+        ];
+        if let Some(start) = frame.first_chunk_mut::<16>() {
+            *start = self.start.to_array();
+        }
+        for (at, w) in [16, 24, 30].into_iter().zip(words) {
+            if let Some(chunk) = frame.get_mut(at..).and_then(|c| c.first_chunk_mut::<8>()) {
+                *chunk = w.to_le_bytes();
+            }
+        }
+    }
+}
+
+/// The 16 bytes at `at` of `b` as a word (0 past its end).
+fn word16(b: &[u8], at: usize) -> u8x16 {
+    u8x16::new(std::array::from_fn(|i| b.get(at + i).copied().unwrap_or(0)))
 }
 
 impl EncapTrain {
@@ -344,12 +397,11 @@ impl EncapTrain {
         Some(EncapTrain {
             expect: words(&plain_ipv4_head::<32>(mac)),
             prefix,
-            outer_template: tunnel.outer_template,
-            outer_sum: tunnel.outer_sum,
+            head: EncapHead::new(tunnel, &exit),
             slot: tunnel.slot,
             mtu: tunnel.mtu,
             mss: tunnel.mss,
-            exit,
+            port: exit.port,
             clamped: clamped_protocol(tunnel),
         })
     }
@@ -364,7 +416,7 @@ impl EncapTrain {
 impl Train for EncapTrain {
     #[inline(always)]
     fn port(&self) -> u16 {
-        self.exit.port
+        self.port
     }
 
     /// The compared bits, not GRE (which is decapsulated) and a destination in the prefix.
@@ -410,9 +462,21 @@ impl Train for EncapTrain {
         {
             return None;
         }
-        let mss = if u16::from(protocol) == self.clamped { self.mss } else { 0 };
-        let outer = Outer { template: &self.outer_template, sum: self.outer_sum, slot: self.slot };
-        encapsulate_by::<P, 14>(pkt, outer, &self.exit, total, mss, ip_id, None)?;
+        let clamp = u16::from(protocol) == self.clamped;
+        // The one step that can fail comes first, so that a decline leaves the packet as it was.
+        let data = pkt.reframe_mut(-(gre::OVERHEAD as isize), 14 + gre::OVERHEAD + total)?;
+        // Cannot fail: the frame is the head and the packet, of 20 bytes at least.
+        let (head, rest) = data.split_first_chunk_mut::<{ 14 + gre::OVERHEAD }>()?;
+        // As the express lane's: the identification after the worker's last.
+        let id = next_ip_id(ip_id);
+        // Fields as on the wire, byte-swapped (the outer packet's length fits: see `new`).
+        self.head.write(head, ((total + gre::OVERHEAD) as u16).swap_bytes(), id.swap_bytes());
+        if let Some(inner) = rest.first_chunk_mut::<20>() {
+            ipv4::decrement_live_ttl(inner);
+        }
+        if clamp {
+            mss::clamp(&mut rest[20..], self.mss);
+        }
         Some(total)
     }
 
