@@ -250,12 +250,15 @@ impl Worker {
     #[inline(never)]
     fn ride_kept(&mut self, port: u16) -> usize {
         let Worker { tables, local, rx, tx, ports, queue, .. } = self;
-        let Some(Some(train)) = local.trains.get(usize::from(port)).copied() else { return 0 };
+        // Borrowed apart from what the ride counts in: copied out of the worker's state, the
+        // train cost some 16 instructions a burst (decap 114.1 -> 113.6 a packet).
+        let Local { trains, counters, ip_id, .. } = local;
+        let Some(Some(train)) = trains.get(usize::from(port)) else { return 0 };
         // The first is tested as the ride takes it.
         if !rx.get(1).is_some_and(|second| train.boards(second.data(), tables)) {
             return 0;
         }
-        ride_any(&train, rx, 0, Outputs { batches: tx, ports, queue: *queue }, tables, local)
+        ride_any(train, rx, 0, Outputs { batches: tx, ports, queue: *queue }, tables, counters, ip_id)
     }
 
     /// Act on a verdict. The common ones are handled inline: passed out of line, the verdict
@@ -516,7 +519,7 @@ fn board_and_ride(
     if let Some(kept) = local.trains.get_mut(usize::from(arrival.port)) {
         *kept = Some(train);
     }
-    ride_any(&train, rx, next, out, tables, local)
+    ride_any(&train, rx, next, out, tables, &mut local.counters, &mut local.ip_id)
 }
 
 /// [`ride`] for a train of either kind.
@@ -527,11 +530,12 @@ fn ride_any(
     next: usize,
     mut out: Outputs<'_>,
     tables: &Tables,
-    local: &mut Local,
+    counters: &mut Counters,
+    ip_id: &mut u16,
 ) -> usize {
     match train {
-        AnyTrain::Decap(train) => ride(train, rx, next, &mut out, tables, local),
-        AnyTrain::Encap(train) => ride(train, rx, next, &mut out, tables, local),
+        AnyTrain::Decap(train) => ride(train, rx, next, &mut out, tables, counters, ip_id),
+        AnyTrain::Encap(train) => ride(train, rx, next, &mut out, tables, counters, ip_id),
     }
 }
 
@@ -550,7 +554,8 @@ fn ride<T: Train>(
     next: usize,
     out: &mut Outputs<'_>,
     tables: &Tables,
-    local: &mut Local,
+    counters: &mut Counters,
+    worker_ip_id: &mut u16,
 ) -> usize {
     let p = usize::from(train.port());
     if p >= out.batches.len() || p >= out.ports.len() {
@@ -561,7 +566,7 @@ fn ride<T: Train>(
     // lengths in the high 32: one register and one addition a packet for both. A run is at most
     // a burst of packets of at most 0xffff bytes each, whose sums fit in 32 bits.
     const _: () = assert!(dpdk_bindings::BURST * 0xffff < 1 << 32);
-    let (mut sums, mut ip_id) = (0u64, local.ip_id);
+    let (mut sums, mut ip_id) = (0u64, *worker_ip_id);
     let run = rx.run_while(next, |mbuf| {
         let len = mbuf.len();
         if !mbuf.is_contiguous() {
@@ -573,7 +578,7 @@ fn ride<T: Train>(
         true
     });
     let (received, bytes) = (sums >> 32, sums & 0xffff_ffff);
-    local.ip_id = ip_id;
+    *worker_ip_id = ip_id;
     let moved = run.len();
     if moved == 0 {
         return next;
@@ -582,22 +587,22 @@ fn ride<T: Train>(
     // registers that the packets' checks need.
     let (batch, port) = (&mut out.batches[p], &out.ports[p]);
     // What is queued for the port goes first (as the worker's flush sends it).
-    send_batch(port, out.queue, batch, &mut local.counters);
+    send_batch(port, out.queue, batch, counters);
     let sent = port.tx_burst_run(out.queue, run);
-    local.counters.tx_packets += sent as u64;
+    counters.tx_packets += sent as u64;
     // What the queue refused is dropped, as a batch's refused packets are.
     let mut refused_bytes = 0;
     for i in next + sent..next + moved {
         if let Some(m) = rx.take(i) {
             refused_bytes += m.len() as u64;
-            local.counters.drops[DropReason::TxFull.index()] += 1;
+            counters.drops[DropReason::TxFull.index()] += 1;
         }
     }
     let packets = moved as u64;
-    local.counters.rx_bytes += if T::RECEIVED_FROM_BYTES { train.received_bytes(packets, bytes) } else { received };
+    counters.rx_bytes += if T::RECEIVED_FROM_BYTES { train.received_bytes(packets, bytes) } else { received };
     // The bytes of those refused are among these.
-    local.counters.tx_bytes += train.frames_bytes(packets, bytes) - refused_bytes;
-    train.count(&mut local.counters, packets, bytes);
+    counters.tx_bytes += train.frames_bytes(packets, bytes) - refused_bytes;
+    train.count(counters, packets, bytes);
     next + moved
 }
 
