@@ -455,6 +455,18 @@ fn a_trains_frames_are_finished_as_the_full_pipeline_does_and_the_rest_left_alon
         let frame = ether(&ipv4(INTERNET_HOST, [10, 30, 1, 2], 17, 64, &udp(payload)));
         assert_eq!(train_check(via_gateway, &frame, 0, &s.tables, &mut s.local), Ok(trains), "{payload}");
     }
+    // A packet whose TTL runs out (0 or 1) is neither train's, in either direction; one of 2 is.
+    let decap = &bases[0];
+    for ttl in [0, 1, 2] {
+        let plain = ether(&ipv4(INTERNET_HOST, [10, 30, 1, 2], 17, ttl, &udp(10)));
+        let inner = gre(&ipv4([10, 20, 0, 5], INTERNET_HOST, 17, ttl, &udp(8)), CUSTOMER);
+        for (first, frame) in [(via_gateway, &plain), (decap, &inner)] {
+            assert_eq!(train_check(first, frame, 0, &s.tables, &mut s.local), Ok(usize::from(ttl == 2)), "{ttl}");
+        }
+    }
+    // Nor is GRE to an address in the prefix (which is not decapsulated).
+    let gre_in_prefix = ether(&ipv4(INTERNET_HOST, [10, 30, 1, 2], IP_PROTOCOL_GRE, 64, &udp(10)));
+    assert_eq!(train_check(via_gateway, &gre_in_prefix, 0, &s.tables, &mut s.local), Ok(0));
 }
 
 /// The train a run of received frames boards: a tunnel's where its first two frames are that

@@ -114,11 +114,19 @@ const MASK: [u8; COMPARED] = {
 /// registers took 27).
 #[inline(always)]
 fn differs<const W: usize>(f: &[u8], mask: &[u8x16; W], expect: &[u8x16; W]) -> bool {
+    equal_bytes(f, mask, expect) != 0xffff
+}
+
+/// The bytes at which the words of the frame `f`, `mask`ed, equal `expect`'s, each word's
+/// results folded into one (a byte at which any word differs is a clear bit): the bits of a
+/// vector compare's mask.
+#[inline(always)]
+fn equal_bytes<const W: usize>(f: &[u8], mask: &[u8x16; W], expect: &[u8x16; W]) -> i32 {
     let mut same = u8x16::MAX;
     for ((w, m), e) in words::<W>(f).iter().zip(mask).zip(expect) {
         same &= (*w & *m).cmp_eq(*e);
     }
-    !same.all()
+    same.move_mask()
 }
 
 /// The first `W` 16-byte words of `b` (0 past its end, which the callers' frames never are).
@@ -292,21 +300,38 @@ impl Train for GreTrain {
 }
 
 /// Which bits of a frame's first 32 bytes an encapsulation train compares: the destination MAC
-/// (0..6), the EtherType (12, 13), the version and header length (14) and the fragment fields
-/// but DF (20, 21).
+/// (0..6), the EtherType (12, 13), the version and header length (14), the fragment fields but DF
+/// (20, 21), and two that must differ from what they are compared with ([`PLAIN_UNEQUAL`]): the
+/// TTL but its lowest bit (22: a TTL of 0 or 1 runs out) and the protocol (23: GRE is
+/// decapsulated).
 const PLAIN_MASK: [u8; 32] = {
     let mut m = [0u8; 32];
     let mut i = 0;
     while i < 32 {
         m[i] = match i {
-            0..6 | 12..15 | 21 => 0xff,
+            0..6 | 12..15 | 21 | 23 => 0xff,
             20 => 0x3f,
+            22 => 0xfe,
             _ => 0,
         };
         i += 1;
     }
     m
 };
+
+/// The compared bytes of [`PLAIN_MASK`] that must differ: the TTL and the protocol, at 6 and 7
+/// of the second word, which the first word does not compare (the source MAC's bytes 6 and 7),
+/// so that its results there are always equal. Folded into the one compare of every packet's
+/// words, they took a test and a branch each (5 instructions a packet).
+const PLAIN_UNEQUAL: i32 = 1 << 6 | 1 << 7;
+
+/// What every packet of an encapsulation train arriving at the port whose MAC is `mac` has in its
+/// compared bits ([`PLAIN_MASK`]): for the TTL and protocol, what they must differ from.
+const fn plain_expect(mac: [u8; 6]) -> [u8; 32] {
+    let mut e = plain_ipv4_head::<32>(mac);
+    e[23] = IP_PROTOCOL_GRE;
+    e
+}
 
 /// [`PLAIN_MASK`] as little-endian words.
 const PLAIN_MASK_WORDS: [u8x16; 2] = [word(&PLAIN_MASK, 0), word(&PLAIN_MASK, 16)];
@@ -395,7 +420,7 @@ impl EncapTrain {
             return None;
         }
         Some(EncapTrain {
-            expect: words(&plain_ipv4_head::<32>(mac)),
+            expect: words(&plain_expect(mac)),
             prefix,
             head: EncapHead::new(tunnel, &exit),
             slot: tunnel.slot,
@@ -419,13 +444,13 @@ impl Train for EncapTrain {
         self.port
     }
 
-    /// The compared bits, not GRE (which is decapsulated) and a destination in the prefix.
+    /// The compared bits (not GRE, which is decapsulated, and a TTL that does not run out) and a
+    /// destination in the prefix.
     #[inline(always)]
     fn boards(&self, f: &[u8], tables: &Tables) -> bool {
         let Some(f) = f.first_chunk::<OUTER_IP_END>() else { return false };
         let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
-        !differs(f, &PLAIN_MASK_WORDS, &self.expect)
-            && f[23] != IP_PROTOCOL_GRE
+        equal_bytes(f, &PLAIN_MASK_WORDS, &self.expect) == 0xffff & !PLAIN_UNEQUAL
             && tables.routes.prefix_v4(dst) == self.prefix
     }
 
@@ -434,14 +459,15 @@ impl Train for EncapTrain {
     fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, tables: &Tables) -> Option<usize> {
         let d = pkt.data();
         let f = d.first_chunk::<OUTER_IP_END>()?;
-        if differs(f, &PLAIN_MASK_WORDS, &self.expect) {
+        // The compared bits: not GRE (for decapsulation), a TTL that does not run out.
+        if equal_bytes(f, &PLAIN_MASK_WORDS, &self.expect) != 0xffff & !PLAIN_UNEQUAL {
             return None;
         }
         let h = header(f, 14)?;
-        // The TTL and protocol taken from the word that holds them, which the length's test
-        // loads: read as bytes, they went through the stack.
+        // The protocol taken from the word that holds it, which the length's test loads: read
+        // as a byte, it went through the stack.
         let word = u64::from_le_bytes(*f[16..].first_chunk::<8>()?);
-        let (ttl, protocol) = ((word >> 48) as u8, (word >> 56) as u8);
+        let protocol = (word >> 56) as u8;
         let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
         if total < 20 || total > d.len() - 14 || !csum::header_is_valid(h) {
             return None;
@@ -449,17 +475,10 @@ impl Train for EncapTrain {
         let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
         let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
         let routes = &tables.routes;
-        // Not GRE (for decapsulation), a TTL that does not run out, in an ordinary block (not
-        // ours, no martian or broadcast destination), not martian, within the prefix and the
-        // tunnel's MTU (under which the outer packet's length fits in its field: see `new`).
-        // The TTL before the route: after it, the two tests were joined through a flag, two
-        // instructions more.
-        if protocol == IP_PROTOCOL_GRE
-            || ttl <= 1
-            || !routes.is_ordinary_in_prefix_v4(dst, self.prefix)
-            || ipv4::martian(src)
-            || total > usize::from(self.mtu)
-        {
+        // In an ordinary block (not ours, no martian or broadcast destination), not martian,
+        // within the prefix and the tunnel's MTU (under which the outer packet's length fits in
+        // its field: see `new`).
+        if !routes.is_ordinary_in_prefix_v4(dst, self.prefix) || ipv4::martian(src) || total > usize::from(self.mtu) {
             return None;
         }
         let clamp = u16::from(protocol) == self.clamped;
