@@ -1,13 +1,40 @@
 #include "shim.h"
 
-uint16_t ag_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+/* DPDK's own, for a queue with callbacks: out of line, so that ag_rx_burst and ag_tx_burst save
+ * no registers for them. */
+static __attribute__((noinline, cold)) uint16_t rx_with_callbacks(uint16_t port, uint16_t queue,
+								   struct rte_mbuf **pkts, uint16_t n)
 {
 	return rte_eth_rx_burst(port, queue, pkts, n);
 }
 
-uint16_t ag_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+static __attribute__((noinline, cold)) uint16_t tx_with_callbacks(uint16_t port, uint16_t queue,
+								   struct rte_mbuf **pkts, uint16_t n)
 {
 	return rte_eth_tx_burst(port, queue, pkts, n);
+}
+
+/*
+ * rte_eth_rx_burst and rte_eth_tx_burst, but that a queue with no callbacks (ours never get
+ * any) goes straight to the driver's function, a tail call. As DPDK writes them, the callbacks
+ * run after the driver's receive, which kept the arguments in saved registers around its call:
+ * 34 instructions a receive and 30 a send, where these take 18 each (decap 112.9 -> 111.5
+ * instructions a packet).
+ */
+uint16_t ag_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct rte_eth_fp_ops *p = &rte_eth_fp_ops[port];
+	if (unlikely(__atomic_load_n(&p->rxq.clbk[queue], __ATOMIC_RELAXED) != NULL))
+		return rx_with_callbacks(port, queue, pkts, n);
+	return p->rx_pkt_burst(p->rxq.data[queue], pkts, n);
+}
+
+uint16_t ag_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct rte_eth_fp_ops *p = &rte_eth_fp_ops[port];
+	if (unlikely(__atomic_load_n(&p->txq.clbk[queue], __ATOMIC_RELAXED) != NULL))
+		return tx_with_callbacks(port, queue, pkts, n);
+	return p->tx_pkt_burst(p->txq.data[queue], pkts, n);
 }
 
 struct rte_mbuf *ag_pktmbuf_alloc(struct rte_mempool *mp)
