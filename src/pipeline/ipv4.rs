@@ -88,6 +88,17 @@ pub(crate) fn martian(a: Ipv4Addr) -> bool {
     MARTIAN_OCTETS[octet as usize] != 0 && (a == 0 || a == u32::MAX || octet == 127 || a >> 28 == 0xe)
 }
 
+/// [`martian`] of the address whose octets are `o`, its table indexed by the first octet as a
+/// byte: where the caller holds the address in a word loaded with others, the octet is shifted
+/// out of it, not the address byte-swapped first, and the test's result is not merged with the
+/// table's through a flag (encapsulation trains: 125.2 -> 120.2 instructions a packet;
+/// decapsulation trains' code lays out worse with it, 111.5 -> 115.4).
+#[inline(always)]
+pub(crate) fn martian_octets(o: [u8; 4]) -> bool {
+    let a = u32::from_be_bytes(o);
+    MARTIAN_OCTETS[usize::from(o[0])] != 0 && (a == 0 || a == u32::MAX || o[0] == 127 || a >> 28 == 0xe)
+}
+
 /// Handle an IPv4 packet received on a port (L2 header already removed).
 #[inline(always)]
 pub fn input<P: PacketBuf>(pkt: &mut P, port: u16, cx: &mut Context<'_>) -> Verdict {
@@ -284,6 +295,7 @@ mod tests {
         for a in edges.into_iter().chain(more).chain(stride) {
             let a = Ipv4Addr::from(a);
             assert_eq!(martian(a), by_std(a), "{a}");
+            assert_eq!(martian_octets(a.octets()), by_std(a), "{a}");
             assert_eq!(martian(a), in_networks(a), "{a}");
         }
     }

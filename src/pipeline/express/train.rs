@@ -472,13 +472,16 @@ impl Train for EncapTrain {
         if total < 20 || total > d.len() - 14 || !csum::header_is_valid(h) {
             return None;
         }
-        let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+        let src = [h[12], h[13], h[14], h[15]];
         let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
         let routes = &tables.routes;
         // In an ordinary block (not ours, no martian or broadcast destination), not martian,
         // within the prefix and the tunnel's MTU (under which the outer packet's length fits in
         // its field: see `new`).
-        if !routes.is_ordinary_in_prefix_v4(dst, self.prefix) || ipv4::martian(src) || total > usize::from(self.mtu) {
+        if !routes.is_ordinary_in_prefix_v4(dst, self.prefix)
+            || ipv4::martian_octets(src)
+            || total > usize::from(self.mtu)
+        {
             return None;
         }
         let clamp = u16::from(protocol) == self.clamped;
