@@ -571,20 +571,25 @@ fn ride<T: Train>(
     // lengths in the high 32: one register and one addition a packet for both. A run is at most
     // a burst of packets of at most 0xffff bytes each, whose sums fit in 32 bits.
     const _: () = assert!(dpdk_bindings::BURST * 0xffff < 1 << 32);
-    let (mut sums, mut ip_id) = (0u64, *worker_ip_id);
+    // The identification a packet's ride starts from is the worker's and the packets taken
+    // before it, the same count as the run's own: carried from packet to packet, it took a
+    // register the loop had none of, and went through the stack.
+    let (mut sums, first_ip_id, mut taken) = (0u64, *worker_ip_id, 0usize);
     let run = rx.run_while(next, |mbuf| {
         let len = mbuf.len();
         if !mbuf.is_contiguous() {
             return false;
         }
+        let mut ip_id = first_ip_id.wrapping_add(taken as u16);
         let Some(inner) = train.ride(mbuf, &mut ip_id, tables) else { return false };
+        taken += 1;
         let received = if T::RECEIVED_FROM_BYTES { 0 } else { (len as u64) << 32 };
         sums += received | inner as u64;
         true
     });
     let (received, bytes) = (sums >> 32, sums & 0xffff_ffff);
-    *worker_ip_id = ip_id;
     let moved = run.len();
+    *worker_ip_id = first_ip_id.wrapping_add(if T::TAKES_IP_ID { moved as u16 } else { 0 });
     if moved == 0 {
         return next;
     }

@@ -53,6 +53,10 @@ pub trait Train {
     /// The bytes of the frames that `packets` of the train send, whose tunnel counts `bytes`.
     fn frames_bytes(&self, packets: u64, bytes: u64) -> u64;
 
+    /// Whether each packet the train takes is given an IP identification (the one after the
+    /// worker's last), so that a run of them takes as many.
+    const TAKES_IP_ID: bool;
+
     /// Whether every frame the train takes is its tunnel's bytes and a fixed overhead, so that
     /// [`Train::received_bytes`] gives what `packets` of them came in as, and the worker need
     /// not sum their lengths one by one.
@@ -283,6 +287,8 @@ impl Train for GreTrain {
         bytes + packets * 14
     }
 
+    const TAKES_IP_ID: bool = false;
+
     const RECEIVED_FROM_BYTES: bool = true;
 
     /// Each frame came in as the inner packet behind the Ethernet, outer IPv4 and GRE headers.
@@ -511,6 +517,8 @@ impl Train for EncapTrain {
 
     /// Frames padded to Ethernet's least size (a TCP acknowledgment's) come in with more than
     /// the packet and its header: each is counted as it came.
+    const TAKES_IP_ID: bool = true;
+
     const RECEIVED_FROM_BYTES: bool = false;
 
     #[inline(always)]
