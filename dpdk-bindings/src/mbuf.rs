@@ -163,7 +163,7 @@ impl Mbuf {
 
     /// [`Mbuf::reframe`], giving the packet's new bytes: a slice whose length is `len` as the
     /// caller gave it, so that what the caller knows of `len` bounds the slice with no check of
-    /// the mbuf's own field (decapsulation and encapsulation trains: 3 instructions a packet).
+    /// the mbuf's own field (the encapsulation train's frame head: 3 instructions a packet).
     #[inline]
     pub fn reframe_mut(&mut self, start: isize, len: usize) -> Option<&mut [u8]> {
         if !self.reframe(start, len) {

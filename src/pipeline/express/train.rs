@@ -139,7 +139,7 @@ fn words<const W: usize>(b: &[u8]) -> [u8x16; W] {
     std::array::from_fn(|i| b.get(16 * i..).and_then(|w| w.first_chunk::<16>()).map_or(u8x16::ZERO, |w| u8x16::new(*w)))
 }
 
-/// The 16 bytes at `at` of `b`, for constants (0 past its end).
+/// The 16 bytes at `at` of `b` (0 past its end); const, for the masks.
 const fn word(b: &[u8], at: usize) -> u8x16 {
     let mut w = [0; 16];
     let mut i = 0;
@@ -330,6 +330,7 @@ const PLAIN_MASK: [u8; 32] = {
 /// so that its results there are always equal. Folded into the one compare of every packet's
 /// words, they took a test and a branch each (5 instructions a packet).
 const PLAIN_UNEQUAL: i32 = 1 << 6 | 1 << 7;
+const _: () = assert!(PLAIN_MASK[6] == 0 && PLAIN_MASK[7] == 0 && PLAIN_MASK[22] != 0 && PLAIN_MASK[23] != 0);
 
 /// What every packet of an encapsulation train arriving at the port whose MAC is `mac` has in its
 /// compared bits ([`PLAIN_MASK`]): for the TTL and protocol, what they must differ from.
@@ -385,8 +386,12 @@ impl EncapHead {
         exit.src.write(&mut b, exit.dst);
         b[14..].copy_from_slice(&tunnel.outer_template);
         b[36..].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
-        let word = |at: usize| b.get(at..).and_then(|w| w.first_chunk::<8>()).map_or(0, |w| u64::from_le_bytes(*w));
-        EncapHead { start: word16(&b, 0), words: [word(16), word(24), word(30)], sum: tunnel.outer_sum.swap_bytes() }
+        let word64 = |at: usize| b.get(at..).and_then(|w| w.first_chunk::<8>()).map_or(0, |w| u64::from_le_bytes(*w));
+        EncapHead {
+            start: word(&b, 0),
+            words: [word64(16), word64(24), word64(30)],
+            sum: tunnel.outer_sum.swap_bytes(),
+        }
     }
 
     /// Write the head of a frame whose outer header has `total` bytes (as on the wire: a
@@ -408,11 +413,6 @@ impl EncapHead {
             }
         }
     }
-}
-
-/// The 16 bytes at `at` of `b` as a word (0 past its end).
-fn word16(b: &[u8], at: usize) -> u8x16 {
-    u8x16::new(std::array::from_fn(|i| b.get(at + i).copied().unwrap_or(0)))
 }
 
 impl EncapTrain {
