@@ -85,7 +85,14 @@ pub(crate) fn martian(a: Ipv4Addr) -> bool {
     // compared.
     let a = u32::from(a);
     let octet = a >> 24;
-    MARTIAN_OCTETS[octet as usize] != 0 && (a == 0 || a == u32::MAX || octet == 127 || a >> 28 == 0xe)
+    MARTIAN_OCTETS[octet as usize] != 0 && martian_in_listed_octet(a, octet as u8)
+}
+
+/// Whether `a`, whose first octet `first` [`MARTIAN_OCTETS`] lists, is martian (the octet as the
+/// caller has it at hand: the callers' code lays out differently with it taken from `a`).
+#[inline(always)]
+fn martian_in_listed_octet(a: u32, first: u8) -> bool {
+    a == 0 || a == u32::MAX || first == 127 || a >> 28 == 0xe
 }
 
 /// [`martian`] of the address whose octets are `o`, its table indexed by the first octet as a
@@ -95,8 +102,7 @@ pub(crate) fn martian(a: Ipv4Addr) -> bool {
 /// decapsulation trains' code lays out worse with it, 111.5 -> 115.4).
 #[inline(always)]
 pub(crate) fn martian_octets(o: [u8; 4]) -> bool {
-    let a = u32::from_be_bytes(o);
-    MARTIAN_OCTETS[usize::from(o[0])] != 0 && (a == 0 || a == u32::MAX || o[0] == 127 || a >> 28 == 0xe)
+    MARTIAN_OCTETS[usize::from(o[0])] != 0 && martian_in_listed_octet(u32::from_be_bytes(o), o[0])
 }
 
 /// Handle an IPv4 packet received on a port (L2 header already removed).

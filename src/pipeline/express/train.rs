@@ -45,8 +45,8 @@ pub trait Train {
 
     /// Take the frame `pkt` if it is one of the train's on `tables` (those it was made on), as
     /// the express lane would, the IP identification it writes the one after `ip_id` (the
-    /// worker's, which the caller keeps in a register for the run and stores once): gives the
-    /// bytes its tunnel counts (an IPv4 packet's length, at most 0xffff). Declines (None) with
+    /// worker's and the run's packets before it: [`Train::TAKES_IP_ID`]): gives the bytes its
+    /// tunnel counts (an IPv4 packet's length, at most 0xffff). Declines (None) with
     /// the frame and `ip_id` untouched otherwise.
     fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, tables: &Tables) -> Option<usize>;
 
@@ -330,6 +330,8 @@ const PLAIN_MASK: [u8; 32] = {
 /// so that its results there are always equal. Folded into the one compare of every packet's
 /// words, they took a test and a branch each (5 instructions a packet).
 const PLAIN_UNEQUAL: i32 = 1 << 6 | 1 << 7;
+/// The compare's mask of a frame whose compared bits are a train's: all but [`PLAIN_UNEQUAL`].
+const PLAIN_ALIKE: i32 = 0xffff & !PLAIN_UNEQUAL;
 const _: () = assert!(PLAIN_MASK[6] == 0 && PLAIN_MASK[7] == 0 && PLAIN_MASK[22] != 0 && PLAIN_MASK[23] != 0);
 
 /// What every packet of an encapsulation train arriving at the port whose MAC is `mac` has in its
@@ -456,8 +458,7 @@ impl Train for EncapTrain {
     fn boards(&self, f: &[u8], tables: &Tables) -> bool {
         let Some(f) = f.first_chunk::<OUTER_IP_END>() else { return false };
         let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
-        equal_bytes(f, &PLAIN_MASK_WORDS, &self.expect) == 0xffff & !PLAIN_UNEQUAL
-            && tables.routes.prefix_v4(dst) == self.prefix
+        equal_bytes(f, &PLAIN_MASK_WORDS, &self.expect) == PLAIN_ALIKE && tables.routes.prefix_v4(dst) == self.prefix
     }
 
     /// Encapsulated: the bytes are the inner packet's.
@@ -466,7 +467,7 @@ impl Train for EncapTrain {
         let d = pkt.data();
         let f = d.first_chunk::<OUTER_IP_END>()?;
         // The compared bits: not GRE (for decapsulation), a TTL that does not run out.
-        if equal_bytes(f, &PLAIN_MASK_WORDS, &self.expect) != 0xffff & !PLAIN_UNEQUAL {
+        if equal_bytes(f, &PLAIN_MASK_WORDS, &self.expect) != PLAIN_ALIKE {
             return None;
         }
         let h = header(f, 14)?;
