@@ -54,16 +54,33 @@ fn sum_in_64(h: &[u8; 20]) -> u64 {
 /// for 0).
 #[inline(always)]
 fn is_multiple_of_0xffff(total: u64) -> bool {
+    is_multiple_of_0xffff_by(total, MULTIPLE_LIMIT)
+}
+
+/// [`header_is_valid`] of a header without options, with [`MULTIPLE_LIMIT`] given by the caller
+/// as `limit`. In a train's loop, where every register is taken, the constant was rebuilt for
+/// each of its two uses (a 10-byte instruction each, twice a packet); held as a value read from
+/// memory (the train's), it is read in the instructions that use it or kept in a register.
+#[inline(always)]
+pub fn header_is_valid_by(h: &[u8; 20], limit: u64) -> bool {
+    is_multiple_of_0xffff_by(sum_in_64(h), limit)
+}
+
+/// (2^64 - 1) / 0xffff: see [`is_multiple_of_0xffff`].
+pub const MULTIPLE_LIMIT: u64 = u64::MAX / 0xffff;
+
+/// [`is_multiple_of_0xffff`], `limit` being [`MULTIPLE_LIMIT`].
+#[inline(always)]
+fn is_multiple_of_0xffff_by(total: u64, limit: u64) -> bool {
     // Folding to 16 bits keeps a sum's value modulo 0xffff (2^16 is 1 modulo 0xffff), and only
     // 0 folds to 0: the header sums to 0xffff exactly when its sum is a nonzero multiple of
     // 0xffff. An odd number divides `total` exactly when `total` times its inverse modulo 2^64
     // is at most (2^64 - 1) / it, LIMIT (Granlund and Montgomery): one multiplication and a
     // compare, where the fold takes a dozen instructions and `%` half a dozen. The inverse of
-    // 0xffff is -LIMIT, so for a nonzero `total` that is `total` times LIMIT at least 2^64 -
-    // LIMIT (the carry out of adding LIMIT to it), which is false for 0 at no cost: no test of
-    // its own for a header of zeros.
-    const LIMIT: u64 = u64::MAX / 0xffff;
-    total.wrapping_mul(LIMIT).overflowing_add(LIMIT).1
+    // 0xffff is -LIMIT ([`MULTIPLE_LIMIT`], `limit`), so for a nonzero `total` that is `total`
+    // times LIMIT at least 2^64 - LIMIT (the carry out of adding LIMIT to it), which is false
+    // for 0 at no cost: no test of its own for a header of zeros.
+    total.wrapping_mul(limit).overflowing_add(limit).1
 }
 
 /// The checksum field `hc` (as it is in the header) of an IPv4 header once its TTL falls by

@@ -464,6 +464,22 @@ fn a_trains_frames_are_finished_as_the_full_pipeline_does_and_the_rest_left_alon
             assert_eq!(train_check(first, frame, 0, &s.tables, &mut s.local), Ok(usize::from(ttl == 2)), "{ttl}");
         }
     }
+    // A martian source is neither train's, nor is one in a block the tables hold special (a
+    // port's subnet here), which the express lane forwards: the trains test a source by its /16
+    // block alone.
+    for (src, forwarded) in [([0, 0, 0, 0], false), ([127, 0, 0, 1], false), ([224, 0, 0, 5], false)]
+        .into_iter()
+        .chain([([255, 255, 255, 255], false), ([198, 51, 100, 77], true), ([203, 0, 113, 9], true)])
+    {
+        let plain = ether(&ipv4(src, [10, 30, 1, 2], 17, 64, &udp(10)));
+        let inner = gre(&ipv4(src, INTERNET_HOST, 17, 64, &udp(8)), CUSTOMER);
+        for (first, frame) in [(via_gateway, &plain), (decap, &inner)] {
+            let ordinary = src == INTERNET_HOST;
+            assert_eq!(train_check(first, frame, 0, &s.tables, &mut s.local), Ok(usize::from(ordinary)), "{src:?}");
+            let verdict = s.check(frame, 0, 1).map(|v| matches!(v, Some(Verdict::Forward(_))));
+            assert_eq!(verdict, Ok(forwarded), "{src:?}");
+        }
+    }
     // Nor is GRE to an address in the prefix (which is not decapsulated).
     let gre_in_prefix = ether(&ipv4(INTERNET_HOST, [10, 30, 1, 2], IP_PROTOCOL_GRE, 64, &udp(10)));
     assert_eq!(train_check(via_gateway, &gre_in_prefix, 0, &s.tables, &mut s.local), Ok(0));

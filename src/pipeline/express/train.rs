@@ -15,11 +15,13 @@
 //! endpoint with GRE in it, a bare GRE header with IPv4, a plain inner header. One masked
 //! compare of three words checks them all, where the express lane checks them one by one and
 //! then looks up the tunnel; what differs from packet to packet (lengths, checksums, the TTL, the
-//! inner addresses) is checked as the express lane checks it.
+//! inner addresses) is checked as the express lane checks it, but that the inner source is
+//! tested by its /16 block (a martian one is never ordinary).
 //!
 //! An [`EncapTrain`]'s packets are checked as the express lane checks them, but for the
-//! destination MAC, EtherType, version, header length and fragment fields, compared whole, and
-//! the route, which is the prefix's number compared.
+//! destination MAC, EtherType, version, header length and fragment fields, compared whole, the
+//! route, which is the prefix's number compared, and the source, tested by its block as a
+//! [`GreTrain`]'s inner one.
 //!
 //! A packet a train takes gets exactly the express lane's verdict, bytes and counts; any other
 //! packet is declined untouched and goes the express lane's way. A differential test holds them
@@ -194,6 +196,9 @@ pub struct GreTrain {
     clamped: u16,
     /// The default gateway's exit, untagged.
     exit: L2Exit,
+    /// [`csum::MULTIPLE_LIMIT`], read from here by the checksums' test
+    /// ([`csum::header_is_valid_by`]).
+    limit: u64,
 }
 
 impl GreTrain {
@@ -211,7 +216,15 @@ impl GreTrain {
         e[36..38].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
         e[38] = 0x45;
         let clamped = clamped_protocol(tunnel);
-        Some(GreTrain { expect: words(&e), key, slot: tunnel.slot, mss: tunnel.mss, clamped, exit })
+        Some(GreTrain {
+            expect: words(&e),
+            key,
+            slot: tunnel.slot,
+            mss: tunnel.mss,
+            clamped,
+            exit,
+            limit: csum::MULTIPLE_LIMIT,
+        })
     }
 
     /// The endpoints' key the train was made for.
@@ -248,19 +261,28 @@ impl Train for GreTrain {
         // bytes, and so never for GRE with an inner header in it). So every frame of the train
         // is its inner packet and 38 bytes, and the worker sums no frame lengths.
         let (outer, h) = (header(f, 14)?, header(f, INNER_START)?);
-        let total = usize::from(u16::from_be_bytes([outer[2], outer[3]]));
-        let inner_total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        if total < gre::OVERHEAD + 20
-            || total != room
-            || inner_total + gre::OVERHEAD != total
-            || !csum::header_is_valid(outer)
-            || !csum::header_is_valid(h)
+        // The lengths compared as they sit on the wire with what the frame's length makes
+        // them, byte-swapped (one swap each, where each field was swapped and widened). The
+        // frame holds 58 bytes at least, so the outer packet 44; an mbuf's length is 16 bits,
+        // so the test of its top is free.
+        let Ok(room) = u16::try_from(room) else { return None };
+        let inner = room - gre::OVERHEAD as u16;
+        let inner_total = usize::from(inner);
+        if u16::from_ne_bytes([outer[2], outer[3]]) != room.to_be()
+            || u16::from_ne_bytes([h[2], h[3]]) != inner.to_be()
+            || !csum::header_is_valid_by(outer, self.limit)
+            || !csum::header_is_valid_by(h, self.limit)
         {
             return None;
         }
-        let src = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-        let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-        if h[8] <= 1 || ipv4::martian(src) || !tables.routes.is_ordinary_unrouted_v4(dst) {
+        // The source by its /16 block: no martian address is in an ordinary one, and the few
+        // sources in the other special blocks (this server's, the ports' subnets) go the
+        // express lane's way. One load of the table that routes the destination, where the
+        // martian test took its own table's address and a byte's (decap 111.5 -> 108.4
+        // instructions a packet, with the route's block indexed as loaded).
+        let src = u32::from_le_bytes(*h[12..].first_chunk::<4>()?);
+        let dst = u32::from_le_bytes(*h.last_chunk::<4>()?);
+        if h[8] <= 1 || !tables.routes.is_ordinary_v4_le(src) || !tables.routes.is_ordinary_unrouted_v4_le(dst) {
             return None;
         }
         let clamp = u16::from(h[9]) == self.clamped;
@@ -362,6 +384,8 @@ pub struct EncapTrain {
     port: u16,
     /// As [`GreTrain`]'s: TCP, or a protocol no packet has where the tunnel clamps none.
     clamped: u16,
+    /// As [`GreTrain`]'s.
+    limit: u64,
 }
 
 /// The first 38 bytes of every frame an encapsulation train sends, as four stores take them: the
@@ -436,6 +460,7 @@ impl EncapTrain {
             mss: tunnel.mss,
             port: exit.port,
             clamped: clamped_protocol(tunnel),
+            limit: csum::MULTIPLE_LIMIT,
         })
     }
 
@@ -476,17 +501,18 @@ impl Train for EncapTrain {
         let word = u64::from_le_bytes(*f[16..].first_chunk::<8>()?);
         let protocol = (word >> 56) as u8;
         let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        if total < 20 || total > d.len() - 14 || !csum::header_is_valid(h) {
+        if total < 20 || total > d.len() - 14 || !csum::header_is_valid_by(h, self.limit) {
             return None;
         }
-        let src = [h[12], h[13], h[14], h[15]];
+        let src = u32::from_le_bytes(*h[12..].first_chunk::<4>()?);
         let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
         let routes = &tables.routes;
-        // In an ordinary block (not ours, no martian or broadcast destination), not martian,
-        // within the prefix and the tunnel's MTU (under which the outer packet's length fits in
-        // its field: see `new`).
+        // The destination in an ordinary block (not ours, no martian or broadcast destination)
+        // and the prefix, the source in an ordinary block (never a martian one: [`GreTrain`]'s
+        // ride), within the tunnel's MTU (under which the outer packet's length fits in its
+        // field: see `new`).
         if !routes.is_ordinary_in_prefix_v4(dst, self.prefix)
-            || ipv4::martian_octets(src)
+            || !routes.is_ordinary_v4_le(src)
             || total > usize::from(self.mtu)
         {
             return None;
