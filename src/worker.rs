@@ -596,8 +596,11 @@ fn ride<T: Train>(
     // The port's and its batch's places read after the loop: kept through it, they took
     // registers that the packets' checks need.
     let (batch, port) = (&mut out.batches[p], &out.ports[p]);
-    // What is queued for the port goes first (as the worker's flush sends it).
-    send_batch(port, out.queue, batch, counters);
+    // What is queued for the port goes first (as the worker's flush sends it); nearly always
+    // nothing, tested here, where the call cost some 19 instructions a ride (0.6 a packet).
+    if !batch.is_empty() {
+        send_batch(port, out.queue, batch, counters);
+    }
     let sent = port.tx_burst_run(out.queue, run);
     counters.tx_packets += sent as u64;
     // What the queue refused is dropped, as a batch's refused packets are.
