@@ -575,13 +575,14 @@ fn ride<T: Train>(
     // before it, the same count as the run's own: carried from packet to packet, it took a
     // register the loop had none of, and went through the stack.
     let (mut sums, first_ip_id, mut taken) = (0u64, *worker_ip_id, 0usize);
+    let routes = tables.routes.v4();
     let run = rx.run_while(next, |mbuf| {
         let len = mbuf.len();
         if !mbuf.is_contiguous() {
             return false;
         }
         let mut ip_id = first_ip_id.wrapping_add(taken as u16);
-        let Some(inner) = train.ride(mbuf, &mut ip_id, tables) else { return false };
+        let Some(inner) = train.ride(mbuf, &mut ip_id, routes) else { return false };
         taken += 1;
         let received = if T::RECEIVED_FROM_BYTES { 0 } else { (len as u64) << 32 };
         sums += received | inner as u64;

@@ -614,7 +614,7 @@ fn train_alike(
     let mut pkt = HeapPacket::new(frame);
     // A train changes only the packet and the IP identification it is lent; it counts apart.
     let mut ridden_ip_id = local.ip_id;
-    let Some(bytes) = train.ride(&mut pkt, &mut ridden_ip_id, tables) else {
+    let Some(bytes) = train.ride(&mut pkt, &mut ridden_ip_id, tables.routes.v4()) else {
         if pkt.data() != frame || ridden_ip_id != local.ip_id {
             return Err("a train declined a frame after changing it or the IP identification".into());
         }

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::pipeline::{csum, l2};
 pub use keymap::KeyMap;
 pub use neighbors::Neighbors;
-pub use routes::{RouteTable, TunnelId};
+pub use routes::{RouteTable, RoutesV4, TunnelId};
 
 /// A port as the pipeline sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

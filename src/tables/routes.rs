@@ -88,8 +88,14 @@ fn no_blocks() -> Box<[u32; 1 << 16]> {
 /// byte-swapped, so a range of them is not one run of entries.
 #[inline(always)]
 fn block_index(o: [u8; 4]) -> usize {
+    block_index_le(u32::from_le_bytes(o))
+}
+
+/// [`block_index`] of the address whose octets are `le`'s little-endian bytes: its low half.
+#[inline(always)]
+fn block_index_le(le: u32) -> usize {
     // Taken from the whole address: its first two octets alone were loaded apart from the rest.
-    usize::from(u32::from_le_bytes(o) as u16)
+    usize::from(le as u16)
 }
 
 /// The [`block_index`] of the block numbered `number` (the top 16 bits of its addresses).
@@ -248,39 +254,26 @@ impl RouteTable {
     /// Whether `addr` is in an ordinary /16 block ([`ORDINARY`]).
     #[inline(always)]
     pub fn is_ordinary_v4(&self, addr: Ipv4Addr) -> bool {
-        self.is_ordinary_v4_le(u32::from_le_bytes(addr.octets()))
+        self.v4().is_ordinary_v4_le(u32::from_le_bytes(addr.octets()))
     }
 
-    /// [`RouteTable::is_ordinary_v4`] of the address whose octets are `le`'s little-endian
-    /// bytes: no martian address is in an ordinary block, so that a train tests a source with
-    /// the load that routes a destination (the rest of the special blocks it leaves to the
-    /// express lane).
-    #[inline(always)]
-    pub fn is_ordinary_v4_le(&self, le: u32) -> bool {
-        self.v4.blocks[usize::from(le as u16)] & ORDINARY != 0
-    }
-
-    /// Whether `addr` is in an ordinary /16 block ([`RouteTable::is_ordinary_v4`]) and in the
-    /// prefix numbered `prefix` ([`RouteTable::prefix_v4`]): one load and one compare where the
-    /// prefix holds the whole block, both checks where it does not.
+    /// [`RoutesV4::is_ordinary_in_prefix_v4`].
     #[inline(always)]
     pub fn is_ordinary_in_prefix_v4(&self, addr: Ipv4Addr, prefix: u32) -> bool {
-        let block = self.v4.blocks[block_index(addr.octets())];
-        block == ORDINARY | prefix || (block & ORDINARY != 0 && self.v4.leaf(addr) == prefix)
+        self.v4().is_ordinary_in_prefix_v4(addr, prefix)
     }
 
     /// Whether `addr` is in an ordinary /16 block that no customer prefix meets: it goes out of
     /// the default gateway, with no other check (one load and one compare).
     #[inline(always)]
     pub fn is_ordinary_unrouted_v4(&self, addr: Ipv4Addr) -> bool {
-        self.is_ordinary_unrouted_v4_le(u32::from_le_bytes(addr.octets()))
+        self.v4().is_ordinary_unrouted_v4_le(u32::from_le_bytes(addr.octets()))
     }
 
-    /// [`RouteTable::is_ordinary_unrouted_v4`] of the address whose octets are `le`'s
-    /// little-endian bytes.
+    /// The IPv4 table's ordinary blocks, as a train's loop tests them ([`RoutesV4`]).
     #[inline(always)]
-    pub fn is_ordinary_unrouted_v4_le(&self, le: u32) -> bool {
-        self.v4.blocks[usize::from(le as u16)] == ORDINARY
+    pub fn v4(&self) -> RoutesV4<'_> {
+        RoutesV4 { blocks: &self.v4.blocks, lpm: &self.v4 }
     }
 
     /// The next hops of the longest prefix holding an IPv6 address.
@@ -469,5 +462,40 @@ mod tests {
         assert!(t.lookup_v4("9.255.255.255".parse().unwrap()).is_none());
         assert_eq!(t.lookup_v6("2001:db8::1".parse().unwrap()).unwrap().pick(0), TunnelId(4));
         assert!(t.lookup_v6("2001:db9::1".parse().unwrap()).is_none());
+    }
+}
+
+/// A route table's IPv4 first level as a train's loop tests it, the place of its entries held
+/// in the view: read through the table for each packet, it took two loads where one does
+/// (decap 107.8 -> 103.9 instructions a packet, encap 115.6 -> 114.8). Addresses are taken
+/// as little-endian words of their octets (`le`), as a load takes them from a packet.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutesV4<'a> {
+    blocks: &'a [u32; 1 << 16],
+    lpm: &'a Ipv4Lpm,
+}
+
+impl RoutesV4<'_> {
+    /// Whether the address is in an ordinary /16 block ([`ORDINARY`]). No martian address is,
+    /// so that a train tests a source with a load of the table that routes a destination (the
+    /// rest of the special blocks' sources it leaves to the express lane).
+    #[inline(always)]
+    pub fn is_ordinary_v4_le(self, le: u32) -> bool {
+        self.blocks[block_index_le(le)] & ORDINARY != 0
+    }
+
+    /// [`RouteTable::is_ordinary_unrouted_v4`].
+    #[inline(always)]
+    pub fn is_ordinary_unrouted_v4_le(self, le: u32) -> bool {
+        self.blocks[block_index_le(le)] == ORDINARY
+    }
+
+    /// Whether `addr` is in an ordinary /16 block and in the prefix numbered `prefix`
+    /// ([`RouteTable::prefix_v4`]): one load and one compare where the prefix holds the whole
+    /// block, both checks where it does not.
+    #[inline(always)]
+    pub fn is_ordinary_in_prefix_v4(self, addr: Ipv4Addr, prefix: u32) -> bool {
+        let block = self.blocks[block_index(addr.octets())];
+        block == ORDINARY | prefix || (block & ORDINARY != 0 && self.lpm.leaf(addr) == prefix)
     }
 }

@@ -33,7 +33,7 @@ use wide::u8x16;
 
 use super::{header, L2Exit, INNER_START, IP_PROTOCOL_GRE, IP_PROTOCOL_TCP, OUTER_IP_END};
 use crate::pipeline::{csum, gre, ipv4, mss, next_ip_id, Counters, PacketBuf};
-use crate::tables::{Tables, Tunnel};
+use crate::tables::{RoutesV4, Tables, Tunnel};
 
 /// A train: the packets it takes, and how they are counted.
 pub trait Train {
@@ -45,12 +45,12 @@ pub trait Train {
     /// bits, and for encapsulation the prefix).
     fn boards(&self, f: &[u8], tables: &Tables) -> bool;
 
-    /// Take the frame `pkt` if it is one of the train's on `tables` (those it was made on), as
-    /// the express lane would, the IP identification it writes the one after `ip_id` (the
+    /// Take the frame `pkt` if it is one of the train's on the tables it was made on, whose
+    /// IPv4 routes are `routes` ([`crate::tables::RouteTable::v4`]), as the express lane would, the IP identification it writes the one after `ip_id` (the
     /// worker's and the run's packets before it: [`Train::TAKES_IP_ID`]): gives the bytes its
     /// tunnel counts (an IPv4 packet's length, at most 0xffff). Declines (None) with
     /// the frame and `ip_id` untouched otherwise.
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, tables: &Tables) -> Option<usize>;
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, routes: RoutesV4<'_>) -> Option<usize>;
 
     /// The bytes of the frames that `packets` of the train send, whose tunnel counts `bytes`.
     fn frames_bytes(&self, packets: u64, bytes: u64) -> u64;
@@ -248,7 +248,7 @@ impl Train for GreTrain {
 
     /// Decapsulated: the bytes are the outer packet's, less its headers.
     #[inline(always)]
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, _: &mut u16, tables: &Tables) -> Option<usize> {
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, _: &mut u16, routes: RoutesV4<'_>) -> Option<usize> {
         let d = pkt.data();
         let f = d.first_chunk::<{ INNER_START + 20 }>()?;
         let room = d.len() - 14;
@@ -282,7 +282,7 @@ impl Train for GreTrain {
         // instructions a packet, with the route's block indexed as loaded).
         let src = u32::from_le_bytes(*h[12..].first_chunk::<4>()?);
         let dst = u32::from_le_bytes(*h.last_chunk::<4>()?);
-        if h[8] <= 1 || !tables.routes.is_ordinary_v4_le(src) || !tables.routes.is_ordinary_unrouted_v4_le(dst) {
+        if h[8] <= 1 || !routes.is_ordinary_v4_le(src) || !routes.is_ordinary_unrouted_v4_le(dst) {
             return None;
         }
         let clamp = u16::from(h[9]) == self.clamped;
@@ -488,7 +488,7 @@ impl Train for EncapTrain {
 
     /// Encapsulated: the bytes are the inner packet's.
     #[inline(always)]
-    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, tables: &Tables) -> Option<usize> {
+    fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, routes: RoutesV4<'_>) -> Option<usize> {
         let d = pkt.data();
         let f = d.first_chunk::<OUTER_IP_END>()?;
         // The compared bits: not GRE (for decapsulation), a TTL that does not run out.
@@ -506,7 +506,6 @@ impl Train for EncapTrain {
         }
         let src = u32::from_le_bytes(*h[12..].first_chunk::<4>()?);
         let dst = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-        let routes = &tables.routes;
         // The destination in an ordinary block (not ours, no martian or broadcast destination)
         // and the prefix, the source in an ordinary block (never a martian one: [`GreTrain`]'s
         // ride), within the tunnel's MTU (under which the outer packet's length fits in its
