@@ -296,6 +296,42 @@ impl RouteTable {
     }
 }
 
+/// A route table's IPv4 first level as a train's loop tests it, the place of its entries held
+/// in the view: read through the table for each packet, it took two loads where one does
+/// (decap 107.8 -> 103.9 instructions a packet, encap 115.6 -> 114.8). Addresses are taken
+/// as little-endian words of their octets (`le`), as a load takes them from a packet.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutesV4<'a> {
+    blocks: &'a [u32; 1 << 16],
+    lpm: &'a Ipv4Lpm,
+}
+
+impl RoutesV4<'_> {
+    /// Whether the address is in an ordinary /16 block ([`ORDINARY`]). No martian address is,
+    /// so that a train tests a source with a load of the table that routes a destination (the
+    /// rest of the special blocks' sources it leaves to the express lane).
+    #[inline(always)]
+    pub fn is_ordinary_v4_le(self, le: u32) -> bool {
+        self.blocks[block_index_le(le)] & ORDINARY != 0
+    }
+
+    /// Whether the address is in an ordinary /16 block that no customer prefix meets
+    /// ([`RouteTable::is_ordinary_unrouted_v4`]).
+    #[inline(always)]
+    pub fn is_ordinary_unrouted_v4_le(self, le: u32) -> bool {
+        self.blocks[block_index_le(le)] == ORDINARY
+    }
+
+    /// Whether `addr` is in an ordinary /16 block and in the prefix numbered `prefix`
+    /// ([`RouteTable::prefix_v4`]): one load and one compare where the prefix holds the whole
+    /// block, both checks where it does not.
+    #[inline(always)]
+    pub fn is_ordinary_in_prefix_v4(self, addr: Ipv4Addr, prefix: u32) -> bool {
+        let block = self.blocks[block_index(addr.octets())];
+        block == ORDINARY | prefix || (block & ORDINARY != 0 && self.lpm.leaf(addr) == prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -462,40 +498,5 @@ mod tests {
         assert!(t.lookup_v4("9.255.255.255".parse().unwrap()).is_none());
         assert_eq!(t.lookup_v6("2001:db8::1".parse().unwrap()).unwrap().pick(0), TunnelId(4));
         assert!(t.lookup_v6("2001:db9::1".parse().unwrap()).is_none());
-    }
-}
-
-/// A route table's IPv4 first level as a train's loop tests it, the place of its entries held
-/// in the view: read through the table for each packet, it took two loads where one does
-/// (decap 107.8 -> 103.9 instructions a packet, encap 115.6 -> 114.8). Addresses are taken
-/// as little-endian words of their octets (`le`), as a load takes them from a packet.
-#[derive(Debug, Clone, Copy)]
-pub struct RoutesV4<'a> {
-    blocks: &'a [u32; 1 << 16],
-    lpm: &'a Ipv4Lpm,
-}
-
-impl RoutesV4<'_> {
-    /// Whether the address is in an ordinary /16 block ([`ORDINARY`]). No martian address is,
-    /// so that a train tests a source with a load of the table that routes a destination (the
-    /// rest of the special blocks' sources it leaves to the express lane).
-    #[inline(always)]
-    pub fn is_ordinary_v4_le(self, le: u32) -> bool {
-        self.blocks[block_index_le(le)] & ORDINARY != 0
-    }
-
-    /// [`RouteTable::is_ordinary_unrouted_v4`].
-    #[inline(always)]
-    pub fn is_ordinary_unrouted_v4_le(self, le: u32) -> bool {
-        self.blocks[block_index_le(le)] == ORDINARY
-    }
-
-    /// Whether `addr` is in an ordinary /16 block and in the prefix numbered `prefix`
-    /// ([`RouteTable::prefix_v4`]): one load and one compare where the prefix holds the whole
-    /// block, both checks where it does not.
-    #[inline(always)]
-    pub fn is_ordinary_in_prefix_v4(self, addr: Ipv4Addr, prefix: u32) -> bool {
-        let block = self.blocks[block_index(addr.octets())];
-        block == ORDINARY | prefix || (block & ORDINARY != 0 && self.lpm.leaf(addr) == prefix)
     }
 }
