@@ -45,11 +45,11 @@ pub trait Train {
     /// bits, and for encapsulation the prefix).
     fn boards(&self, f: &[u8], tables: &Tables) -> bool;
 
-    /// Take the frame `pkt` if it is one of the train's on the tables it was made on, whose
-    /// IPv4 routes are `routes` ([`crate::tables::RouteTable::v4`]), as the express lane would, the IP identification it writes the one after `ip_id` (the
-    /// worker's and the run's packets before it: [`Train::TAKES_IP_ID`]): gives the bytes its
-    /// tunnel counts (an IPv4 packet's length, at most 0xffff). Declines (None) with
-    /// the frame and `ip_id` untouched otherwise.
+    /// Take the frame `pkt` if it is one of the train's on the tables it was made on, whose IPv4
+    /// routes are `routes` ([`crate::tables::RouteTable::v4`]), as the express lane would, the IP
+    /// identification it writes the one after `ip_id` (the worker's and the run's packets
+    /// before it: [`Train::TAKES_IP_ID`]): gives the bytes its tunnel counts (an IPv4 packet's
+    /// length, at most 0xffff). Declines (None) with the frame and `ip_id` untouched otherwise.
     fn ride<P: PacketBuf>(&self, pkt: &mut P, ip_id: &mut u16, routes: RoutesV4<'_>) -> Option<usize>;
 
     /// The bytes of the frames that `packets` of the train send, whose tunnel counts `bytes`.
