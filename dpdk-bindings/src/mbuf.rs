@@ -148,10 +148,17 @@ impl Mbuf {
     /// checks and three stores.
     #[inline]
     pub fn reframe(&mut self, start: isize, len: usize) -> bool {
+        self.reframe_behind(start, len, 0)
+    }
+
+    /// [`Mbuf::reframe`], false (and unchanged) where less than `behind` bytes of headroom
+    /// would be left too.
+    #[inline]
+    fn reframe_behind(&mut self, start: isize, len: usize, behind: usize) -> bool {
         let m = self.raw_mut();
         let end = i64::from(m.data_off) + i64::from(m.data_len);
         let off = i64::from(m.data_off).saturating_add(start as i64);
-        if off < 0 || off > end || len as u64 > (end - off) as u64 || m.nb_segs != 1 {
+        if off < behind as i64 || off > end || len as u64 > (end - off) as u64 || m.nb_segs != 1 {
             return false;
         }
         // Within the first segment, so within u16.
@@ -174,6 +181,27 @@ impl Mbuf {
         // SAFETY: reframe made the `len` bytes from data_off the packet's data, inside the
         // mbuf's buffer, which self owns; &mut self guarantees the only access.
         Some(unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) })
+    }
+
+    /// [`Mbuf::reframe_mut`], the slice beginning `behind` bytes before the packet's new first
+    /// byte, in its headroom (`behind + len` bytes): for a header written in one store that
+    /// reaches in front of the packet. None (and unchanged) where the headroom would be shorter.
+    #[inline]
+    pub fn reframe_behind_mut(&mut self, start: isize, len: usize, behind: usize) -> Option<&mut [u8]> {
+        if !self.reframe_behind(start, len, behind) {
+            return None;
+        }
+        let m = self.raw();
+        let (addr, off) = (m.buf_addr as *mut u8, m.data_off as usize);
+        // SAFETY: reframe_behind made the `len` bytes from data_off the packet's data, with at
+        // least `behind` bytes of headroom before them, all inside the mbuf's buffer, which self
+        // owns (and so is not at address 0: told to the compiler, which tested the slice's
+        // address for the Option otherwise); &mut self guarantees the only access.
+        unsafe {
+            let start = addr.add(off - behind);
+            std::hint::assert_unchecked(!start.is_null());
+            Some(std::slice::from_raw_parts_mut(start, behind + len))
+        }
     }
 
     /// Grow the data by `n` bytes at the end (their content is whatever the buffer held);

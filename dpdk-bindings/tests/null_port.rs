@@ -88,6 +88,24 @@ fn eal_pool_port_burst_and_launch() {
     }
     batch.clear();
 
+    // Reframed with bytes of headroom in front of the new frame: the slice begins that many
+    // before it; where the headroom would be shorter, nothing changes.
+    assert_eq!(port.rx_burst(0, &mut batch), BURST);
+    for m in batch.iter_mut() {
+        m.data_mut().iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        let head = m.headroom();
+        let bytes = m.reframe_behind_mut(24, 30, 2).expect("reframed");
+        assert_eq!((bytes.len(), bytes[0], bytes[2]), (32, 22, 24));
+        bytes[0] = 0xee;
+        assert_eq!((m.len(), m.pkt_len(), m.headroom(), m.data()[0]), (30, 30, head + 24, 24));
+        assert!(m.reframe_behind_mut(-(head as isize) - 23, 40, 2).is_none(), "headroom left too short");
+        assert!(m.reframe_behind_mut(1, 30, 0).is_none(), "past the end");
+        assert_eq!((m.len(), m.headroom(), m.data()[0]), (30, head + 24, 24), "unchanged");
+        let bytes = m.reframe_behind_mut(-(head as isize) - 22, 40, 2).expect("to the headroom's 2 last bytes");
+        assert_eq!((bytes.len(), m.headroom()), (42, 2));
+    }
+    batch.clear();
+
     // A run while accepted, in order, sent straight from the batch's slots: those sent are left
     // empty, the one declined stays, and nothing is freed on the way but by the sink.
     assert_eq!(port.rx_burst(0, &mut batch), BURST);

@@ -57,6 +57,11 @@ pub trait PacketBuf {
         }
         self.data_mut().get_mut(..len)
     }
+
+    /// [`PacketBuf::reframe_mut`], the bytes beginning `behind` bytes before the packet's new
+    /// first byte, in its headroom: for a header written in one store that reaches in front of
+    /// the packet. None (and unchanged) where the headroom would be shorter.
+    fn reframe_behind_mut(&mut self, start: isize, len: usize, behind: usize) -> Option<&mut [u8]>;
 }
 
 impl PacketBuf for dpdk_bindings::Mbuf {
@@ -91,6 +96,10 @@ impl PacketBuf for dpdk_bindings::Mbuf {
     #[inline]
     fn reframe_mut(&mut self, start: isize, len: usize) -> Option<&mut [u8]> {
         dpdk_bindings::Mbuf::reframe_mut(self, start, len)
+    }
+    #[inline]
+    fn reframe_behind_mut(&mut self, start: isize, len: usize, behind: usize) -> Option<&mut [u8]> {
+        dpdk_bindings::Mbuf::reframe_behind_mut(self, start, len, behind)
     }
 }
 
@@ -163,6 +172,14 @@ impl PacketBuf for HeapPacket {
         self.end -= n;
         true
     }
+    fn reframe_behind_mut(&mut self, start: isize, len: usize, behind: usize) -> Option<&mut [u8]> {
+        let at = self.start.checked_add_signed(start)?;
+        if at < behind || at > self.end || len > self.end - at {
+            return None;
+        }
+        (self.start, self.end) = (at, at + len);
+        self.buf.get_mut(at - behind..at + len)
+    }
 }
 
 #[cfg(test)]
@@ -203,5 +220,23 @@ mod tests {
         assert!(!p.reframe(isize::MAX, 0) && !p.reframe(isize::MIN, 0));
         assert_eq!(p, before, "unchanged");
         assert!(p.reframe(5, 0) && p.is_empty());
+    }
+
+    #[test]
+    fn heap_packet_is_reframed_with_headroom_in_front_as_an_mbuf_is() {
+        let mut p = HeapPacket::new(&[0, 1, 2, 3, 4, 5, 6, 7]);
+        let bytes = p.reframe_behind_mut(3, 4, 2).expect("reframed");
+        assert_eq!(bytes, &[1, 2, 3, 4, 5, 6]);
+        bytes[0] = 9;
+        assert_eq!(p.data(), &[3, 4, 5, 6]);
+        let before = p.clone();
+        let front = -(HeapPacket::HEADROOM as isize) - 3;
+        assert!(p.reframe_behind_mut(front + 1, 4, 2).is_none(), "headroom left too short");
+        assert!(p.reframe_behind_mut(1, 4, 0).is_none(), "past the end");
+        assert!(p.reframe_behind_mut(isize::MIN, 0, 0).is_none());
+        assert_eq!(p, before, "unchanged");
+        let bytes = p.reframe_behind_mut(front + 2, 5, 2).expect("to the headroom's 2 last bytes");
+        assert_eq!(bytes.len(), 7);
+        assert_eq!((p.len(), p.data()), (5, &[0u8; 5][..]));
     }
 }

@@ -179,6 +179,10 @@ fn clamped_protocol(tunnel: &Tunnel) -> u16 {
 /// [`MASK`] as little-endian words.
 const MASK_WORDS: [u8x16; COMPARED / 16] = [word(&MASK, 0), word(&MASK, 16), word(&MASK, 32)];
 
+/// How many bytes in front of its Ethernet header a [`GreTrain`]'s head writes:
+/// those of the 16 that the header does not take.
+const HEAD_BEHIND: usize = 16 - 14;
+
 /// A tunnel's train: what its packets' compared bytes hold, and how they leave.
 #[derive(Debug, Clone, Copy)]
 pub struct GreTrain {
@@ -196,6 +200,10 @@ pub struct GreTrain {
     clamped: u16,
     /// The default gateway's exit, untagged.
     exit: L2Exit,
+    /// The exit's Ethernet header behind two bytes of any value ([`HEAD_BEHIND`]): one vector
+    /// store writes it, the two in the headroom. As two stores of the exit's words (loaded from
+    /// the stack besides, for want of registers), it was 3 instructions a packet more.
+    head: [u8; 16],
     /// [`csum::MULTIPLE_LIMIT`], read from here by the checksums' test
     /// ([`csum::header_is_valid_by`]).
     limit: u64,
@@ -216,6 +224,10 @@ impl GreTrain {
         e[36..38].copy_from_slice(&ipv4::ETHERTYPE.to_be_bytes());
         e[38] = 0x45;
         let clamped = clamped_protocol(tunnel);
+        let mut head = [0u8; 16];
+        if let Some(header) = head.last_chunk_mut::<14>() {
+            exit.src.write(header, exit.dst);
+        }
         Some(GreTrain {
             expect: words(&e),
             key,
@@ -223,6 +235,7 @@ impl GreTrain {
             mss: tunnel.mss,
             clamped,
             exit,
+            head,
             limit: csum::MULTIPLE_LIMIT,
         })
     }
@@ -286,19 +299,16 @@ impl Train for GreTrain {
             return None;
         }
         let clamp = u16::from(h[9]) == self.clamped;
-        // Cannot fail: the frame holds the outer packet, which holds the inner one.
-        if !pkt.reframe((INNER_START - 14) as isize, 14 + inner_total) {
-            return None;
-        }
-        let data = pkt.data_mut();
-        if let Some(frame) = data.first_chunk_mut::<{ 14 + 20 }>() {
-            self.exit.src.write(frame, self.exit.dst);
-            if let Some(h) = frame.last_chunk_mut::<20>() {
-                ipv4::decrement_live_ttl(h);
-            }
+        // Cannot fail: the frame holds the outer packet, which holds the inner one, and the
+        // headroom the outer headers' 24 bytes.
+        let data = pkt.reframe_behind_mut((INNER_START - 14) as isize, 14 + inner_total, HEAD_BEHIND)?;
+        let (head, packet) = data.split_first_chunk_mut::<{ HEAD_BEHIND + 14 }>()?;
+        *head = self.head;
+        if let Some(h) = packet.first_chunk_mut::<20>() {
+            ipv4::decrement_live_ttl(h);
         }
         if clamp {
-            mss::clamp(&mut data[14 + 20..], self.mss);
+            mss::clamp(&mut packet[20..], self.mss);
         }
         Some(inner_total)
     }
