@@ -257,12 +257,6 @@ impl RouteTable {
         self.v4().is_ordinary_v4_le(u32::from_le_bytes(addr.octets()))
     }
 
-    /// [`RoutesV4::is_ordinary_in_prefix_v4`].
-    #[inline(always)]
-    pub fn is_ordinary_in_prefix_v4(&self, addr: Ipv4Addr, prefix: u32) -> bool {
-        self.v4().is_ordinary_in_prefix_v4(addr, prefix)
-    }
-
     /// Whether `addr` is in an ordinary /16 block that no customer prefix meets: it goes out of
     /// the default gateway, with no other check (one load and one compare).
     #[inline(always)]
@@ -462,19 +456,19 @@ mod tests {
             for a in &probes {
                 for p in &prefixes {
                     let both = t.is_ordinary_v4(*a) && t.prefix_v4(*a) == *p;
-                    assert_eq!(t.is_ordinary_in_prefix_v4(*a, *p), both, "{a} in {p}");
+                    assert_eq!(t.v4().is_ordinary_in_prefix_v4(*a, *p), both, "{a} in {p}");
                 }
             }
         };
         // Before any block is marked, none is ordinary.
         compare(&t);
-        assert!(!t.is_ordinary_in_prefix_v4(probes[1], prefixes[1]));
+        assert!(!t.v4().is_ordinary_in_prefix_v4(probes[1], prefixes[1]));
         t.mark_special_v4(["10.21.5.0/24".parse::<Ipv4Net>().unwrap()]);
         compare(&t);
-        assert!(t.is_ordinary_in_prefix_v4(probes[1], prefixes[1]), "a block the /16 holds whole");
-        assert!(t.is_ordinary_in_prefix_v4(probes[2], prefixes[2]), "a /24 in a group");
-        assert!(t.is_ordinary_in_prefix_v4(probes[3], prefixes[1]), "the /16 around the /24");
-        assert!(!t.is_ordinary_in_prefix_v4(probes[5], prefixes[5]), "a block meeting a special network");
+        assert!(t.v4().is_ordinary_in_prefix_v4(probes[1], prefixes[1]), "a block the /16 holds whole");
+        assert!(t.v4().is_ordinary_in_prefix_v4(probes[2], prefixes[2]), "a /24 in a group");
+        assert!(t.v4().is_ordinary_in_prefix_v4(probes[3], prefixes[1]), "the /16 around the /24");
+        assert!(!t.v4().is_ordinary_in_prefix_v4(probes[5], prefixes[5]), "a block meeting a special network");
     }
 
     #[test]
