@@ -58,13 +58,13 @@ pub struct RouteTable {
 /// Memory: 256 KiB for the first level, and 1 KiB for each /16 block holding a prefix longer than
 /// /16 and each /24 block holding one longer than /24 (as rte_lpm's groups of 256 entries).
 ///
-/// A /16 block's entry also says whether the block is ordinary ([`ORDINARY`]), so that the one
+/// A /16 block's entry also says whether the block is special ([`SPECIAL`]), so that the one
 /// load that routes an address also spares it the checks that only special addresses need.
 #[derive(Debug)]
 struct Ipv4Lpm {
     /// By entry value less one.
     hops: Vec<NextHops>,
-    /// The /16 blocks' entries, each with its [`ORDINARY`] bit, at their [`block_index`]es.
+    /// The /16 blocks' entries, each with its [`SPECIAL`] bit, at their [`block_index`]es.
     blocks: Box<[u32; 1 << 16]>,
     /// Groups of 256 entries, for the third octet or the fourth.
     groups: Vec<u32>,
@@ -76,9 +76,10 @@ impl Default for Ipv4Lpm {
     }
 }
 
-/// A first level with no route in any block (built on the heap: it is too big for a stack).
+/// A first level with no route in any block, every block special until
+/// [`RouteTable::mark_special_v4`] says which are (built on the heap: it is too big for a stack).
 fn no_blocks() -> Box<[u32; 1 << 16]> {
-    vec![0u32; 1 << 16].into_boxed_slice().try_into().expect("1 << 16 entries")
+    vec![SPECIAL; 1 << 16].into_boxed_slice().try_into().expect("1 << 16 entries")
 }
 
 /// Where the /16 block of the address whose octets are `o` has its entry: its first two octets
@@ -104,13 +105,17 @@ fn numbered_block_index(number: u32) -> usize {
 }
 
 /// An entry: 0 for no route, a group's index with this bit set, or else next hops' index plus one.
-const GROUP: u32 = 1 << 31;
+const GROUP: u32 = 1 << 30;
 
-/// In a /16 block's entry, besides its route: the block holds no address of this server, no
-/// martian address and no address of a port's subnet (see [`RouteTable::mark_special_v4`]). An
-/// address there goes by its customer route, or else out of the default gateway, and nothing
-/// else about it needs checking.
-const ORDINARY: u32 = 1 << 30;
+/// In a /16 block's entry, besides its route: the block may hold an address of this server, a
+/// martian address or an address of a port's subnet (see [`RouteTable::mark_special_v4`]). An
+/// address in any other block, an ordinary one, goes by its customer route, or else out of the
+/// default gateway, and nothing else about it needs checking. The top bit, set for the special
+/// blocks: an ordinary block's test is of the sign, and one with no route is 0, so that neither
+/// test needs a constant (as a bit set for the ordinary blocks, the encapsulation train's loop
+/// held the bit in a register it took from the packet's checks: 113.9 -> 110.9 instructions a
+/// packet).
+const SPECIAL: u32 = 1 << 31;
 
 impl Ipv4Lpm {
     /// Build from prefixes (host bits clear), each with its next hops.
@@ -130,7 +135,8 @@ impl Ipv4Lpm {
             if len <= 16 {
                 let first = network >> 16;
                 for number in first..first + (1 << (16 - len)) {
-                    lpm.blocks[numbered_block_index(number)] = value;
+                    let block = &mut lpm.blocks[numbered_block_index(number)];
+                    *block = *block & SPECIAL | value;
                 }
                 continue;
             }
@@ -153,19 +159,20 @@ impl Ipv4Lpm {
     /// The group of `groups` an entry points to, made (filled with the entry's value) where it is
     /// a leaf.
     fn group_of(groups: &mut Vec<u32>, entry: &mut u32) -> usize {
+        // A block's entry keeps its SPECIAL bit; the group's entries are routes alone.
         if *entry & GROUP == 0 {
             let index = groups.len() >> 8;
-            groups.extend(std::iter::repeat_n(*entry, 256));
-            *entry = GROUP | index as u32;
+            groups.extend(std::iter::repeat_n(*entry & !SPECIAL, 256));
+            *entry = *entry & SPECIAL | GROUP | index as u32;
         }
-        (*entry & !GROUP) as usize
+        (*entry & !(GROUP | SPECIAL)) as usize
     }
 
     /// The leaf entry for `addr`: 0 for no route, else its prefix's next hops' index plus one.
     #[inline(always)]
     fn leaf(&self, addr: Ipv4Addr) -> u32 {
         let a = u32::from(addr);
-        let mut entry = self.blocks[block_index(addr.octets())] & !ORDINARY;
+        let mut entry = self.blocks[block_index(addr.octets())] & !SPECIAL;
         if entry & GROUP != 0 {
             entry = self.groups.get(((entry & !GROUP) as usize) << 8 | (a >> 8 & 0xff) as usize).map_or(0, |e| *e);
             if entry & GROUP != 0 {
@@ -235,23 +242,23 @@ impl RouteTable {
         self.v4.hops_of(prefix)
     }
 
-    /// Mark every /16 block ordinary but those that meet one of the `special` networks (this
-    /// server's addresses, the ports' subnets, the martian ranges): see [`ORDINARY`]. Until it
-    /// is called no block is ordinary, and every address gets every check.
+    /// Mark special the /16 blocks that meet one of the `special` networks (this server's
+    /// addresses, the ports' subnets, the martian ranges), and every other block ordinary: see
+    /// [`SPECIAL`]. Until it is called no block is ordinary, and every address gets every check.
     pub fn mark_special_v4(&mut self, special: impl IntoIterator<Item = Ipv4Net>) {
         for entry in self.v4.blocks.iter_mut() {
-            *entry |= ORDINARY;
+            *entry &= !SPECIAL;
         }
         for net in special {
             let first = u32::from(net.network()) >> 16;
             let last = u32::from(net.broadcast()) >> 16;
             for number in first..=last {
-                self.v4.blocks[numbered_block_index(number)] &= !ORDINARY;
+                self.v4.blocks[numbered_block_index(number)] |= SPECIAL;
             }
         }
     }
 
-    /// Whether `addr` is in an ordinary /16 block ([`ORDINARY`]).
+    /// Whether `addr` is in an ordinary /16 block (not [`SPECIAL`]).
     #[inline(always)]
     pub fn is_ordinary_v4(&self, addr: Ipv4Addr) -> bool {
         self.v4().is_ordinary_v4_le(u32::from_le_bytes(addr.octets()))
@@ -301,19 +308,19 @@ pub struct RoutesV4<'a> {
 }
 
 impl RoutesV4<'_> {
-    /// Whether the address is in an ordinary /16 block ([`ORDINARY`]). No martian address is,
+    /// Whether the address is in an ordinary /16 block (not [`SPECIAL`]). No martian address is,
     /// so that a train tests a source with a load of the table that routes a destination (the
     /// rest of the special blocks' sources it leaves to the express lane).
     #[inline(always)]
     pub fn is_ordinary_v4_le(self, le: u32) -> bool {
-        self.blocks[block_index_le(le)] & ORDINARY != 0
+        self.blocks[block_index_le(le)] & SPECIAL == 0
     }
 
     /// Whether the address is in an ordinary /16 block that no customer prefix meets
     /// ([`RouteTable::is_ordinary_unrouted_v4`]).
     #[inline(always)]
     pub fn is_ordinary_unrouted_v4_le(self, le: u32) -> bool {
-        self.blocks[block_index_le(le)] == ORDINARY
+        self.blocks[block_index_le(le)] == 0
     }
 
     /// Whether `addr` is in an ordinary /16 block and in the prefix numbered `prefix`
@@ -322,7 +329,7 @@ impl RoutesV4<'_> {
     #[inline(always)]
     pub fn is_ordinary_in_prefix_v4(self, addr: Ipv4Addr, prefix: u32) -> bool {
         let block = self.blocks[block_index(addr.octets())];
-        block == ORDINARY | prefix || (block & ORDINARY != 0 && self.lpm.leaf(addr) == prefix)
+        block == prefix || (block & SPECIAL == 0 && self.lpm.leaf(addr) == prefix)
     }
 }
 
@@ -469,6 +476,13 @@ mod tests {
         assert!(t.v4().is_ordinary_in_prefix_v4(probes[2], prefixes[2]), "a /24 in a group");
         assert!(t.v4().is_ordinary_in_prefix_v4(probes[3], prefixes[1]), "the /16 around the /24");
         assert!(!t.v4().is_ordinary_in_prefix_v4(probes[5], prefixes[5]), "a block meeting a special network");
+        // The marks leave the routes as they were, in the blocks and in their groups.
+        assert_eq!(probes.iter().map(|a| t.prefix_v4(*a)).collect::<Vec<_>>(), prefixes);
+        assert!(t.lookup_v4(probes[4]).is_some() && t.lookup_v4(probes[6]).is_none());
+        // Unrouted and ordinary: only the address outside every prefix and special block.
+        let unrouted: Vec<bool> = probes.iter().map(|a| t.is_ordinary_unrouted_v4(*a)).collect();
+        assert_eq!(unrouted, [false, false, false, false, false, false, true]);
+        assert!(!t.is_ordinary_v4(probes[4]) && t.is_ordinary_v4(probes[6]));
     }
 
     #[test]
